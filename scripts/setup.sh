@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs everything cxr-triage needs on a fresh Debian 12 + Node 20 machine, and nothing twice:
+# Debian packages only when missing, npm dependencies only when package-lock.json changed,
+# and the Mesa 25 software Vulkan driver (for the WebGPU paths without a GPU) into .cache/mesa.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export ONNXRUNTIME_NODE_INSTALL=skip DEBIAN_FRONTEND=noninteractive
+
+APT_PACKAGES=(orthanc orthanc-dicomweb dcmtk dicom3tools libgdcm-tools chromium fonts-dejavu-core curl ca-certificates)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing Debian packages: ${missing[*]}" >&2
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The Debian orthanc package starts a system service on port 4242/8042; the project runs its own.
+  $SUDO service orthanc stop >/dev/null 2>&1 || true
+fi
+
+stamp=node_modules/.cxr-lock-stamp
+if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
+  echo "setup: npm ci" >&2
+  npm ci --no-audit --no-fund --loglevel=error
+  cp package-lock.json "$stamp"
+fi
+
