@@ -87,8 +87,8 @@ export async function startOrthanc(options: OrthancOptions): Promise<OrthancHand
   }
 
   async function rest<T>(path: string, init: { method?: string; body?: unknown; raw?: boolean } = {}): Promise<T> {
-    const body: string | Uint8Array | undefined =
-      init.body === undefined ? undefined : typeof init.body === "string" ? init.body : Buffer.isBuffer(init.body) ? new Uint8Array(init.body) : JSON.stringify(init.body);
+    const body: string | Uint8Array<ArrayBuffer> | undefined =
+      init.body === undefined ? undefined : typeof init.body === "string" ? init.body : Buffer.isBuffer(init.body) ? Uint8Array.from(init.body) : JSON.stringify(init.body);
     const r = await fetch(`${httpUrl}${path}`, { method: init.method ?? (body === undefined ? "GET" : "POST"), body });
     const text = await r.text();
     if (!r.ok) throw new Error(`Orthanc ${init.method ?? "GET"} ${path}: HTTP ${r.status} ${text.slice(0, 300)}`);
