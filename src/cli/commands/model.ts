@@ -1,0 +1,72 @@
+import { resolve } from "node:path";
+import type { Command } from "commander";
+import { CliError } from "../main.ts";
+import { readModelCard, type ModelCard } from "../../model/card.ts";
+import { initModelDir } from "../../model/model-dir.ts";
+
+/**
+ * The `model` command group. Other files add subcommands to it (e.g. model-demo.ts adds `demo`); since
+ * command files register in file-name order, whoever comes first creates it and the others reuse it.
+ */
+export function modelCommand(program: Command): Command {
+  return program.commands.find((c) => c.name() === "model") ?? program.command("model").description("DenseNet121-14 models: create, import, inspect");
+}
+
+function intOption(name: string, min: number): (v: string) => number {
+  return (v) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new CliError(`${name} must be an integer >= ${min}, got "${v}"`);
+    return n;
+  };
+}
+
+export function formatCard(card: ModelCard, dir: string): string {
+  const lines = [
+    `${card.name} ${card.version}  (${dir})`,
+    `  manufacturer   ${card.manufacturer}`,
+    `  architecture   ${card.architecture}`,
+    `  device UID     ${card.deviceUid}`,
+    `  weights sha256 ${card.weightsSha256}`,
+    `  input          ${card.input.layout} 3x${card.input.size}x${card.input.size}, pixelScale ${card.input.pixelScale}, mean [${card.input.mean.join(", ")}], std [${card.input.std.join(", ")}]`,
+    `  outputs        probabilities=${card.outputs.probabilities} features=${card.outputs.features}`,
+    `  training       ${card.training.summary}`,
+    ...(card.training.data ? [`  data           ${card.training.data}`] : []),
+    ...(card.training.metrics ? [`  metrics        ${JSON.stringify(card.training.metrics)}`] : []),
+    `  created        ${card.createdAt}`,
+    `  labels (output order):`,
+    ...card.labels.map((l, i) => `    ${String(i).padStart(2)} ${l.name.padEnd(20)} ${`${l.code.scheme} ${l.code.value}`.padEnd(16)} ${l.code.meaning.padEnd(22)} threshold ${l.threshold} (${l.thresholdMethod})`),
+  ];
+  return lines.join("\n");
+}
+
+export function register(program: Command): void {
+  const model = modelCommand(program);
+
+  model
+    .command("init")
+    .description("create a DenseNet121-14 with seeded random weights (Keras default init): <out>/model.onnx + <out>/model-card.json")
+    .requiredOption("--input-size <N>", "square input size in pixels (e.g. 224, 320)", intOption("--input-size", 32))
+    .requiredOption("--seed <S>", "random seed (same seed, same weights)", intOption("--seed", 0))
+    .requiredOption("--out <dir>", "model folder to write")
+    .action((opts: { inputSize: number; seed: number; out: string }) => {
+      const dir = resolve(opts.out);
+      const card = initModelDir({ inputSize: opts.inputSize, seed: opts.seed, out: dir });
+      process.stdout.write(`${dir}: ${card.name}, input ${card.input.size}, device UID ${card.deviceUid}\n`);
+    });
+
+  model
+    .command("info")
+    .description("print a model folder's card")
+    .argument("<dir>", "model folder (model.onnx + model-card.json)")
+    .option("--json", "print the card as JSON")
+    .action((dirArg: string, opts: { json?: boolean }) => {
+      const dir = resolve(dirArg);
+      let card: ModelCard;
+      try {
+        card = readModelCard(dir);
+      } catch (err) {
+        throw new CliError((err as Error).message);
+      }
+      process.stdout.write(opts.json ? `${JSON.stringify(card, null, 2)}\n` : `${formatCard(card, dir)}\n`);
+    });
+}
