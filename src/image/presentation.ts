@@ -1,0 +1,92 @@
+import { open } from "node:fs/promises";
+import sharp from "sharp";
+import { DicomReadError } from "../dicom/errors.ts";
+import { applyPresentationLuts } from "../dicom/lut.ts";
+import { readDicom, type DicomFile } from "../dicom/read.ts";
+import { decodeStoredFrame } from "../dicom/stored.ts";
+
+export interface PresentationImage {
+  width: number;
+  height: number;
+  /** Presentation values in [0,1] (0 = black on screen): after Modality LUT, VOI, inversion. Row-major. */
+  data: Float32Array;
+  source: { path: string; kind: "dicom" | "png" | "jpeg" };
+  /** What was applied, for `cxr inspect` and audits, e.g. { modality: "rescale 1/0", voi: "window 511/1024 LINEAR", inversion: "none" } */
+  steps: { modality: string; voi: string; inversion: string };
+}
+
+/** DICOM (Part 10 or bare dataset) or PNG/JPEG, told apart by content, not by file name. */
+export async function loadPresentationImage(path: string): Promise<PresentationImage> {
+  const kind = await sniffKind(path);
+  if (kind === "dicom") return presentationFromDicom(readDicom(path));
+  return presentationFromRaster(path, kind);
+}
+
+/** Frame `frame` of an already-read DICOM file through decode and the PS3.3 LUT pipeline. */
+export async function presentationFromDicom(file: DicomFile, frame = 0): Promise<PresentationImage> {
+  const stored = await decodeStoredFrame(file, frame);
+  const { data, steps } = applyPresentationLuts(stored, file.dataset, file.path);
+  if (stored.colour) steps.modality = `${stored.colour}; ${steps.modality}`;
+  return { width: stored.width, height: stored.height, data, source: { path: file.path, kind: "dicom" }, steps };
+}
+
+/**
+ * PNG/JPEG: gray values / full scale (255, or 65535 for 16-bit PNG). A colour file is reduced to
+ * luminance by libvips. These files are already presentation values, so no LUT is applied.
+ */
+export async function presentationFromRaster(path: string, kind: "png" | "jpeg"): Promise<PresentationImage> {
+  try {
+    const meta = await sharp(path).metadata();
+    const sixteen = meta.depth === "ushort";
+    const { data, info } = await sharp(path)
+      .removeAlpha()
+      .toColourspace(sixteen ? "grey16" : "b-w")
+      .raw({ depth: sixteen ? "ushort" : "uchar" })
+      .toBuffer({ resolveWithObject: true });
+    if (info.channels !== 1) throw new Error(`expected 1 gray channel after conversion, got ${info.channels}`);
+    const n = info.width * info.height;
+    const out = new Float32Array(n);
+    if (sixteen) {
+      const words = new Uint16Array(data.buffer, data.byteOffset, n);
+      for (let i = 0; i < n; i++) out[i] = words[i]! / 65535;
+    } else {
+      for (let i = 0; i < n; i++) out[i] = data[i]! / 255;
+    }
+    let min = Infinity;
+    let max = -Infinity;
+    for (let i = 0; i < n; i++) {
+      min = Math.min(min, out[i]!);
+      max = Math.max(max, out[i]!);
+    }
+    if (min === max) throw new Error(`image is constant (every value ${min}); refusing a blank image`);
+    const full = sixteen ? 65535 : 255;
+    const colour = meta.channels && meta.channels >= 3 ? "colour reduced to luminance; " : "";
+    return {
+      width: info.width,
+      height: info.height,
+      data: out,
+      source: { path, kind },
+      steps: { modality: `${colour}${kind.toUpperCase()} ${sixteen ? 16 : 8}-bit gray / ${full}`, voi: "none (already presentation values)", inversion: "none" },
+    };
+  } catch (err) {
+    throw new DicomReadError(path, `${kind.toUpperCase()} cannot be read: ${(err as Error).message}`);
+  }
+}
+
+async function sniffKind(path: string): Promise<"dicom" | "png" | "jpeg"> {
+  let head: Buffer;
+  try {
+    const fh = await open(path, "r");
+    try {
+      head = Buffer.alloc(8);
+      await fh.read(head, 0, 8, 0);
+    } finally {
+      await fh.close();
+    }
+  } catch (err) {
+    throw new DicomReadError(path, `cannot read file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  if (head[0] === 0x89 && head.toString("latin1", 1, 4) === "PNG") return "png";
+  if (head[0] === 0xff && head[1] === 0xd8 && head[2] === 0xff) return "jpeg";
+  return "dicom";
+}
