@@ -1,0 +1,149 @@
+// The worklist page: loads the studies once over REST, then keeps them current from the WebSocket
+// (no reloads). Order and colours follow the API's priority; nothing is filtered out.
+const params = new URLSearchParams(location.search);
+const token = params.get("token") ?? "";
+const headers = { Authorization: `Bearer ${token}` };
+const ORDER = { urgent: 0, review: 1, routine: 2 };
+const studies = new Map();
+const tbody = document.querySelector("#worklist tbody");
+
+function compare(a, b) {
+  return ORDER[a.priority] - ORDER[b.priority] || b.score - a.score || a.receivedAt.localeCompare(b.receivedAt) || a.studyInstanceUid.localeCompare(b.studyInstanceUid);
+}
+
+function since(iso) {
+  const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+  return `${Math.floor(s / 86400)} d`;
+}
+
+function viewerHref(study) {
+  return `/viewer/?studyInstanceUid=${encodeURIComponent(study.studyInstanceUid)}&token=${encodeURIComponent(token)}`;
+}
+
+function cell(text, className) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  if (className) td.className = className;
+  return td;
+}
+
+function render(changedUid) {
+  const rows = [...studies.values()].sort(compare);
+  tbody.replaceChildren(
+    ...rows.map((s) => {
+      const tr = document.createElement("tr");
+      tr.className = `p-${s.priority}${s.studyInstanceUid === changedUid ? " flash" : ""}`;
+      tr.dataset.uid = s.studyInstanceUid;
+      tr.dataset.priority = s.priority;
+      tr.dataset.state = s.state;
+      const badge = document.createElement("td");
+      const span = document.createElement("span");
+      span.className = "badge";
+      span.textContent = s.priority;
+      badge.append(span);
+      const study = document.createElement("td");
+      const link = document.createElement("a");
+      link.href = viewerHref(s);
+      link.textContent = s.studyDescription || "open in viewer";
+      const uid = document.createElement("div");
+      uid.className = "uid";
+      uid.textContent = s.studyInstanceUid;
+      study.append(link, uid);
+      tr.append(
+        badge,
+        cell(s.score.toFixed(2)),
+        cell(s.reason, "reason"),
+        cell(s.state, `state-${s.state}`),
+        cell(since(s.receivedAt), "since"),
+        cell([s.patientName, s.patientId].filter(Boolean).join(" · ") || "—"),
+        study,
+      );
+      tr.dataset.receivedAt = s.receivedAt;
+      tr.addEventListener("click", (e) => {
+        if (e.target.closest("a")) return;
+        location.href = viewerHref(s);
+      });
+      return tr;
+    }),
+  );
+  document.querySelector("#empty").hidden = rows.length > 0;
+  const n = { urgent: 0, review: 0, routine: 0 };
+  for (const s of rows) n[s.priority]++;
+  document.querySelector("#counts").textContent = `${rows.length} studies: ${n.urgent} urgent, ${n.review} review, ${n.routine} routine`;
+}
+
+function showError(message) {
+  const el = document.querySelector("#error");
+  el.textContent = message;
+  el.hidden = !message;
+}
+
+async function getJson(path) {
+  const r = await fetch(path, { headers });
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(`${path}: HTTP ${r.status} ${body.error ?? ""}`);
+  return body;
+}
+
+let modelShown = false;
+async function loadModel() {
+  const el = document.querySelector("#model");
+  try {
+    const m = await getJson("/api/model");
+    const metrics = m.training.metrics ? Object.entries(m.training.metrics).map(([k, v]) => `${k} ${typeof v === "number" ? v.toFixed(3) : JSON.stringify(v)}`).join(", ") : "none reported";
+    el.textContent = `Model ${m.name} ${m.version} — trained on: ${m.training.data ?? m.training.summary} — metrics: ${metrics}`;
+    el.title = `${m.training.summary} (device UID ${m.deviceUid})`;
+    el.classList.toggle("trained", Boolean(m.training.data));
+    modelShown = true;
+  } catch (err) {
+    el.textContent = `model: ${err.message}`;
+  }
+}
+
+async function loadStudies() {
+  const list = await getJson("/api/studies");
+  studies.clear();
+  for (const s of list) studies.set(s.studyInstanceUid, s);
+  render();
+}
+
+let retry = 500;
+function connect() {
+  const live = document.querySelector("#live");
+  const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws?token=${encodeURIComponent(token)}`);
+  ws.addEventListener("open", async () => {
+    retry = 500;
+    live.textContent = "live";
+    live.className = "live on";
+    // Subscribed first, then listed: no change between the two can be missed.
+    try {
+      await loadStudies();
+      showError("");
+    } catch (err) {
+      showError(err.message);
+    }
+  });
+  ws.addEventListener("message", (e) => {
+    const msg = JSON.parse(e.data);
+    if (msg.type !== "study") return;
+    studies.set(msg.study.studyInstanceUid, msg.study);
+    render(msg.study.studyInstanceUid);
+    if (msg.study.model && !modelShown) loadModel();
+  });
+  ws.addEventListener("close", () => {
+    live.textContent = "disconnected — reconnecting";
+    live.className = "live off";
+    setTimeout(connect, retry);
+    retry = Math.min(retry * 2, 10_000);
+  });
+}
+
+if (!token) showError("No token in the address: open the URL printed by `cxr serve` / `cxr demo` (…/?token=…).");
+loadModel();
+connect();
+setInterval(() => {
+  for (const tr of tbody.children) tr.querySelector(".since").textContent = since(tr.dataset.receivedAt);
+}, 15_000);

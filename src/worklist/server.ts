@@ -1,0 +1,406 @@
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { existsSync } from "node:fs";
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
+import { fileURLToPath } from "node:url";
+import express, { type NextFunction, type Request, type Response } from "express";
+import type { Logger } from "pino";
+import { WebSocketServer, WebSocket } from "ws";
+import { z } from "zod";
+import type { ApiConfig, PriorityConfig } from "../config/worklist.ts";
+import { NIH_LABELS } from "../model/labels.ts";
+import type { ServiceMetrics } from "./metrics.ts";
+import { compareWorklist, judgeFindings, prioritize, PRIORITY_ORDER, type Priority } from "./priority.ts";
+import { STUDY_STATES, type ModelInfo, type StudyRecord, type StudyState, type StudyStore } from "./study.ts";
+
+/** One element of GET /api/studies (the API contract of issue #6; other tools rely on it). */
+export interface ApiStudy {
+  studyInstanceUid: string;
+  state: StudyState;
+  priority: Priority;
+  score: number;
+  reason: string;
+  receivedAt: string;
+  updatedAt: string;
+  history: { state: StudyState; at: string }[];
+  /** Judged with the configured operating points (`threshold` is the one in force). */
+  findings: { label: string; probability: number; threshold: number; positive: boolean }[];
+  patientName?: string;
+  patientId?: string;
+  accessionNumber?: string;
+  studyDescription?: string;
+  model?: StudyRecord["model"];
+  /** The viewer page of this study (append `&token=...`). */
+  viewerUrl: string;
+}
+
+/** GET /api/studies/<uid>: the list element plus heatmap images and the results' places in the PACS. */
+export interface ApiStudyDetail extends ApiStudy {
+  heatmaps: { label: string; url: string }[];
+  outputs: { sr?: string; sc: string[] };
+  /** QIDO-RS searches in the PACS for the SR and each SC (absent without `api.pacsDicomWebUrl`). */
+  pacs?: { sr?: string; sc: string[] };
+}
+
+export interface ApiServerOptions {
+  store: StudyStore;
+  /** The effective configuration: `api` and `priority` are read; the whole object is shown (secrets hidden) at GET /api/config. */
+  config: { api: ApiConfig; priority: PriorityConfig } & Record<string, unknown>;
+  metrics: ServiceMetrics;
+  logger: Logger;
+  /** The loaded model's card (or its summary), shown on the worklist page; else the newest study's model is shown. */
+  model?: ModelInfo | (() => ModelInfo | undefined);
+  /** Folder of the built viewer page (issue #7), served at /viewer/. */
+  viewerDir?: string;
+}
+
+export interface ApiServer {
+  readonly app: express.Express;
+  readonly server: Server;
+  listen(port?: number, host?: string): Promise<{ port: number; host: string; url: string }>;
+  close(): Promise<void>;
+}
+
+const PAGE_DIR = fileURLToPath(new URL("./page/", import.meta.url));
+
+/** A random bearer token (for `cxr demo` and first starts without configured tokens). */
+export function generateApiToken(): string {
+  return randomBytes(24).toString("base64url");
+}
+
+export function toApiStudy(rec: StudyRecord, priorityConfig: PriorityConfig): ApiStudy {
+  const p = prioritize(rec, priorityConfig);
+  return {
+    studyInstanceUid: rec.studyInstanceUid,
+    state: rec.state,
+    priority: p.priority,
+    score: p.score,
+    reason: p.reason,
+    receivedAt: rec.receivedAt,
+    updatedAt: rec.updatedAt,
+    history: rec.history,
+    findings: judgeFindings(rec, priorityConfig).map(({ label, probability, threshold, positive }) => ({ label, probability, threshold, positive })),
+    ...(rec.patientName !== undefined && { patientName: rec.patientName }),
+    ...(rec.patientId !== undefined && { patientId: rec.patientId }),
+    ...(rec.accessionNumber !== undefined && { accessionNumber: rec.accessionNumber }),
+    ...(rec.studyDescription !== undefined && { studyDescription: rec.studyDescription }),
+    ...(rec.model !== undefined && { model: rec.model }),
+    viewerUrl: `/viewer/?studyInstanceUid=${encodeURIComponent(rec.studyInstanceUid)}`,
+  };
+}
+
+/** Log fields of a study: identifiers of the patient only when `logPhi` allows it. */
+export function studyLogFields(rec: StudyRecord, logPhi: boolean): Record<string, unknown> {
+  const fields: Record<string, unknown> = { studyInstanceUid: rec.studyInstanceUid, state: rec.state };
+  if (logPhi) Object.assign(fields, { patientName: rec.patientName, patientId: rec.patientId, accessionNumber: rec.accessionNumber });
+  return fields;
+}
+
+const SECRET_KEY = /token|secret|password|passphrase|credential|apikey|api_key|privatekey/i;
+/** The configuration with every secret-looking value replaced, for GET /api/config. */
+export function redactSecrets(value: unknown, key = ""): unknown {
+  if (SECRET_KEY.test(key)) {
+    if (Array.isArray(value)) return value.map(() => "[hidden]");
+    return value === undefined || value === null ? value : "[hidden]";
+  }
+  if (Array.isArray(value)) return value.map((v) => redactSecrets(v));
+  if (value && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [k, redactSecrets(v, k)]));
+  }
+  return value;
+}
+
+// ---- query validation -------------------------------------------------------------------------
+
+/** `a,b` or repeated `?x=a&x=b`, each value one of `values`. */
+function listOf<T extends string>(name: string, values: readonly [T, ...T[]]) {
+  return z
+    .union([z.string(), z.array(z.string())])
+    .transform((v) => (Array.isArray(v) ? v : [v]).flatMap((s) => s.split(",")).map((s) => s.trim()).filter(Boolean))
+    .pipe(z.array(z.enum(values, { error: (iss) => `${name} '${String(iss.input)}' is not one of ${values.join(", ")}` })));
+}
+
+const DAY_MS = 86_400_000;
+function instant(name: string, endOfDay: boolean) {
+  return z.string().transform((s, ctx) => {
+    if (/^\d{4}-\d{2}-\d{2}$/.test(s)) {
+      const t = Date.parse(`${s}T00:00:00Z`);
+      if (!Number.isNaN(t)) return endOfDay ? t + DAY_MS : t;
+    } else if (z.iso.datetime({ offset: true }).safeParse(s).success) {
+      return Date.parse(s);
+    }
+    ctx.addIssue({ code: "custom", message: `${name} '${s}' is not a date (YYYY-MM-DD) or ISO 8601 date-time with zone` });
+    return z.NEVER;
+  });
+}
+
+const SORT_KEYS = ["priority", "score", "receivedAt", "updatedAt"] as const;
+const listQuerySchema = z
+  .object({
+    state: listOf("state", STUDY_STATES as [StudyState, ...StudyState[]]).optional(),
+    priority: listOf("priority", PRIORITY_ORDER as [Priority, ...Priority[]]).optional(),
+    /** Studies received at or after this instant (a date means its midnight UTC). */
+    from: instant("from", false).optional(),
+    /** Studies received before this instant (a date includes that whole day, UTC). */
+    to: instant("to", true).optional(),
+    /** Only studies where this finding is positive at its operating point. */
+    finding: listOf("finding", NIH_LABELS as unknown as [string, ...string[]]).optional(),
+    sort: z.enum(SORT_KEYS, { error: (iss) => `sort '${String(iss.input)}' is not one of ${SORT_KEYS.join(", ")}` }).default("priority"),
+    order: z.enum(["asc", "desc"], { error: (iss) => `order '${String(iss.input)}' is not asc or desc` }).optional(),
+    token: z.string().optional(),
+  })
+  .strict();
+
+function queryError(err: z.ZodError): string {
+  return err.issues
+    .map((i) => (i.code === "unrecognized_keys" ? `unknown query parameter(s) ${i.keys.join(", ")}` : i.message))
+    .join("; ");
+}
+
+// ---- server -----------------------------------------------------------------------------------
+
+class HttpError extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}
+
+function digest(s: string): Buffer {
+  return createHash("sha256").update(s).digest();
+}
+
+export function createApiServer(opts: ApiServerOptions): ApiServer {
+  const { store, metrics, logger } = opts;
+  const api = opts.config.api;
+  const priorityConfig = opts.config.priority;
+  if (api.tokens.length === 0) throw new Error("api.tokens is empty: configure at least one bearer token for the worklist API");
+  const tokenDigests = api.tokens.map(digest);
+
+  /** Constant-time comparison against every configured token. */
+  function tokenValid(token: string): boolean {
+    const d = digest(token);
+    let ok = false;
+    for (const t of tokenDigests) ok = timingSafeEqual(d, t) || ok;
+    return ok;
+  }
+
+  /** The bearer token of a request: Authorization header, else the `token` query parameter (links, img, WebSocket). */
+  function requestToken(headers: IncomingMessage["headers"], url: URL): string | undefined {
+    const auth = headers.authorization;
+    if (auth) {
+      const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
+      return m ? m[1] : "";
+    }
+    return url.searchParams.get("token") ?? undefined;
+  }
+
+  function authError(headers: IncomingMessage["headers"], rawUrl: string): string | undefined {
+    const token = requestToken(headers, new URL(rawUrl, "http://localhost"));
+    if (token === undefined) return "missing bearer token (Authorization: Bearer <token> or ?token=<token>)";
+    if (!tokenValid(token)) return "invalid bearer token";
+    return undefined;
+  }
+
+  function requireToken(req: Request, res: Response, next: NextFunction): void {
+    const error = authError(req.headers, req.originalUrl);
+    if (error) {
+      res.status(401).set("WWW-Authenticate", 'Bearer realm="cxr-triage"').json({ error });
+      return;
+    }
+    next();
+  }
+
+  function currentModel(): ModelInfo | undefined {
+    const m = typeof opts.model === "function" ? opts.model() : opts.model;
+    if (m) return m;
+    const newest = store
+      .list()
+      .filter((r) => r.model)
+      .sort((a, b) => b.updatedAt.localeCompare(a.updatedAt))[0]?.model;
+    return newest && { name: newest.name, version: newest.version, deviceUid: newest.deviceUid, training: { summary: newest.training } };
+  }
+
+  function detail(rec: StudyRecord): ApiStudyDetail {
+    const base = toApiStudy(rec, priorityConfig);
+    const uid = encodeURIComponent(rec.studyInstanceUid);
+    const outputs = { ...(rec.outputs?.sr !== undefined && { sr: rec.outputs.sr }), sc: rec.outputs?.sc ?? [] };
+    const pacsBase = api.pacsDicomWebUrl?.replace(/\/+$/, "");
+    const qido = (sop: string) => `${pacsBase}/studies/${uid}/instances?SOPInstanceUID=${encodeURIComponent(sop)}`;
+    return {
+      ...base,
+      heatmaps: (rec.heatmaps ?? []).map((h) => ({ label: h.label, url: `/api/studies/${uid}/heatmaps/${encodeURIComponent(h.label)}.png` })),
+      outputs,
+      ...(pacsBase && { pacs: { ...(outputs.sr !== undefined && { sr: qido(outputs.sr) }), sc: outputs.sc.map(qido) } }),
+    };
+  }
+
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("query parser", "simple");
+
+  // Request log and latency metric; the path only (the query may carry the token).
+  app.use((req, res, next) => {
+    const started = process.hrtime.bigint();
+    res.on("finish", () => {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const route = (req.route?.path as string | undefined) ?? (res.statusCode === 404 ? "unmatched" : req.path.split("/").slice(0, 2).join("/") || "/");
+      metrics.httpRequestDuration.observe({ method: req.method, route, status: String(res.statusCode) }, seconds);
+      logger.debug({ method: req.method, path: req.path, status: res.statusCode, ms: Math.round(seconds * 1000) }, "http request");
+    });
+    next();
+  });
+
+  app.get("/healthz", (_req, res) => {
+    res.json({ status: "ok", studies: store.list().length, websocketClients: wss.clients.size });
+  });
+
+  app.get("/metrics", async (_req, res) => {
+    metrics.studiesByState.reset();
+    const counts = new Map<StudyState, number>(STUDY_STATES.map((s) => [s, 0]));
+    for (const r of store.list()) counts.set(r.state, (counts.get(r.state) ?? 0) + 1);
+    for (const [state, n] of counts) metrics.studiesByState.set({ state }, n);
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+
+  // The page's script and style carry no data and load without a token; the page itself needs one.
+  app.use("/assets", express.static(PAGE_DIR, { index: false, fallthrough: false }));
+  app.get("/", requireToken, (_req, res) => {
+    res.sendFile("index.html", { root: PAGE_DIR });
+  });
+
+  if (opts.viewerDir) {
+    const viewerDir = opts.viewerDir;
+    app.get(["/viewer", "/viewer/", "/viewer/index.html"], requireToken, (req, res) => {
+      if (req.path === "/viewer") return res.redirect(301, `/viewer/${req.originalUrl.slice("/viewer".length)}`);
+      if (!existsSync(`${viewerDir}/index.html`)) throw new HttpError(503, `the viewer page is not built (${viewerDir}/index.html missing)`);
+      res.sendFile("index.html", { root: viewerDir });
+    });
+    app.use("/viewer", express.static(viewerDir, { index: false }));
+  }
+
+  const apiRouter = express.Router();
+  apiRouter.use(requireToken);
+
+  apiRouter.get("/studies", (req, res) => {
+    const parsed = listQuerySchema.safeParse(req.query);
+    if (!parsed.success) throw new HttpError(400, `invalid query: ${queryError(parsed.error)}`);
+    const q = parsed.data;
+    let studies = store.list().map((r) => toApiStudy(r, priorityConfig));
+    if (q.state) studies = studies.filter((s) => q.state!.includes(s.state));
+    if (q.priority) studies = studies.filter((s) => q.priority!.includes(s.priority));
+    if (q.from !== undefined) studies = studies.filter((s) => Date.parse(s.receivedAt) >= q.from!);
+    if (q.to !== undefined) studies = studies.filter((s) => Date.parse(s.receivedAt) < q.to!);
+    if (q.finding) studies = studies.filter((s) => q.finding!.every((label) => s.findings.some((f) => f.label === label && f.positive)));
+    const order = q.order ?? (q.sort === "priority" ? "asc" : "desc");
+    // The sort key goes by `order`; ties always fall back to the worklist order.
+    const key: Record<(typeof SORT_KEYS)[number], (a: ApiStudy, b: ApiStudy) => number> = {
+      priority: (a, b) => compareWorklist(a, b),
+      score: (a, b) => a.score - b.score,
+      receivedAt: (a, b) => a.receivedAt.localeCompare(b.receivedAt),
+      updatedAt: (a, b) => a.updatedAt.localeCompare(b.updatedAt),
+    };
+    studies.sort((a, b) => (order === "asc" ? 1 : -1) * key[q.sort](a, b) || compareWorklist(a, b));
+    res.json(studies);
+  });
+
+  function findStudy(uid: string): StudyRecord {
+    const rec = store.get(uid);
+    if (!rec) throw new HttpError(404, `study ${uid} is not on the worklist`);
+    return rec;
+  }
+
+  apiRouter.get("/studies/:uid", (req, res) => {
+    res.json(detail(findStudy(String(req.params.uid))));
+  });
+
+  apiRouter.get("/studies/:uid/heatmaps/:file", (req, res) => {
+    const rec = findStudy(String(req.params.uid));
+    const file = String(req.params.file);
+    if (!file.endsWith(".png")) throw new HttpError(404, `heatmaps are served as <label>.png, not '${file}'`);
+    const label = file.slice(0, -4);
+    const heatmap = rec.heatmaps?.find((h) => h.label === label);
+    if (!heatmap) throw new HttpError(404, `study ${rec.studyInstanceUid} has no heatmap for '${label}'`);
+    if (!existsSync(heatmap.path)) throw new HttpError(410, `heatmap '${label}' of study ${rec.studyInstanceUid} is recorded but its file is gone`);
+    res.type("png").sendFile(heatmap.path);
+  });
+
+  apiRouter.get("/config", (_req, res) => {
+    res.json(redactSecrets(opts.config));
+  });
+
+  apiRouter.get("/model", (_req, res) => {
+    const model = currentModel();
+    if (!model) throw new HttpError(404, "no model is loaded and no study carries model information yet");
+    res.json(model);
+  });
+
+  apiRouter.use((req) => {
+    throw new HttpError(404, `no API route ${req.method} /api${req.path}`);
+  });
+  app.use("/api", apiRouter);
+
+  app.use((req) => {
+    throw new HttpError(404, `no route ${req.method} ${req.path}`);
+  });
+
+  // Every error leaves as JSON with a message that says what was wrong.
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const status = err instanceof HttpError ? err.status : typeof (err as { status?: unknown }).status === "number" ? (err as { status: number }).status : 500;
+    const message = err instanceof Error ? err.message : String(err);
+    if (status >= 500) logger.error({ err, path: req.path }, "API request failed");
+    if (res.headersSent) return;
+    res.status(status).json({ error: status === 404 && !(err instanceof HttpError) ? `not found: ${req.path}` : message });
+  });
+
+  const server = createServer(app);
+
+  // WebSocket: every new or changed study is pushed to every subscriber.
+  const wss = new WebSocketServer({ noServer: true });
+  server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const url = new URL(req.url ?? "/", "http://localhost");
+    const reject = (status: number, text: string, error: string) => {
+      const body = JSON.stringify({ error });
+      socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    };
+    if (url.pathname !== "/ws") return reject(404, "Not Found", `no WebSocket at ${url.pathname}; use /ws`);
+    const error = authError(req.headers, req.url ?? "/");
+    if (error) return reject(401, "Unauthorized", error);
+    wss.handleUpgrade(req, socket, head, (ws) => wss.emit("connection", ws, req));
+  });
+  wss.on("connection", (ws) => {
+    logger.debug({ clients: wss.clients.size }, "websocket subscriber connected");
+    ws.on("error", (err) => logger.warn({ err: err.message }, "websocket subscriber error"));
+  });
+  const unsubscribe = store.onChange((rec) => {
+    const message = JSON.stringify({ type: "study", study: toApiStudy(rec, priorityConfig) });
+    for (const client of wss.clients) if (client.readyState === WebSocket.OPEN) client.send(message);
+  });
+
+  return {
+    app,
+    server,
+    listen(port = api.httpPort, host = api.bindAddress) {
+      return new Promise((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(port, host, () => {
+          server.off("error", reject);
+          const addr = server.address() as AddressInfo;
+          const urlHost = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
+          logger.info({ host: addr.address, port: addr.port }, "worklist API listening");
+          resolve({ port: addr.port, host: addr.address, url: `http://${urlHost}:${addr.port}` });
+        });
+      });
+    },
+    async close() {
+      unsubscribe();
+      for (const client of wss.clients) client.terminate();
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+      if (!server.listening) return;
+      await new Promise<void>((resolve, reject) => {
+        server.close((err) => (err ? reject(err) : resolve()));
+        server.closeAllConnections();
+      });
+    },
+  };
+}

@@ -1,0 +1,47 @@
+import type { StudyRecord, StudyStore } from "../../src/worklist/study.ts";
+
+/** An in-memory StudyStore for the API unit tests (the SQLite store of src/intake is tested by #5). */
+export class MemoryStudyStore implements StudyStore {
+  private readonly records = new Map<string, StudyRecord>();
+  private readonly listeners = new Set<(rec: StudyRecord) => void>();
+
+  list(): StudyRecord[] {
+    return [...this.records.values()];
+  }
+  get(uid: string): StudyRecord | undefined {
+    return this.records.get(uid);
+  }
+  onChange(listener: (rec: StudyRecord) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+  put(rec: StudyRecord): void {
+    this.records.set(rec.studyInstanceUid, rec);
+    for (const l of this.listeners) l(rec);
+  }
+  get listenerCount(): number {
+    return this.listeners.size;
+  }
+}
+
+const LABELS = ["Cardiomegaly", "Effusion", "Pneumothorax", "Nodule"];
+/** A study with findings at the given probabilities (threshold 0.5 unless given). */
+export function study(uid: string, over: Partial<StudyRecord> & { probs?: Record<string, number>; thresholds?: Record<string, number> } = {}): StudyRecord {
+  const { probs, thresholds, ...rest } = over;
+  const receivedAt = rest.receivedAt ?? "2026-11-27T08:00:00.000Z";
+  const state = rest.state ?? "done";
+  return {
+    studyInstanceUid: uid,
+    state,
+    history: [{ state: "received", at: receivedAt }, ...(state === "received" ? [] : [{ state, at: receivedAt }])],
+    receivedAt,
+    updatedAt: receivedAt,
+    ...(probs && {
+      findings: LABELS.filter((l) => l in probs).map((label) => {
+        const threshold = thresholds?.[label] ?? 0.5;
+        return { label, probability: probs[label]!, threshold, positive: probs[label]! >= threshold };
+      }),
+    }),
+    ...rest,
+  };
+}
