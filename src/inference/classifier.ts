@@ -1,0 +1,119 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { PresentationImage } from "../image/presentation.ts";
+import { toModelTensor } from "../image/tensor.ts";
+import { MODEL_FILE, readModelCard, type CodedConcept, type ModelCard } from "../model/card.ts";
+import { classActivationMaps, upsampleHeatmap, type Heatmap } from "./gradcam.ts";
+import { modelInput, readClassifierHead, type ClassifierHead } from "./onnx-graph.ts";
+import type { Provider } from "./providers.ts";
+import { SessionPool, type Outputs } from "./session-pool.ts";
+
+export { upsampleHeatmap, type Heatmap };
+
+export interface FindingResult { label: string; code: CodedConcept; probability: number; threshold: number; positive: boolean }
+
+/** The final feature map of one image (channel-major, `channels` x `height` x `width`). */
+export interface FeatureGrid { channels: number; height: number; width: number; data: Float32Array }
+
+export interface InferenceResult {
+  findings: FindingResult[];
+  heatmaps: Heatmap[];
+  card: ModelCard;
+  /** Time from submitting the image's tensor to its results, queueing in a batch included. */
+  inferenceMs: number;
+  /** Only when the classifier was loaded with `keepFeatures` (e.g. `cxr infer --features`). */
+  features?: FeatureGrid;
+}
+
+export interface ClassifierOptions {
+  provider?: Provider;
+  /** ORT intra-op threads per session. */
+  threads?: number;
+  /** Sessions that run at the same time (the first in this thread, the others in worker threads). */
+  poolSize?: number;
+  /** Images collected into one session run (at most). */
+  batchSize?: number;
+  /** Use the CPU provider when the requested one cannot start, instead of failing. */
+  allowFallback?: boolean;
+  /** Keep each image's final feature map in the result. */
+  keepFeatures?: boolean;
+}
+
+export class Classifier {
+  private constructor(
+    readonly card: ModelCard,
+    readonly head: ClassifierHead,
+    private readonly pool: SessionPool,
+    private readonly modelPath: string,
+    private readonly keepFeatures: boolean,
+  ) {}
+
+  /** `<modelDir>/model.onnx` + `<modelDir>/model-card.json`; checks that the card and the graph agree. */
+  static async load(modelDir: string, opts: ClassifierOptions = {}): Promise<Classifier> {
+    const card = readModelCard(modelDir);
+    const modelPath = join(modelDir, MODEL_FILE);
+    const bytes = readFileSync(modelPath);
+    const head = readClassifierHead(bytes, card.outputs.features, modelPath);
+    if (head.classes !== card.labels.length) throw new Error(`${modelPath}: the dense head has ${head.classes} outputs but the card lists ${card.labels.length} labels`);
+    const input = modelInput(bytes, modelPath);
+    const s = card.input.size;
+    const imageDims = card.input.layout === "NCHW" ? [3, s, s] : [s, s, 3];
+    const fixed = input.dims.slice(1);
+    if (fixed.length !== 3 || fixed.some((d, i) => typeof d === "number" && d !== imageDims[i])) {
+      throw new Error(`${modelPath}: input "${input.name}" has shape [${input.dims.join(",")}], the card says ${card.input.layout} ${s}x${s}`);
+    }
+    const pool = await SessionPool.create(bytes, modelPath, { name: input.name, imageDims, fixedBatch: typeof input.dims[0] === "number" }, opts);
+    return new Classifier(card, head, pool, modelPath, opts.keepFeatures ?? false);
+  }
+
+  /** The provider the sessions run on (differs from the requested one only after an allowed fallback). */
+  get provider(): Provider { return this.pool.provider; }
+  get fallbackReason(): string | undefined { return this.pool.fallbackReason; }
+  get batchSize(): number { return this.pool.batchSize; }
+
+  infer(img: PresentationImage): Promise<InferenceResult> {
+    return this.inferTensor(toModelTensor(img, this.card.input));
+  }
+
+  inferBatch(imgs: PresentationImage[]): Promise<InferenceResult[]> {
+    return Promise.all(imgs.map((img) => this.infer(img)));
+  }
+
+  /** From a preprocessed tensor (3*size*size in the card's layout): 14 findings + 14 heatmaps. */
+  async inferTensor(tensor: Float32Array): Promise<InferenceResult> {
+    const t0 = performance.now();
+    const outputs = await this.pool.run(tensor);
+    return this.interpret(outputs, performance.now() - t0);
+  }
+
+  private interpret(outputs: Outputs, inferenceMs: number): InferenceResult {
+    const { probabilities: probName, features: featName } = this.card.outputs;
+    const probs = outputs[probName], feats = outputs[featName];
+    if (!probs || !feats) throw new Error(`${this.modelPath}: the run did not return outputs "${probName}" and "${featName}"`);
+    const findings = this.card.labels.map((l, k) => {
+      const probability = probs.data[k]!;
+      return { label: l.name, code: l.code, probability, threshold: l.threshold, positive: probability >= l.threshold };
+    });
+    // [1,C,H,W] (NCHW) or [1,H,W,C]: the dense head's channel count says which axis is channels.
+    const [, d1, d2, d3] = feats.dims as [number, number, number, number];
+    const layout = d1 === this.head.channels ? "NCHW" : "NHWC";
+    const fm = layout === "NCHW"
+      ? { data: feats.data, offset: 0, layout, channels: d1, height: d2, width: d3 } as const
+      : { data: feats.data, offset: 0, layout, channels: d3, height: d1, width: d2 } as const;
+    const heatmaps = classActivationMaps(fm, this.head, this.card.labels.map((l) => l.name));
+    const result: InferenceResult = { findings, heatmaps, card: this.card, inferenceMs };
+    if (this.keepFeatures) result.features = channelMajor(fm);
+    return result;
+  }
+
+  close(): Promise<void> { return this.pool.close(); }
+}
+
+function channelMajor(fm: { data: Float32Array; layout: "NCHW" | "NHWC"; channels: number; height: number; width: number }): FeatureGrid {
+  const { channels: C, height: H, width: W } = fm;
+  const P = H * W;
+  const data = new Float32Array(C * P);
+  if (fm.layout === "NCHW") data.set(fm.data.subarray(0, C * P));
+  else for (let p = 0; p < P; p++) for (let c = 0; c < C; c++) data[c * P + p] = fm.data[p * C + c]!;
+  return { channels: C, height: H, width: W, data };
+}

@@ -1,0 +1,164 @@
+import { Worker } from "node:worker_threads";
+import * as ort from "onnxruntime-node";
+import { createSession, sessionOptions, type Provider, type SessionSettings } from "./providers.ts";
+
+/** One output of a run, as plain data. */
+export interface OutputTensor { data: Float32Array; dims: number[] }
+export type Outputs = Record<string, OutputTensor>;
+
+interface Runner {
+  run(input: Float32Array, dims: number[]): Promise<Outputs>;
+  close(): Promise<void>;
+}
+
+class InProcessRunner implements Runner {
+  constructor(private readonly session: ort.InferenceSession, private readonly inputName: string) {}
+  async run(input: Float32Array, dims: number[]): Promise<Outputs> {
+    const out = await this.session.run({ [this.inputName]: new ort.Tensor("float32", input, dims) });
+    const result: Outputs = {};
+    for (const [name, t] of Object.entries(out)) result[name] = { data: t.data as Float32Array, dims: [...t.dims] };
+    return result;
+  }
+  close(): Promise<void> { return this.session.release(); }
+}
+
+class WorkerRunner implements Runner {
+  private nextId = 0;
+  private readonly pending = new Map<number, { resolve: (o: Outputs) => void; reject: (e: Error) => void }>();
+  private constructor(private readonly worker: Worker) {
+    worker.on("message", (msg: { type: string; id: number; outputs?: Outputs; error?: string }) => {
+      if (msg.type !== "result") return;
+      const p = this.pending.get(msg.id);
+      this.pending.delete(msg.id);
+      if (msg.error) p?.reject(new Error(msg.error)); else p?.resolve(msg.outputs!);
+    });
+    worker.on("error", (err) => { for (const p of this.pending.values()) p.reject(err); this.pending.clear(); });
+  }
+
+  static start(model: Uint8Array, options: ort.InferenceSession.SessionOptions, inputName: string): Promise<WorkerRunner> {
+    const worker = new Worker(new URL("./session-worker.mjs", import.meta.url), { workerData: { model, options, inputName } });
+    return new Promise((resolve, reject) => {
+      const onMessage = (msg: { type: string; message?: string }) => {
+        worker.off("error", onError);
+        if (msg.type === "ready") resolve(new WorkerRunner(worker));
+        else { void worker.terminate(); reject(new Error(msg.message)); }
+      };
+      const onError = (err: Error) => { worker.off("message", onMessage); reject(err); };
+      worker.once("message", onMessage);
+      worker.once("error", onError);
+    });
+  }
+
+  run(input: Float32Array, dims: number[]): Promise<Outputs> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      // A copy is transferred: the caller's tensor stays usable.
+      const copy = new Float32Array(input);
+      this.worker.postMessage({ type: "run", id, input: copy, dims }, [copy.buffer]);
+    });
+  }
+
+  async close(): Promise<void> {
+    const exited = new Promise<void>((resolve) => this.worker.once("exit", () => resolve()));
+    this.worker.postMessage({ type: "close" });
+    await exited;
+  }
+}
+
+export interface PoolSettings extends SessionSettings {
+  /** Sessions that run at the same time: 1 runs in this thread; each further one runs in a worker thread. */
+  poolSize?: number;
+  /** Images collected into one run (at most); 1 when the model's batch dimension is fixed. */
+  batchSize?: number;
+}
+
+interface Job { input: Float32Array; resolve: (o: Outputs) => void; reject: (e: Error) => void }
+
+/**
+ * Sessions of one model plus batching: `run` queues one image's tensor; whenever a session is free it
+ * takes up to `batchSize` queued images and runs them as one batch, so concurrent callers (the pipeline's
+ * workers, `inferBatch`) get batched without waiting for a timer.
+ */
+export class SessionPool {
+  private readonly queue: Job[] = [];
+  private readonly idle: Runner[];
+
+  private constructor(
+    private readonly runners: Runner[],
+    readonly provider: Provider,
+    readonly fallbackReason: string | undefined,
+    readonly batchSize: number,
+    /** Dims of one image, without the batch dimension. */
+    private readonly imageDims: number[],
+  ) {
+    this.idle = [...runners];
+  }
+
+  static async create(model: Uint8Array, modelPath: string, input: { name: string; imageDims: number[]; fixedBatch: boolean }, settings: PoolSettings): Promise<SessionPool> {
+    const poolSize = Math.max(1, Math.floor(settings.poolSize ?? 1));
+    const batchSize = input.fixedBatch ? 1 : Math.max(1, Math.floor(settings.batchSize ?? 1));
+    const first = await createSession(model, settings, modelPath);
+    const runners: Runner[] = [new InProcessRunner(first.session, input.name)];
+    try {
+      for (let i = 1; i < poolSize; i++) runners.push(await WorkerRunner.start(model, sessionOptions(first.provider, settings.threads), input.name));
+    } catch (err) {
+      await Promise.all(runners.map((r) => r.close()));
+      throw new Error(`${modelPath}: session worker could not start on "${first.provider}": ${(err as Error).message}`);
+    }
+    return new SessionPool(runners, first.provider, first.fallbackReason, batchSize, input.imageDims);
+  }
+
+  get size(): number { return this.runners.length; }
+
+  /** Runs one image's tensor (possibly batched with others); the outputs have a batch dimension of 1. */
+  run(input: Float32Array): Promise<Outputs> {
+    const expected = this.imageDims.reduce((a, b) => a * b, 1);
+    if (input.length !== expected) return Promise.reject(new Error(`tensor has ${input.length} values; the model takes ${expected} per image [${this.imageDims.join(",")}]`));
+    return new Promise((resolve, reject) => {
+      this.queue.push({ input, resolve, reject });
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (this.idle.length && this.queue.length) {
+      const runner = this.idle.pop()!;
+      const jobs = this.queue.splice(0, this.batchSize);
+      void this.runBatch(runner, jobs).finally(() => {
+        this.idle.push(runner);
+        this.pump();
+      });
+    }
+  }
+
+  private async runBatch(runner: Runner, jobs: Job[]): Promise<void> {
+    const n = jobs.length;
+    const per = jobs[0]!.input.length;
+    let batch: Float32Array;
+    if (n === 1) batch = jobs[0]!.input;
+    else {
+      batch = new Float32Array(n * per);
+      jobs.forEach((j, i) => batch.set(j.input, i * per));
+    }
+    let outputs: Outputs;
+    try {
+      outputs = await runner.run(batch, [n, ...this.imageDims]);
+    } catch (err) {
+      for (const j of jobs) j.reject(err as Error);
+      return;
+    }
+    jobs.forEach((j, i) => {
+      const one: Outputs = {};
+      for (const [name, t] of Object.entries(outputs)) {
+        const size = t.data.length / n;
+        one[name] = { data: t.data.subarray(i * size, (i + 1) * size), dims: [1, ...t.dims.slice(1)] };
+      }
+      j.resolve(one);
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.runners.map((r) => r.close()));
+  }
+}
