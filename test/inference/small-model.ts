@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import onnxProto from "onnx-proto";
+import { buildModelCard, writeModelCard } from "../../src/model/card.ts";
 import { NIH_LABELS } from "../../src/model/labels.ts";
 
 const { onnx } = onnxProto;
@@ -123,16 +124,14 @@ export function writeSmallModelDir(dir: string, model: SmallModel, size = 64): s
     threshold: 0.3 + 0.03 * i,
     thresholdMethod: "test value",
   }));
-  const card = {
-    name: "small-test-model", version: "0.0.1", manufacturer: "cxr-triage tests",
-    deviceUid: "2.25.1234567890", weightsSha256: "0".repeat(64),
+  writeModelCard(dir, buildModelCard(onnx.ModelProto.decode(model.bytes), {
+    name: "small-test-model", manufacturer: "cxr-triage tests",
     architecture: "Conv3x3 + GAP + Dense(14, sigmoid)",
     labels,
     input: { size, layout: "NCHW", pixelScale: 255, mean: [123.675, 116.28, 103.53], std: [58.395, 57.12, 57.375] },
     outputs: { probabilities: "probabilities", features: "features" },
     training: { summary: "untrained — random weights" },
-    createdAt: "2026-01-01T00:00:00Z",
-  };
-  writeFileSync(join(dir, "model-card.json"), JSON.stringify(card, null, 2));
+    now: new Date("2026-01-01T00:00:00Z"),
+  }));
   return dir;
 }
