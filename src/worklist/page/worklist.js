@@ -19,6 +19,14 @@ function since(iso) {
   return `${Math.floor(s / 86400)} d`;
 }
 
+/** DICOM PN "Family^Given^Middle" as people read it: "Family, Given Middle". */
+function personName(pn) {
+  if (!pn) return "";
+  const [family, ...rest] = pn.split("=")[0].split("^");
+  const given = rest.filter(Boolean).join(" ");
+  return given ? `${family}, ${given}` : family;
+}
+
 function viewerHref(study) {
   return `/viewer/?studyInstanceUid=${encodeURIComponent(study.studyInstanceUid)}&token=${encodeURIComponent(token)}`;
 }
@@ -58,7 +66,7 @@ function render(changedUid) {
         cell(s.reason, "reason"),
         cell(s.state, `state-${s.state}`),
         cell(since(s.receivedAt), "since"),
-        cell([s.patientName, s.patientId].filter(Boolean).join(" · ") || "—"),
+        cell([personName(s.patientName), s.patientId].filter(Boolean).join(" · ") || "—"),
         study,
       );
       tr.dataset.receivedAt = s.receivedAt;
@@ -94,9 +102,11 @@ async function loadModel() {
   try {
     const m = await getJson("/api/model");
     const metrics = m.training.metrics ? Object.entries(m.training.metrics).map(([k, v]) => `${k} ${typeof v === "number" ? v.toFixed(3) : JSON.stringify(v)}`).join(", ") : "none reported";
-    el.textContent = `Model ${m.name} ${m.version} — trained on: ${m.training.data ?? m.training.summary} — metrics: ${metrics}`;
+    const untrained = /untrained/i.test(m.training.summary) && !m.training.data;
+    const trainedOn = m.training.data ? `trained on: ${m.training.data}` : m.training.summary;
+    el.textContent = `${untrained ? "⚠ NOT FOR CLINICAL USE — " : ""}Model ${m.name} ${m.version} — ${trainedOn} — metrics: ${metrics}`;
     el.title = `${m.training.summary} (device UID ${m.deviceUid})`;
-    el.classList.toggle("trained", Boolean(m.training.data));
+    el.classList.toggle("trained", !untrained);
     modelShown = true;
   } catch (err) {
     el.textContent = `model: ${err.message}`;

@@ -1,0 +1,71 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { pino } from "pino";
+import type { Browser } from "playwright-core";
+import { apiConfigSchema, priorityConfigSchema } from "../../src/config/worklist.ts";
+import { createMetrics } from "../../src/worklist/metrics.ts";
+import { createApiServer, type ApiServer } from "../../src/worklist/server.ts";
+import { artifactPath, launchChromium } from "./browser.ts";
+import { MemoryStudyStore, study } from "./memory-store.ts";
+
+const TOKEN = "page-token-0123456789abcdef";
+
+// The page against the API server and an in-memory store: order, colours, live updates, viewer links.
+// (worklist-e2e.test.ts shows the same against a real service fed by storescu.)
+describe("worklist page", () => {
+  const store = new MemoryStudyStore();
+  let api: ApiServer;
+  let base: string;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    const now = Date.now();
+    store.put(study("1.2.3.1", { receivedAt: new Date(now - 30 * 60_000).toISOString(), probs: { Cardiomegaly: 0.2 }, patientName: "Routine^Case" }));
+    store.put(study("1.2.3.2", { receivedAt: new Date(now - 5 * 60_000).toISOString(), state: "rejected", reason: "Body Part Examined RIBCAGE is not CHEST" }));
+    api = createApiServer({
+      store,
+      config: { api: apiConfigSchema.parse({ tokens: [TOKEN] }), priority: priorityConfigSchema.parse({}) },
+      metrics: createMetrics({ defaultMetrics: false }),
+      logger: pino({ level: "silent" }),
+      model: { name: "cxr-triage DenseNet121-14", version: "0.1.0", deviceUid: "2.25.1", training: { summary: "untrained — random weights (seed 1)" } },
+    });
+    base = (await api.listen(0, "127.0.0.1")).url;
+    browser = await launchChromium();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await api?.close();
+  });
+
+  it("lists studies in priority order and adds a new one live, without reload", async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 480 } });
+    await page.goto(`${base}/?token=${TOKEN}`);
+    await page.waitForSelector("#live.on");
+    await page.waitForSelector('tr[data-uid="1.2.3.2"]');
+    expect(await page.locator("#model").textContent()).toBe("⚠ NOT FOR CLINICAL USE — Model cxr-triage DenseNet121-14 0.1.0 — untrained — random weights (seed 1) — metrics: none reported");
+    expect(await page.locator("tbody tr").evaluateAll((rows) => rows.map((r) => (r as HTMLElement).dataset.priority))).toEqual(["review", "routine"]);
+
+    // A navigation would reset this marker: it survives only if the page updates in place.
+    await page.evaluate(() => ((window as unknown as { marker: number }).marker = 42));
+    store.put(study("1.2.3.3", { state: "exported", probs: { Pneumothorax: 0.91 }, thresholds: { Pneumothorax: 0.42 } }));
+    const row = page.locator('tr[data-uid="1.2.3.3"]');
+    await row.waitFor();
+    expect(await row.getAttribute("data-priority")).toBe("urgent");
+    expect(await row.locator(".reason").textContent()).toBe("Pneumothorax 0.91 ≥ 0.42");
+    expect(await page.evaluate(() => (window as unknown as { marker?: number }).marker)).toBe(42);
+    expect(await page.locator("tbody tr").evaluateAll((rows) => rows.map((r) => (r as HTMLElement).dataset.uid))).toEqual(["1.2.3.3", "1.2.3.2", "1.2.3.1"]);
+    // Colour-coded: urgent rows carry the red badge.
+    expect(await row.locator(".badge").evaluate((el) => getComputedStyle(el).backgroundColor)).toBe("rgb(198, 40, 40)");
+    expect(await page.locator('tr[data-uid="1.2.3.1"] .since').textContent()).toBe("30 min");
+    expect(await row.locator("a").getAttribute("href")).toBe(`/viewer/?studyInstanceUid=1.2.3.3&token=${TOKEN}`);
+    expect(await page.locator("#counts").textContent()).toBe("3 studies: 1 urgent, 1 review, 1 routine");
+    await page.screenshot({ path: artifactPath("worklist-page.png"), fullPage: true });
+    await page.close();
+  });
+
+  it("says so when the address has no token", async () => {
+    const page = await browser.newPage();
+    const response = await page.goto(`${base}/`);
+    expect(response?.status()).toBe(401);
+    await page.close();
+  });
+});
