@@ -72,7 +72,7 @@ export async function writeHeatmapPngs(r: InferredInput): Promise<string[]> {
     const bytes = Buffer.alloc(width * height);
     for (let i = 0; i < up.length; i++) bytes[i] = Math.round(Math.min(Math.max(up[i]!, 0), 1) * 255);
     const path = join(r.outDir, `${r.baseName}.heatmap.${h.label}.png`);
-    await sharp(bytes, { raw: { width, height, channels: 1 } }).png().toFile(path);
+    await sharp(bytes, { raw: { width, height, channels: 1 } }).toColourspace("b-w").png().toFile(path);
     return path;
   }));
 }
