@@ -25,6 +25,10 @@ export interface DcmjsReadOptions {
   forceStoreRaw?: boolean;
 }
 
+interface DcmjsLogger {
+  setLevel(level: "trace" | "debug" | "info" | "warn" | "error" | "silent"): void;
+}
+
 export interface Dcmjs {
   data: {
     DicomMessage: { readFile(buffer: ArrayBuffer, options?: DcmjsReadOptions): DcmjsDicomDict };
@@ -37,11 +41,12 @@ export interface Dcmjs {
       time(): string;
     };
   };
-  log: { setLevel(level: string): void; getLevel(): number };
+  log: DcmjsLogger & { getLogger(name: string): DcmjsLogger };
 }
 
 const require = createRequire(import.meta.url);
 export const dcmjs = require("dcmjs") as Dcmjs;
-// dcmjs logs recoverable header quirks it already repairs (e.g. a 4-byte AS) as warnings on every
-// read; errors it cannot repair reach us as exceptions, so only its errors stay visible.
-dcmjs.log.setLevel("error");
+// dcmjs logs header quirks it repairs while reading (a 4-byte AS, an implicit-VR "ox" Pixel Data)
+// on stderr at error level for every file; what it cannot repair it throws, and we report that.
+dcmjs.log.setLevel("silent");
+dcmjs.log.getLogger("validation.dcmjs").setLevel("silent");

@@ -53,6 +53,8 @@ export function parseDicom(bytes: Uint8Array, path: string, options: ReadDicomOp
   } catch (err) {
     throw new DicomReadError(path, `not a readable DICOM dataset (${(err as Error).message})`);
   }
+  // with untilTag dcmjs still lists (7FE0,0010), with a placeholder value; drop it so "no pixels" is visible
+  if (options.withPixelData === false) delete file.dict["7FE00010"];
   const meta = dcmjs.data.DicomMetaDictionary.naturalizeDataset(file.meta);
   const transferSyntaxUid = typeof meta.TransferSyntaxUID === "string" ? meta.TransferSyntaxUID.replace(/\0/g, "").trim() : "";
   if (!transferSyntaxUid) throw new DicomReadError(path, "file meta information has no Transfer Syntax UID", { tag: "(0002,0010)" });
