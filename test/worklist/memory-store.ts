@@ -1,3 +1,4 @@
+import { findingCode } from "../../src/model/labels.ts";
 import type { StudyRecord, StudyStore } from "../../src/worklist/study.ts";
 
 /** An in-memory StudyStore for the API unit tests (the SQLite store of src/intake is tested by #5). */
@@ -39,7 +40,7 @@ export function study(uid: string, over: Partial<StudyRecord> & { probs?: Record
     ...(probs && {
       findings: LABELS.filter((l) => l in probs).map((label) => {
         const threshold = thresholds?.[label] ?? 0.5;
-        return { label, probability: probs[label]!, threshold, positive: probs[label]! >= threshold };
+        return { label, code: findingCode(label), probability: probs[label]!, threshold, positive: probs[label]! >= threshold };
       }),
     }),
     ...rest,
