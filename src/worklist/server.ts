@@ -10,6 +10,7 @@ import { WebSocketServer, WebSocket } from "ws";
 import { z } from "zod";
 import type { ApiConfig, PriorityConfig } from "../config/worklist.ts";
 import { NIH_LABELS } from "../model/labels.ts";
+import { createDicomwebProxy, VIEWER_DIST_DIR } from "../viewer-extension/index.ts";
 import type { ServiceMetrics } from "./metrics.ts";
 import { compareWorklist, judgeFindings, prioritize, PRIORITY_ORDER, type Priority } from "./priority.ts";
 import { STUDY_STATES, type ModelInfo, type StudyRecord, type StudyState, type StudyStore } from "./study.ts";
@@ -51,7 +52,7 @@ export interface ApiServerOptions {
   logger: Logger;
   /** The loaded model's card (or its summary), shown on the worklist page; else the newest study's model is shown. */
   model?: ModelInfo | (() => ModelInfo | undefined);
-  /** Folder of the built viewer page (issue #7), served at /viewer/. */
+  /** Folder of the built viewer page (issue #7), served at /viewer/; default its build folder (VIEWER_DIST_DIR). */
   viewerDir?: string;
 }
 
@@ -269,15 +270,16 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     res.sendFile("index.html", { root: PAGE_DIR });
   });
 
-  if (opts.viewerDir) {
-    const viewerDir = opts.viewerDir;
-    app.get(["/viewer", "/viewer/", "/viewer/index.html"], requireToken, (req, res) => {
-      if (req.path === "/viewer") return res.redirect(301, `/viewer/${req.originalUrl.slice("/viewer".length)}`);
-      if (!existsSync(`${viewerDir}/index.html`)) throw new HttpError(503, `the viewer page is not built (${viewerDir}/index.html missing)`);
-      res.sendFile("index.html", { root: viewerDir });
-    });
-    app.use("/viewer", express.static(viewerDir, { index: false }));
-  }
+  // The viewer (issue #7): its page needs the token like the worklist; its bundle does not. It reads
+  // images through a same-origin DICOMweb proxy to the PACS (browsers may not call the PACS directly).
+  const viewerDir = opts.viewerDir ?? VIEWER_DIST_DIR;
+  if (api.pacsDicomWebUrl) app.use("/viewer/dicom-web", requireToken, createDicomwebProxy(api.pacsDicomWebUrl));
+  app.get(["/viewer", "/viewer/", "/viewer/index.html"], requireToken, (req, res) => {
+    if (req.path === "/viewer") return res.redirect(301, `/viewer/${req.originalUrl.slice("/viewer".length)}`);
+    if (!existsSync(`${viewerDir}/index.html`)) throw new HttpError(503, `the viewer page is not built (${viewerDir}/index.html missing): build it with npx tsx src/viewer-extension/build.ts`);
+    res.sendFile("index.html", { root: viewerDir });
+  });
+  app.use("/viewer", express.static(viewerDir, { index: false }));
 
   const apiRouter = express.Router();
   apiRouter.use(requireToken);

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdirSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
 import { join } from "node:path";
 import { PNG } from "pngjs";
 import { pino } from "pino";
@@ -21,8 +22,14 @@ describe("worklist API", () => {
   let base: string;
   const heatmapPath = join(tmp.dir, "pneumothorax.png");
   const viewerDir = join(tmp.dir, "viewer");
+  // Stands in for the PACS's DICOMweb root behind the viewer's proxy.
+  let pacs: Server;
+  let pacsUrl: string;
 
   beforeAll(async () => {
+    pacs = createServer((req, res) => res.writeHead(200, { "content-type": "application/dicom+json" }).end(JSON.stringify([{ path: req.url }])));
+    await new Promise<void>((r) => pacs.listen(0, "127.0.0.1", r));
+    pacsUrl = `http://127.0.0.1:${(pacs.address() as { port: number }).port}/dicom-web/`;
     const png = new PNG({ width: 4, height: 3 });
     png.data.fill(200);
     writeFileSync(heatmapPath, PNG.sync.write(png));
@@ -51,7 +58,7 @@ describe("worklist API", () => {
     api = createApiServer({
       store,
       config: {
-        api: apiConfigSchema.parse({ tokens: [TOKEN], pacsDicomWebUrl: "http://pacs.example:8042/dicom-web/" }),
+        api: apiConfigSchema.parse({ tokens: [TOKEN], pacsDicomWebUrl: pacsUrl }),
         priority: priorityConfigSchema.parse({}),
         export: { destinations: [{ name: "pacs", password: "hunter2-secret" }] },
       },
@@ -63,6 +70,7 @@ describe("worklist API", () => {
   });
   afterAll(async () => {
     await api?.close();
+    pacs?.close();
     tmp.cleanup();
   });
 
@@ -171,8 +179,8 @@ describe("worklist API", () => {
     expect(d.heatmaps).toEqual([{ label: "Pneumothorax", url: "/api/studies/1.2/heatmaps/Pneumothorax.png" }]);
     expect(d.outputs).toEqual({ sr: "2.25.100", sc: ["2.25.101"] });
     expect(d.pacs).toEqual({
-      sr: "http://pacs.example:8042/dicom-web/studies/1.2/instances?SOPInstanceUID=2.25.100",
-      sc: ["http://pacs.example:8042/dicom-web/studies/1.2/instances?SOPInstanceUID=2.25.101"],
+      sr: `${pacsUrl}studies/1.2/instances?SOPInstanceUID=2.25.100`,
+      sc: [`${pacsUrl}studies/1.2/instances?SOPInstanceUID=2.25.101`],
     });
     expect((await get("/api/studies/1.2", {})).status).toBe(401);
   });
@@ -232,6 +240,13 @@ describe("worklist API", () => {
     expect(r.status).toBe(200);
     expect(await r.text()).toContain("<title>viewer</title>");
     expect((await get("/viewer/assets/viewer.js", {})).status).toBe(200);
+  });
+
+  it("proxies the viewer's DICOMweb requests to the PACS, with a token only", async () => {
+    expect((await get("/viewer/dicom-web/studies/1.2/series", {})).status).toBe(401);
+    const r = await get("/viewer/dicom-web/studies/1.2/series");
+    expect(r.status).toBe(200);
+    expect(await r.json()).toEqual([{ path: "/dicom-web/studies/1.2/series" }]);
   });
 
   function openWs(url: string, headers?: Record<string, string>): Promise<WebSocket> {
