@@ -3,6 +3,8 @@ import type { Command } from "commander";
 import { CliError } from "../main.ts";
 import { readModelCard, type ModelCard } from "../../model/card.ts";
 import { initModelDir } from "../../model/model-dir.ts";
+import { importModel } from "../../model/import.ts";
+import { loadLabelsMap } from "../../model/onnx-import.ts";
 
 /**
  * The `model` command group. Other files add subcommands to it (e.g. model-demo.ts adds `demo`); since
@@ -10,6 +12,14 @@ import { initModelDir } from "../../model/model-dir.ts";
  */
 export function modelCommand(program: Command): Command {
   return program.commands.find((c) => c.name() === "model") ?? program.command("model").description("DenseNet121-14 models: create, import, inspect");
+}
+
+function numberList(name: string): (v: string) => [number, number, number] {
+  return (v) => {
+    const parts = v.split(",").map(Number);
+    if (parts.some((n) => !Number.isFinite(n)) || (parts.length !== 1 && parts.length !== 3)) throw new CliError(`${name} takes one number or three comma-separated numbers, got "${v}"`);
+    return (parts.length === 1 ? [parts[0], parts[0], parts[0]] : parts) as [number, number, number];
+  };
 }
 
 function intOption(name: string, min: number): (v: string) => number {
@@ -52,6 +62,41 @@ export function register(program: Command): void {
       const dir = resolve(opts.out);
       const card = initModelDir({ inputSize: opts.inputSize, seed: opts.seed, out: dir });
       process.stdout.write(`${dir}: ${card.name}, input ${card.input.size}, device UID ${card.deviceUid}\n`);
+    });
+
+  model
+    .command("import")
+    .description("import weights into a model folder: Keras HDF5 (densenet.hdf5 trunk or full pretrained_model.h5) or a PyTorch-exported ONNX classifier")
+    .argument("<file>", "a Keras .h5/.hdf5 file or an .onnx file")
+    .requiredOption("--out <dir>", "model folder to write")
+    .option("--input-size <N>", "square input size (Keras: default 224; ONNX: the model's own when fixed)", intOption("--input-size", 32))
+    .option("--seed <S>", "Keras trunk-only weights: seed of the Dense head's random init", intOption("--seed", 0), 0)
+    .option("--labels <list>", "Keras: comma-separated labels of the Dense head's outputs, in order (default: the 14 NIH labels in the seed's order)")
+    .option("--labels-map <json|builtin:xrv|builtin:chexnet>", "ONNX: which output slot is which label, plus input channels and normalisation")
+    .option("--pixel-scale <x>", "override the card's pixelScale", (v: string) => numberList("--pixel-scale")(v)[0])
+    .option("--mean <m>", "override the card's per-channel mean (one or three numbers, in pixelScale units)", numberList("--mean"))
+    .option("--std <s>", "override the card's per-channel std (one or three numbers)", numberList("--std"))
+    .option("--name <name>", "model name for the card")
+    .option("--version <v>", "model version for the card (default: start of the weights' SHA-256)")
+    .action(async (file: string, opts: { out: string; inputSize?: number; seed: number; labels?: string; labelsMap?: string; pixelScale?: number; mean?: [number, number, number]; std?: [number, number, number]; name?: string; version?: string }) => {
+      const dir = resolve(opts.out);
+      let card: ModelCard;
+      try {
+        const input = { ...(opts.pixelScale !== undefined && { pixelScale: opts.pixelScale }), ...(opts.mean && { mean: opts.mean }), ...(opts.std && { std: opts.std }) };
+        card = await importModel(resolve(file), {
+          out: dir,
+          inputSize: opts.inputSize,
+          seed: opts.seed,
+          labels: opts.labels?.split(",").map((s) => s.trim()),
+          labelsMap: opts.labelsMap ? loadLabelsMap(opts.labelsMap) : undefined,
+          input,
+          name: opts.name,
+          version: opts.version,
+        });
+      } catch (err) {
+        throw new CliError((err as Error).message);
+      }
+      process.stdout.write(`${dir}: ${card.training.summary}; device UID ${card.deviceUid}\n`);
     });
 
   model
