@@ -119,7 +119,7 @@ describe("Classifier on a small conv → GAP → Gemm → sigmoid model", () => 
     // A child process: the Vulkan ICD is chosen when ORT's Dawn starts, so the environment must be set before.
     const script = `import { Classifier } from "./src/inference/classifier.ts";
       Classifier.load(${JSON.stringify(modelDir)}, { provider: "webgpu" }).then(() => console.log("STARTED"), (e) => console.log("ERROR " + e.message));`;
-    const env = { ...process.env, VK_ICD_FILENAMES: join(tmp.dir, "no-such-icd.json") };
+    const env: NodeJS.ProcessEnv = { ...process.env, VK_ICD_FILENAMES: join(tmp.dir, "no-such-icd.json") };
     delete env.LD_LIBRARY_PATH;
     const child = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { env, encoding: "utf8", timeout: 60_000, cwd: join(import.meta.dirname, "../..") });
     expect(child.stdout).toMatch(/ERROR execution provider "webgpu" is unavailable: .*adapter/);

@@ -1,0 +1,92 @@
+/**
+ * Per-image latency of (a) a bare `session.run` of DenseNet121-14 with the probabilities as its only output
+ * (the peer: what any ORT user pays) and (b) cxr's full path from the preprocessed tensor to 14 findings +
+ * 14 exact GradCAM heatmaps (features output, dense-head weights, maps, through the session pool), in the
+ * same process, interleaved, same weights. Target: b/a <= 1.15.
+ *
+ *   npx tsx bench/infer.ts [--sizes 224,320] [--batches 1,8] [--iterations 5] [--threads N] [--provider cpu]
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import * as ort from "onnxruntime-node";
+import { Classifier } from "../src/inference/classifier.ts";
+import { keepOutputs, modelInput } from "../src/inference/onnx-graph.ts";
+import { createSession, isProvider } from "../src/inference/providers.ts";
+import { initModelDir } from "../src/model/model-dir.ts";
+import { tempDir } from "../test/helpers/tmp.ts";
+
+const { values } = parseArgs({
+  options: {
+    sizes: { type: "string", default: "224,320" },
+    batches: { type: "string", default: "1,8" },
+    iterations: { type: "string", default: "5" },
+    threads: { type: "string" },
+    provider: { type: "string", default: "cpu" },
+  },
+});
+const sizes = values.sizes.split(",").map(Number);
+const batches = values.batches.split(",").map(Number);
+const iterations = Number(values.iterations);
+const threads = values.threads ? Number(values.threads) : undefined;
+const provider = values.provider;
+if (!isProvider(provider)) throw new Error(`--provider must be cpu, webgpu, cuda or tensorrt, got ${provider}`);
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+interface Row { size: number; batch: number; bareMsPerImage: number; cxrMsPerImage: number; ratio: number }
+const rows: Row[] = [];
+const tmp = tempDir("cxr-bench-infer-");
+try {
+  for (const size of sizes) {
+    const dir = join(tmp.dir, `densenet${size}`);
+    initModelDir({ inputSize: size, seed: 1, out: dir });
+    const bytes = readFileSync(join(dir, "model.onnx"));
+    const bare = (await createSession(keepOutputs(bytes, ["probabilities"], "bench"), { provider, threads }, "bench")).session;
+    const inputName = modelInput(bytes, "bench").name;
+    for (const batch of batches) {
+      const classifier = await Classifier.load(dir, { provider, threads, batchSize: batch });
+      const per = 3 * size * size;
+      const tensors = Array.from({ length: batch }, (_, i) => new Float32Array(per).map((_, j) => Math.sin(j * 0.001 + i)));
+      const stacked = new Float32Array(batch * per);
+      tensors.forEach((t, i) => stacked.set(t, i * per));
+      const runBare = async () => {
+        const t0 = performance.now();
+        const out = await bare.run({ [inputName]: new ort.Tensor("float32", stacked, [batch, 3, size, size]) });
+        if ((out.probabilities!.data as Float32Array).length !== batch * 14) throw new Error("bare run: wrong output size");
+        return (performance.now() - t0) / batch;
+      };
+      const runCxr = async () => {
+        const t0 = performance.now();
+        // Submitted together, the pool runs them as one batch of `batch`.
+        const results = await Promise.all(tensors.map((t) => classifier.inferTensor(t)));
+        if (results.some((r) => r.findings.length !== 14 || r.heatmaps.length !== 14)) throw new Error("cxr run: wrong result");
+        return (performance.now() - t0) / batch;
+      };
+      await runBare(); await runCxr(); // warm-up (first-run allocations)
+      const a: number[] = [], b: number[] = [];
+      for (let i = 0; i < iterations; i++) {
+        // Alternate the order so that neither side always runs right after the other.
+        if (i % 2) { a.push(await runBare()); b.push(await runCxr()); } else { b.push(await runCxr()); a.push(await runBare()); }
+      }
+      const row = { size, batch, bareMsPerImage: median(a), cxrMsPerImage: median(b), ratio: median(b) / median(a) };
+      rows.push(row);
+      await classifier.close();
+      process.stderr.write(`size ${size} batch ${batch}: bare ${row.bareMsPerImage.toFixed(1)} ms/img, cxr ${row.cxrMsPerImage.toFixed(1)} ms/img\n`);
+    }
+    await bare.release();
+  }
+} finally {
+  tmp.cleanup();
+}
+
+const peakRssMiB = process.resourceUsage().maxRSS / 1024;
+const report = { benchmark: "infer", provider, threads: threads ?? "ort-default", iterations, target: "b/a <= 1.15", rows, peakRssMiB: Math.round(peakRssMiB), ok: rows.every((r) => r.ratio <= 1.15) };
+console.log(JSON.stringify(report, null, 2));
+console.log("");
+console.log("size  batch  (a) bare session.run ms/img  (b) cxr tensor→14 probs+14 heatmaps ms/img  b/a");
+for (const r of rows) console.log(`${String(r.size).padEnd(6)}${String(r.batch).padEnd(7)}${r.bareMsPerImage.toFixed(1).padStart(29)}  ${r.cxrMsPerImage.toFixed(1).padStart(42)}  ${r.ratio.toFixed(3)}`);
+console.log(`peak RSS ${Math.round(peakRssMiB)} MiB`);
