@@ -1,8 +1,9 @@
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
-import { copyFileSync, createWriteStream, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { copyFileSync, createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
+import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { CliError } from "../main.ts";
 import { readDicom } from "../../dicom/read.ts";
 import { deriveUid } from "../../dicom/uid.ts";
@@ -22,6 +23,7 @@ import { generateApiToken, type ApiStudy } from "../../worklist/server.ts";
 const REPO = resolve(fileURLToPath(new URL("../../..", import.meta.url)));
 export const DEFAULT_DEMO_SOURCE = resolve(REPO, "../shared/data/dicom");
 export const DEFAULT_DEMO_DATA_DIR = resolve(REPO, "data/demo");
+export const DEMO_CONFIG_TEMPLATE = join(REPO, "fixtures/demo/cxr-demo.yaml");
 /** The chest files of ../shared/data/dicom: test1-3 and the RSNA pair are triaged, test4-6 are gatekeeping cases. */
 export const DEMO_FILES = [
   "test1.dcm",
@@ -168,18 +170,24 @@ export async function runDemo(opts: DemoOptions): Promise<DemoRun> {
     });
     out(`PACS: Orthanc ${orthanc.httpUrl} (AE ${orthanc.aet}, DICOM port ${orthanc.dicomPort}; data ${orthanc.dir})`);
 
+    // The repo's demo configuration plus what exists only now; the token goes in the file (mode 600), not on a command line.
+    const config = parseYaml(readFileSync(DEMO_CONFIG_TEMPLATE, "utf8")) as Record<string, Record<string, unknown>>;
+    config.api = { ...config.api, tokens: [opts.apiToken], pacsDicomWebUrl: `${orthanc.httpUrl}/dicom-web` };
+    const configPath = join(dataDir, "cxr-demo.yaml");
+    writeFileSync(configPath, `# written by cxr demo from ${DEMO_CONFIG_TEMPLATE}\n${stringifyYaml(config)}`, { mode: 0o600 });
+
     const serviceLog = join(dataDir, "service.log");
     const logStream = createWriteStream(serviceLog, { flags: "a" });
     const args = [
       join(REPO, "bin/cxr.js"),
       "serve",
+      "--config", configPath,
       "--data-dir", join(dataDir, "service"),
       "--model", modelDir,
       "--ae-title", DEMO_PLUGIN_AET,
       "--port", String(pluginDicom),
       "--bind", "127.0.0.1",
       "--http-port", String(httpPort),
-      "--api-token", opts.apiToken,
       "--destination", `${orthanc.aet}@127.0.0.1:${orthanc.dicomPort}`,
     ];
     service = spawn(process.execPath, args, { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });
