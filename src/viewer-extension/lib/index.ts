@@ -1,0 +1,16 @@
+/**
+ * cxr-triage viewer extension for Cornerstone3D apps (browser module).
+ *
+ *   const viewport = createStackViewport(div);            // or an existing IStackViewport of the app
+ *   await loadStudyImage(viewport, { dicomwebUrl, studyInstanceUid });
+ *   const overlay = await attachTriageOverlay(viewport, { apiBaseUrl, token, studyInstanceUid, dicomwebUrl });
+ *   createFindingsPanel(panelDiv, { study: overlay.study, onSelect: (l) => overlay.setFinding(l) });
+ *   createOverlayControls(controlsDiv, overlay);
+ */
+export { attachTriageOverlay, type TriageOverlay, type TriageOverlayOptions, type OverlayState } from "./overlay.ts";
+export { createFindingsPanel, createOverlayControls, DISCLAIMER, type FindingsPanel, type FindingsPanelOptions } from "./panel.ts";
+export { initCornerstone, createStackViewport, loadStudyImage, type LoadedImage } from "./image.ts";
+export { loadTriageStudy, fetchPluginStudy, fetchSrStudy, parsePluginStudy } from "./api.ts";
+export { findingsFromSr } from "./sr.ts";
+export { heatColor, heatLut, colorizeHeatmap, DEFAULT_HEAT_THRESHOLD } from "./colormap.ts";
+export type { TriageStudy, TriageFinding, TriageModel } from "./types.ts";

@@ -1,0 +1,35 @@
+/** What the overlay and the panel show for one study, whichever source it came from. */
+export interface TriageFinding {
+  label: string;
+  probability: number;
+  /** Operating point of the model card; absent when the source does not state it (e.g. some SRs). */
+  threshold?: number;
+  /** probability ≥ threshold at the model's operating point. */
+  positive?: boolean;
+}
+
+export interface TriageModel {
+  name: string;
+  version: string;
+  /** e.g. "untrained — random weights": the radiologist must see when results are not from a trained model. */
+  training?: string;
+}
+
+export interface TriageStudy {
+  studyInstanceUid: string;
+  findings: TriageFinding[];
+  /** Heatmaps registered to the source image (same pixel grid), by finding label. */
+  heatmaps: { label: string; url: string }[];
+  model?: TriageModel;
+  /** The PACS DICOMweb root the plugin names for this study, if it does. */
+  dicomwebUrl?: string;
+  /** "plugin": the plugin's API answered; "pacs-sr": read from the SR in the PACS (plugin unreachable). */
+  origin: "plugin" | "pacs-sr";
+  /** Why the fallback was used, or other things the reader should know. */
+  notes: string[];
+}
+
+export interface RequestAuth {
+  /** API token of the plugin, sent as `Authorization: Bearer` and as the `token` query parameter. */
+  token?: string;
+}

@@ -1,0 +1,85 @@
+/**
+ * The page the plugin serves at /viewer/?studyInstanceUid=<uid>[&token=…][&dicomwebUrl=…][&render=cpu]
+ * [&sopInstanceUid=…][&label=…][&api=<plugin base URL>].
+ * Sets body data attributes other tools wait on: ready="true" once the image and the overlay have
+ * rendered, error=<message> on failure, renderer=gpu|cpu, overlayLabel/overlayVisible/overlayOpacity.
+ */
+import {
+  attachTriageOverlay,
+  createFindingsPanel,
+  createOverlayControls,
+  createStackViewport,
+  initCornerstone,
+  loadStudyImage,
+  loadTriageStudy,
+} from "../lib/index.ts";
+
+/** Where the plugin proxies the PACS DICOMweb root for this page when nothing else is named (see index.ts). */
+const DEFAULT_DICOMWEB = "./dicom-web";
+
+const statusEl = document.getElementById("status")!;
+const body = document.body;
+
+async function main() {
+  const q = new URLSearchParams(location.search);
+  const studyInstanceUid = q.get("studyInstanceUid");
+  if (!studyInstanceUid) throw new Error("no studyInstanceUid in the page address (?studyInstanceUid=<uid>)");
+  const token = q.get("token") ?? undefined;
+  const apiBaseUrl = q.get("api") ?? "";
+  const dicomwebParam = q.get("dicomwebUrl") ?? undefined;
+
+  const renderer = initCornerstone({ cpuRendering: q.get("render") === "cpu", ...(token ? { token } : {}) });
+  body.dataset.renderer = renderer;
+
+  const study = await loadTriageStudy({ apiBaseUrl, studyInstanceUid, dicomwebUrl: dicomwebParam ?? DEFAULT_DICOMWEB, ...(token ? { token } : {}) });
+  const dicomwebUrl = dicomwebParam ?? study.dicomwebUrl ?? DEFAULT_DICOMWEB;
+
+  const viewportEl = document.getElementById("viewport") as HTMLDivElement;
+  const viewport = createStackViewport(viewportEl);
+  new ResizeObserver(() => viewport.getRenderingEngine().resize(true, true)).observe(viewportEl);
+  const image = await loadStudyImage(viewport, {
+    dicomwebUrl,
+    studyInstanceUid,
+    ...(token ? { token } : {}),
+    ...(q.get("sopInstanceUid") ? { sopInstanceUid: q.get("sopInstanceUid")! } : {}),
+  });
+  body.dataset.photometric = image.photometricInterpretation;
+  body.dataset.imageSize = `${image.columns}x${image.rows}`;
+
+  const label = q.get("label") ?? undefined;
+  const overlay = await attachTriageOverlay(viewport, { apiBaseUrl, studyInstanceUid, study, ...(token ? { token } : {}), ...(label ? { label } : {}) });
+  const panel = createFindingsPanel(document.getElementById("findings")!, {
+    study,
+    selected: overlay.state().label,
+    onSelect: (l) => {
+      panel.setSelected(l);
+      void overlay.setFinding(l);
+    },
+  });
+  createOverlayControls(document.getElementById("controls")!, overlay);
+  const publish = () => {
+    const s = overlay.state();
+    body.dataset.overlayLabel = s.drawnLabel ?? "";
+    body.dataset.overlayVisible = String(s.visible);
+    body.dataset.overlayOpacity = String(s.opacity);
+  };
+  overlay.onChange(publish);
+  publish();
+
+  statusEl.textContent = [
+    `Study ${studyInstanceUid}`,
+    `${image.photometricInterpretation} ${image.columns}×${image.rows}`,
+    renderer === "gpu" ? "WebGL" : "CPU rendering",
+    study.origin === "plugin" ? "results from the plugin" : "results from the SR in the PACS",
+  ].join(" · ");
+  body.dataset.ready = "true";
+}
+
+main().catch((e: unknown) => {
+  const message = e instanceof Error ? e.message : String(e);
+  statusEl.textContent = `Cannot show the study: ${message}`;
+  statusEl.classList.add("error");
+  statusEl.setAttribute("role", "alert");
+  body.dataset.error = message;
+  console.error(e);
+});
