@@ -28,3 +28,4 @@ if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
 fi
 
 bash scripts/setup-mesa.sh
+npx tsx src/viewer-extension/build.ts  # builds the viewer page (vite) only when its dist is missing or built from other sources
