@@ -54,35 +54,37 @@ function taps(src: number, dst: number): Taps {
 /** Resizes a row-major single-channel float image. */
 export function resizeGray(data: Float32Array, width: number, height: number, outWidth: number, outHeight: number): Float32Array {
   if (width === outWidth && height === outHeight) return data.slice();
-  const tx = taps(width, outWidth);
-  const ty = taps(height, outHeight);
+  const { start: xStart, count: xCount, weights: xWeights, maxTaps: xMax } = taps(width, outWidth);
+  const { start: yStart, count: yCount, weights: yWeights, maxTaps: yMax } = taps(height, outHeight);
   // horizontal pass: height x outWidth
   const tmp = new Float32Array(height * outWidth);
   for (let y = 0; y < height; y++) {
     const row = y * width;
     const orow = y * outWidth;
     for (let o = 0; o < outWidth; o++) {
-      const s = row + tx.start[o]!;
-      const wb = o * tx.maxTaps;
-      const n = tx.count[o]!;
+      const s = row + xStart[o]!;
+      const wb = o * xMax;
+      const n = xCount[o]!;
       let acc = 0;
-      for (let k = 0; k < n; k++) acc += data[s + k]! * tx.weights[wb + k]!;
+      for (let k = 0; k < n; k++) acc += data[s + k]! * xWeights[wb + k]!;
       tmp[orow + o] = acc;
     }
   }
-  // vertical pass, row by row for memory locality
+  // vertical pass, accumulating whole rows for memory locality
   const out = new Float32Array(outHeight * outWidth);
+  const acc = new Float64Array(outWidth);
   for (let o = 0; o < outHeight; o++) {
-    const orow = o * outWidth;
-    const wb = o * ty.maxTaps;
-    const n = ty.count[o]!;
+    acc.fill(0);
+    const wb = o * yMax;
+    const n = yCount[o]!;
     for (let k = 0; k < n; k++) {
-      const w = ty.weights[wb + k]!;
-      const srow = (ty.start[o]! + k) * outWidth;
-      for (let x = 0; x < outWidth; x++) out[orow + x]! += w * tmp[srow + x]!;
+      const w = yWeights[wb + k]!;
+      const srow = (yStart[o]! + k) * outWidth;
+      for (let x = 0; x < outWidth; x++) acc[x]! += w * tmp[srow + x]!;
     }
+    const orow = o * outWidth;
     for (let x = 0; x < outWidth; x++) {
-      const v = out[orow + x]!;
+      const v = acc[x]!;
       out[orow + x] = v < 0 ? 0 : v > 1 ? 1 : v;
     }
   }
