@@ -11,6 +11,7 @@ import { readModelCard, CARD_FILE, type ModelCard } from "../../model/card.ts";
 import { initModelDir } from "../../model/model-dir.ts";
 import { startOrthanc, type OrthancHandle } from "../../peers/orthanc.ts";
 import { freePort } from "../../peers/ports.ts";
+import { ensureViewerBuilt } from "../../viewer-extension/index.ts";
 import { generateApiToken, type ApiStudy } from "../../worklist/server.ts";
 
 /**
@@ -145,6 +146,9 @@ export async function runDemo(opts: DemoOptions): Promise<DemoRun> {
   const trained = card.training.data !== undefined;
   out(`model: ${card.name} ${card.version} (${modelDir})`);
   out(`  ${trained ? `trained on ${card.training.data}` : "UNTRAINED — the findings are not meaningful"}: ${card.training.summary}`);
+
+  // The worklist works without the viewer: a failed build is reported, and the demo goes on.
+  await ensureViewerBuilt({ log: (m) => out(m) }).catch((err: Error) => out(`viewer page unavailable: ${err.message}`));
 
   const [orthancHttp, orthancDicom, pluginDicom] = [await freePort(), await freePort(), await freePort()];
   const httpPort = opts.httpPort === 0 ? await freePort() : opts.httpPort;
