@@ -91,6 +91,10 @@ echo "setup-mesa: downloading ${WANT[*]}" >&2
 for deb in "$MESA"/debs/*.deb; do dpkg-deb -x "$deb" "$MESA/root"; done
 
 LIBDIR=$MESA/root/usr/lib/x86_64-linux-gnu
+# Only lavapipe and the loader are used; the hardware drivers (radeon, intel, ...; ~50 MB) are dropped so
+# the folder stays small enough to travel with the repo (bench/gpu.sh needs the loader on GPU machines).
+find "$LIBDIR" -maxdepth 1 -name 'libvulkan_*.so' ! -name libvulkan_lvp.so -delete
+find "$MESA/root/usr/share/vulkan" -name '*.json' ! -name 'lvp_icd*' -delete
 still=$(LD_LIBRARY_PATH=$LIBDIR ldd "$LIBDIR/libvulkan_lvp.so" | awk '/not found/ { print $1 }')
 if [ -n "$still" ]; then
   echo "setup-mesa: $LIBDIR/libvulkan_lvp.so still misses: $still" >&2
