@@ -1,13 +1,14 @@
-import { FEATURES_OUTPUT, PROBABILITIES_OUTPUT } from "./densenet121.ts";
-import { tensorDims, tensorFloats, tensorInt64s, type IModelProto, type INodeProto, type ITensorProto } from "./onnx-builder.ts";
-
-/** Initializer of an imported model holding, per card label, its slot in the model's own output. */
-export const LABEL_SLOTS = "cxr_label_slots";
+import { FEATURES_OUTPUT } from "./densenet121.ts";
+import { tensorDims, tensorFloats, type IModelProto, type INodeProto, type ITensorProto } from "./onnx-builder.ts";
 
 /**
- * The linear classifier on the pooled features, in card label order: logit_l = bias_l + sum_c mean(A_c) * kernel[c][l],
- * where A is the `features` output. With GAP + Dense, d logit_l / d A_c(y,x) = kernel[c][l] / (H*W) everywhere,
- * so GradCAM_l = ReLU(sum_c kernel[c][l] * A_c) up to a positive scale.
+ * The linear classifier on the pooled features: logit_l = bias_l + sum_c mean(A_c) * kernel[c][l], A being the
+ * `features` output. With GAP + Dense, d logit_l / d A_c(y,x) = kernel[c][l] / (H*W) everywhere, so
+ * GradCAM_l = ReLU(sum_c kernel[c][l] * A_c) up to a positive scale.
+ *
+ * Every model folder cxr writes has the same head structure: `features` -> GlobalAveragePool -> Flatten ->
+ * Gemm(B = `predictions/kernel` [C, L], C = `predictions/bias` [L]) whose L outputs are the card's labels in
+ * card order (imports are rewritten into it, see onnx-import.ts).
  */
 export interface ClassifierHead {
   /** [channels][classes] row-major (Keras Dense layout). */
@@ -17,69 +18,87 @@ export interface ClassifierHead {
   classes: number;
 }
 
-/**
- * Reads the head of a cxr model (built: `predictions/kernel` in a Gemm; imported: the source model's Gemm or
- * MatMul+Add after its global average pooling, with columns picked by `cxr_label_slots`) by following the graph
- * from the `features` output, so it works for every model folder cxr writes.
- */
-export function readClassifierHead(model: IModelProto, source = "ONNX model"): ClassifierHead {
+export interface LinearAfterPool extends ClassifierHead {
+  /** The pooling node, and the nodes of the linear layer (Gemm, or MatMul + Add). */
+  pool: INodeProto;
+  linear: INodeProto[];
+  /** The tensor the linear layer reads (the flattened pooled features) and the one it writes. */
+  input: string;
+  output: string;
+}
+
+const PASS_THROUGH = ["Flatten", "Reshape", "Squeeze", "Identity", "Dropout"];
+const POOLS = ["GlobalAveragePool", "AveragePool", "ReduceMean"];
+
+/** Finds pooling -> (flatten ...) -> Gemm | MatMul [+ Add] after the 4D tensor `features`, with constant weights. */
+export function findLinearAfterPool(model: IModelProto, features: string, source = "ONNX model"): LinearAfterPool {
   const nodes = model.graph?.node ?? [];
   const inits = new Map<string, ITensorProto>((model.graph?.initializer ?? []).map((t) => [t.name!, t]));
+  for (const n of nodes) {
+    const v = n.opType === "Constant" ? n.attribute?.find((a) => a.name === "value")?.t : undefined;
+    if (v && n.output?.[0]) inits.set(n.output[0], { ...v, name: n.output[0] });
+  }
   const consumers = (t: string) => nodes.filter((n) => (n.input ?? []).includes(t));
   const fail = (why: string): never => {
-    throw new Error(`${source}: cannot read the classifier head — ${why}`);
+    throw new Error(`${source}: cannot read the classifier head after ${features} — ${why} (exact GradCAM needs features -> global average pooling -> dense layer)`);
   };
-  const featProducer = nodes.find((n) => (n.output ?? []).includes(FEATURES_OUTPUT)) ?? fail(`no node produces "${FEATURES_OUTPUT}"`);
-  const feat = featProducer.opType === "Identity" ? featProducer.input![0]! : FEATURES_OUTPUT;
-  const pool = consumers(feat).find((n) => ["GlobalAveragePool", "AveragePool", "ReduceMean"].includes(n.opType!)) ?? fail(`no average pooling consumes the feature map ${feat}`);
-
+  const pool = consumers(features).find((n) => POOLS.includes(n.opType!)) ?? fail("no average pooling reads it");
   let t = pool.output![0]!;
-  let linear: INodeProto | undefined;
-  for (let steps = 0; steps < 8 && !linear; steps++) {
+  let lin: INodeProto | undefined;
+  for (let steps = 0; steps < 8 && !lin; steps++) {
     const next = consumers(t);
-    if (next.length !== 1) fail(`the pooled features ${t} feed ${next.length} nodes, expected one path to the classifier`);
-    const n = next[0]!;
-    if (n.opType === "Gemm" || n.opType === "MatMul") linear = n;
-    else if (["Flatten", "Reshape", "Squeeze", "Identity", "Dropout"].includes(n.opType!)) t = n.output![0]!;
-    else fail(`unexpected ${n.opType} between the pooling and the classifier`);
+    const linear = next.find((n) => n.opType === "Gemm" || n.opType === "MatMul");
+    if (linear) lin = linear;
+    else if (next.length === 1 && PASS_THROUGH.includes(next[0]!.opType!)) t = next[0]!.output![0]!;
+    else fail(`the pooled features go to ${next.map((n) => n.opType).join(", ") || "nothing"}`);
   }
-  if (!linear) fail("no Gemm/MatMul after the pooling");
-  const lin = linear!;
-  const init = (name: string | undefined, what: string): ITensorProto => (name && inits.get(name)) || fail(`the classifier's ${what} (${name}) is not an initializer`);
-  const B = init(lin.input![1], "weight");
+  if (!lin) fail("no Gemm/MatMul after the pooling");
+  const linear = lin!;
+  if (linear.input![0] !== t) fail(`${linear.opType} ${linear.name} takes the pooled features as its second operand`);
+  const init = (name: string | undefined, what: string): ITensorProto => (name && inits.get(name)) || fail(`its ${what} (${name}) is not a constant`);
+  const B = init(linear.input![1], "weight");
   const bDims = tensorDims(B);
   const bData = tensorFloats(B, source);
-  const attr = (name: string, dflt: number) => {
-    const a = (lin.attribute ?? []).find((x) => x.name === name);
-    return a ? (a.f !== undefined && a.f !== null && a.type === 1 ? a.f : Number(a.i ?? dflt)) : dflt;
-  };
   if (bDims.length !== 2) fail(`weight ${B.name} has rank ${bDims.length}`);
-  let kernel: Float32Array, channels: number, classes: number, bias: Float32Array;
-  if (lin.opType === "Gemm") {
+  const attr = (name: string, dflt: number) => {
+    const a = (linear.attribute ?? []).find((x) => x.name === name);
+    return a ? (a.type === 1 ? (a.f ?? dflt) : Number(a.i ?? dflt)) : dflt;
+  };
+  let kernel: Float32Array, channels: number, classes: number;
+  let bias: Float32Array;
+  const nodesOfLinear = [linear];
+  let output = linear.output![0]!;
+  if (linear.opType === "Gemm") {
     if (attr("transA", 0) !== 0) fail("Gemm with transA=1");
     const transB = attr("transB", 0) !== 0;
     const alpha = attr("alpha", 1), beta = attr("beta", 1);
     [channels, classes] = transB ? [bDims[1]!, bDims[0]!] : [bDims[0]!, bDims[1]!];
     kernel = new Float32Array(channels * classes);
     for (let c = 0; c < channels; c++) for (let l = 0; l < classes; l++) kernel[c * classes + l] = alpha * (transB ? bData[l * channels + c]! : bData[c * classes + l]!);
-    bias = lin.input![2] ? tensorFloats(init(lin.input![2], "bias"), source).map((v) => v * beta) : new Float32Array(classes);
+    bias = new Float32Array(classes);
+    if (linear.input![2]) {
+      const cb = tensorFloats(init(linear.input![2], "bias"), source);
+      for (let l = 0; l < classes; l++) bias[l] = beta * cb[cb.length === 1 ? 0 : l]!;
+    }
   } else {
     [channels, classes] = [bDims[0]!, bDims[1]!];
     kernel = bData;
-    const add = consumers(lin.output![0]!).find((n) => n.opType === "Add");
-    const other = add?.input?.find((i) => i !== lin.output![0]);
-    bias = other && inits.has(other) ? tensorFloats(inits.get(other)!, source) : new Float32Array(classes);
+    bias = new Float32Array(classes);
+    const after = consumers(output);
+    const add = after.length === 1 && after[0]!.opType === "Add" ? after[0]! : undefined;
+    const other = add?.input?.find((i) => i !== output);
+    if (add && other && inits.has(other)) {
+      const cb = tensorFloats(inits.get(other)!, source);
+      for (let l = 0; l < classes; l++) bias[l] = cb[cb.length === 1 ? 0 : l]!;
+      nodesOfLinear.push(add);
+      output = add.output![0]!;
+    }
   }
-  if (bias.length !== classes) fail(`bias has ${bias.length} values for ${classes} classes`);
+  return { kernel, bias, channels, classes, pool, linear: nodesOfLinear, input: t, output };
+}
 
-  // Imported models pick (and reorder) their output slots into the card's labels.
-  const gather = nodes.find((n) => n.opType === "Gather" && n.input?.[1] === LABEL_SLOTS);
-  if (!gather) {
-    if (!nodes.some((n) => (n.output ?? []).includes(PROBABILITIES_OUTPUT))) fail(`no "${PROBABILITIES_OUTPUT}" output`);
-    return { kernel, bias, channels, classes };
-  }
-  const slots = tensorInt64s(init(LABEL_SLOTS, "label slots"), source);
-  const picked = new Float32Array(channels * slots.length);
-  for (let c = 0; c < channels; c++) slots.forEach((s, j) => (picked[c * slots.length + j] = kernel[c * classes + s]!));
-  return { kernel: picked, bias: Float32Array.from(slots, (s) => bias[s]!), channels, classes: slots.length };
+/** The head of a model folder's ONNX (built or imported), in card label order. */
+export function readClassifierHead(model: IModelProto, source = "ONNX model"): ClassifierHead {
+  const { kernel, bias, channels, classes } = findLinearAfterPool(model, FEATURES_OUTPUT, source);
+  return { kernel, bias, channels, classes };
 }

@@ -3,8 +3,8 @@ import { basename } from "node:path";
 import * as ort from "onnxruntime-node";
 import { z } from "zod";
 import { defaultCardLabels, type CardInputSpec, type ModelCard } from "./card.ts";
-import { FEATURES_OUTPUT, INPUT_NAME, PROBABILITIES_OUTPUT } from "./densenet121.ts";
-import { readClassifierHead, LABEL_SLOTS } from "./head.ts";
+import { FEATURES_OUTPUT, HEAD_BIAS, HEAD_KERNEL, INPUT_NAME, PROBABILITIES_OUTPUT } from "./densenet121.ts";
+import { findLinearAfterPool, readClassifierHead } from "./head.ts";
 import { isNihLabel, NIH_LABELS } from "./labels.ts";
 import { saveModelDir } from "./model-dir.ts";
 import { decodeModel, encodeModel, floatTensor, int64Tensor, valueInfo, ElemType, type INodeProto, type ModelProto } from "./onnx-builder.ts";
@@ -102,6 +102,9 @@ export function loadLabelsMap(spec: string): LabelsMap {
   return r.data as LabelsMap;
 }
 
+/** Initializer of an imported model holding, per card label, its slot in the model's own output. */
+export const LABEL_SLOTS = "cxr_label_slots";
+
 const asTriple = (v: number | [number, number, number]): [number, number, number] => (typeof v === "number" ? [v, v, v] : v);
 
 function dimOf(d: { dimValue?: unknown; dimParam?: string | null } | undefined): number | undefined {
@@ -168,7 +171,49 @@ export async function importOnnxClassifier(file: string, opts: OnnxImportOptions
   const taken = new Set<string | null | undefined>([...(graph.node ?? []).flatMap((n) => [...(n.output ?? []), ...(n.input ?? [])]), ...initNames, srcName]);
   for (const n of [INPUT_NAME, PROBABILITIES_OUTPUT, FEATURES_OUTPUT, LABEL_SLOTS]) if (taken.has(n)) throw new Error(`${file}: the model already uses the name "${n}"; cannot add cxr's input/outputs`);
 
-  const features = findPooledFeatures(graph.node ?? [], outName!, file);
+  const featureTensor = findPooledFeatures(graph.node ?? [], outName!, file);
+  const lin = findLinearAfterPool(model, featureTensor, file);
+  if (lin.classes !== map.outputs.length) throw new Error(`${file}: the dense layer after the pooling has ${lin.classes} outputs but the labels map lists ${map.outputs.length}`);
+  for (const n of [HEAD_KERNEL, HEAD_BIAS, "cxr_head", "cxr_other_slots", "cxr_slot_order"]) if (taken.has(n)) throw new Error(`${file}: the model already uses the name "${n}"`);
+
+  // The feature map becomes the `features` output under that very name, so that the pooling reads `features`.
+  const rename = (t: string) => (t === featureTensor ? FEATURES_OUTPUT : t);
+  for (const n of graph.node ?? []) {
+    n.input = (n.input ?? []).map(rename);
+    n.output = (n.output ?? []).map(rename);
+  }
+  graph.valueInfo = (graph.valueInfo ?? []).filter((v) => v.name !== featureTensor);
+
+  // Replace the dense layer by one whose outputs are the card's labels in card order (`predictions/*`, the same
+  // names and layout as a built DenseNet121-14), plus one for the other slots; a Gather restores the model's own
+  // slot order for whatever the model computes after its dense layer (sigmoid, op_norm, ...).
+  const others = map.outputs.map((_, i) => i).filter((i) => !slots.includes(i));
+  const columns = (cols: number[]) => {
+    const k = new Float32Array(lin.channels * cols.length);
+    for (let c = 0; c < lin.channels; c++) cols.forEach((s, j) => (k[c * cols.length + j] = lin.kernel[c * lin.classes + s]!));
+    return { kernel: k, bias: Float32Array.from(cols, (s) => lin.bias[s]!) };
+  };
+  const head = columns(slots);
+  graph.initializer!.push(floatTensor(HEAD_KERNEL, [lin.channels, slots.length], head.kernel), floatTensor(HEAD_BIAS, [slots.length], head.bias));
+  const gemm = (name: string, input: string, k: string, b: string, out: string): INodeProto => ({ opType: "Gemm", name, input: [input, k, b], output: [out] });
+  const replacement: INodeProto[] = [gemm("cxr_head", lin.input, HEAD_KERNEL, HEAD_BIAS, others.length || slots.some((s, i) => s !== i) ? "cxr_head" : lin.output)];
+  if (others.length > 0) {
+    const rest = columns(others);
+    graph.initializer!.push(floatTensor("cxr_other_slots/kernel", [lin.channels, others.length], rest.kernel), floatTensor("cxr_other_slots/bias", [others.length], rest.bias));
+    replacement.push({ opType: "Identity", name: "cxr_other_slots_in", input: [lin.input], output: ["cxr_other_slots_in"] });
+    replacement.push(gemm("cxr_other_slots", "cxr_other_slots_in", "cxr_other_slots/kernel", "cxr_other_slots/bias", "cxr_other_slots"));
+    replacement.push({ opType: "Concat", name: "cxr_all_slots", input: ["cxr_head", "cxr_other_slots"], output: ["cxr_all_slots"], attribute: [{ name: "axis", type: 2, i: 1 }] });
+  }
+  const permuted = [...slots, ...others];
+  if (permuted.some((s, i) => s !== i)) {
+    const inverse = map.outputs.map((_, s) => permuted.indexOf(s));
+    graph.initializer!.push(int64Tensor("cxr_slot_order", [inverse.length], inverse));
+    replacement.push({ opType: "Gather", name: "cxr_slot_order", input: [others.length ? "cxr_all_slots" : "cxr_head", "cxr_slot_order"], output: [lin.output], attribute: [{ name: "axis", type: 2, i: 1 }] });
+  }
+  const at = (graph.node ?? []).indexOf(lin.linear[0]!);
+  graph.node = (graph.node ?? []).filter((n) => !lin.linear.includes(n));
+  graph.node.splice(at, 0, ...replacement);
+
   const prefix: INodeProto[] = [];
   if (map.input.channels === 1) {
     graph.initializer!.push(floatTensor("cxr_channel0", [1, 3, 1, 1], new Float32Array([1, 0, 0])));
@@ -177,7 +222,7 @@ export async function importOnnxClassifier(file: string, opts: OnnxImportOptions
     prefix.push({ opType: "Identity", name: "cxr_image", input: [INPUT_NAME], output: [srcName] });
   }
   graph.initializer!.push(int64Tensor(LABEL_SLOTS, [slots.length], slots));
-  const tail: INodeProto[] = [{ opType: "Identity", name: "cxr_features", input: [features], output: [FEATURES_OUTPUT] }];
+  const tail: INodeProto[] = [];
   if (map.activation === "logit") {
     tail.push({ opType: "Gather", name: "cxr_label_logits", input: [outName!, LABEL_SLOTS], output: ["cxr_label_logits"], attribute: [{ name: "axis", type: 2, i: 1 }] });
     tail.push({ opType: "Sigmoid", name: PROBABILITIES_OUTPUT, input: ["cxr_label_logits"], output: [PROBABILITIES_OUTPUT] });
@@ -192,8 +237,8 @@ export async function importOnnxClassifier(file: string, opts: OnnxImportOptions
   // Check the result loads and runs; the feature grid size comes from that run.
   const probe = await probeModel(model, size, file);
   graph.output = [valueInfo(PROBABILITIES_OUTPUT, ElemType.FLOAT, ["N", labels.length]), valueInfo(FEATURES_OUTPUT, ElemType.FLOAT, ["N", ...probe.featureDims.slice(1)])];
-  const head = readClassifierHead(model, file);
-  if (head.classes !== labels.length) throw new Error(`${file}: the classifier feeding ${outName} gives ${head.classes} columns after label mapping, expected ${labels.length}`);
+  const check = readClassifierHead(model, file);
+  if (check.classes !== labels.length) throw new Error(`${file}: the rewritten head has ${check.classes} outputs, expected ${labels.length}`);
 
   const thresholds = Object.fromEntries(labels.filter((l) => map.thresholds?.[l] !== undefined).map((l) => [l, { threshold: map.thresholds![l]!, method: map.thresholdMethod ?? "given in the labels map" }]));
   if (map.thresholdMethod && !map.thresholds) for (const l of labels) thresholds[l] = { threshold: 0.5, method: map.thresholdMethod };
