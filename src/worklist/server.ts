@@ -245,9 +245,11 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     const started = process.hrtime.bigint();
     res.on("finish", () => {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      const route = (req.route?.path as string | undefined) ?? (res.statusCode === 404 ? "unmatched" : req.path.split("/").slice(0, 2).join("/") || "/");
+      // Route patterns (not paths) as labels keep the metric's cardinality bounded.
+      const path = req.originalUrl.split("?")[0]!;
+      const route = req.route ? `${req.baseUrl}${String(req.route.path)}` : res.statusCode === 404 ? "unmatched" : path.split("/").slice(0, 2).join("/") || "/";
       metrics.httpRequestDuration.observe({ method: req.method, route, status: String(res.statusCode) }, seconds);
-      logger.debug({ method: req.method, path: req.path, status: res.statusCode, ms: Math.round(seconds * 1000) }, "http request");
+      logger.debug({ method: req.method, path, status: res.statusCode, ms: Math.round(seconds * 1000) }, "http request");
     });
     next();
   });

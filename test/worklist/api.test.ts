@@ -101,6 +101,13 @@ describe("worklist API", () => {
     expect(text).toContain("# TYPE cxr_export_failures_total counter");
   });
 
+  it("counts API requests by route pattern, not by study", async () => {
+    await get("/api/studies/1.2");
+    const text = await (await get("/metrics", {})).text();
+    expect(text).toMatch(/cxr_http_request_duration_seconds_count\{method="GET",route="\/api\/studies\/:uid",status="200"\} \d+/);
+    expect(text).not.toContain('route="/api/studies/1.2"');
+  });
+
   it.each([
     ["no token", {}, /missing bearer token/],
     ["a wrong token", { Authorization: "Bearer wrong-token-0123456789" }, /invalid bearer token/],
