@@ -3,6 +3,7 @@ import { readFileSync, writeFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import { deriveUid, isValidUid } from "../dicom/uid.ts";
+import type { InputSpec } from "../image/tensor.ts";
 import { findingCode } from "./labels.ts";
 import type { IModelProto } from "./onnx-builder.ts";
 
@@ -22,14 +23,8 @@ export interface CardLabel {
   threshold: number;
   thresholdMethod: string;
 }
-/** Same shape as `InputSpec` of src/image/tensor.ts (the one preprocessing path). */
-export interface CardInputSpec {
-  size: number;
-  layout: "NCHW" | "NHWC";
-  pixelScale: number;
-  mean: [number, number, number];
-  std: [number, number, number];
-}
+/** The card's input is the `InputSpec` of the one preprocessing path (src/image/tensor.ts). */
+export type CardInputSpec = InputSpec;
 export interface ModelCard {
   name: string;
   version: string;

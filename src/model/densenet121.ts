@@ -129,6 +129,11 @@ export interface BuildOptions {
   /** "full" (default): outputs `probabilities` [N,classes] and `features`; "trunk": only `features`. */
   part?: "full" | "trunk";
   classes?: number;
+  /**
+   * Internal tensors to expose as extra float outputs, by node name (e.g. "pool4_pool" [N,512,S/16,S/16] to cache
+   * the input of the conv5 block when training a tail). Their shapes are left symbolic.
+   */
+  extraOutputs?: string[];
   metadata?: Record<string, string>;
 }
 
@@ -199,6 +204,12 @@ export function buildDenseNet121Model(opts: BuildOptions): ModelProto {
     g.output(PROBABILITIES_OUTPUT, ["N", classes]);
   }
   g.output(FEATURES_OUTPUT, ["N", FEATURE_CHANNELS, grid, grid]);
+  for (const name of opts.extraOutputs ?? []) {
+    const node = g.nodes.find((n) => n.name === name);
+    if (!node) throw new Error(`extra output ${name}: no such node in the ${opts.part ?? "full"} graph`);
+    if (g.outputs.some((o) => o.name === node.output![0])) continue;
+    g.output(node.output![0]!, ["N", `${name}_c`, `${name}_h`, `${name}_w`].slice(0, node.opType === "Gemm" ? 2 : 4));
+  }
   const unused = [...opts.weights.keys()].filter((k) => !g.initializers.some((t) => t.name === k));
   if (unused.length > 0) throw new Error(`weights not used by the ${opts.part ?? "full"} graph: ${unused.slice(0, 5).join(", ")}${unused.length > 5 ? ", ..." : ""}`);
   return g.toModel({

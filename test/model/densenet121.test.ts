@@ -76,6 +76,10 @@ describe("DenseNet121-14 ONNX graph", () => {
     expect(model.graph!.output!.map((o) => o.name)).toEqual(["features"]);
     const out = await run(buildDenseNet121Onnx({ inputSize: 64, weights: trunkWeights(w), part: "trunk" }), 1, 64);
     expect(out.features!.dims).toEqual([1, 1024, 2, 2]);
+    const withPool4 = await run(buildDenseNet121Onnx({ inputSize: 64, weights: trunkWeights(w), part: "trunk", extraOutputs: ["pool4_pool"] }), 1, 64);
+    expect(withPool4.pool4_pool!.dims).toEqual([1, 512, 2, 2]);
+    expect([...(withPool4.features!.data as Float32Array)]).toEqual([...(out.features!.data as Float32Array)]);
+    expect(() => buildDenseNet121Model({ inputSize: 64, weights: w, extraOutputs: ["pool9"] })).toThrow(/extra output pool9: no such node/);
     expect(() => buildDenseNet121Model({ inputSize: 64, weights: w, part: "trunk" })).toThrow(/not used by the trunk graph: predictions\/kernel/);
     const bad = new Map(w);
     bad.set("conv1/conv/kernel", { dims: [64, 3, 3, 3], data: new Float32Array(64 * 27) });
