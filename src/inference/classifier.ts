@@ -70,6 +70,8 @@ export class Classifier {
   get provider(): Provider { return this.pool.provider; }
   get fallbackReason(): string | undefined { return this.pool.fallbackReason; }
   get batchSize(): number { return this.pool.batchSize; }
+  /** Session runs so far and the images they carried. */
+  get runStats(): { runs: number; images: number } { return { ...this.pool.stats }; }
 
   infer(img: PresentationImage): Promise<InferenceResult> {
     return this.inferTensor(toModelTensor(img, this.card.input));
@@ -95,6 +97,7 @@ export class Classifier {
       return { label: l.name, code: l.code, probability, threshold: l.threshold, positive: probability >= l.threshold };
     });
     // [1,C,H,W] (NCHW) or [1,H,W,C]: the dense head's channel count says which axis is channels.
+    if (feats.dims.length !== 4) throw new Error(`${this.modelPath}: output "${featName}" has shape [${feats.dims.join(",")}], expected a 4-D feature map`);
     const [, d1, d2, d3] = feats.dims as [number, number, number, number];
     const layout = d1 === this.head.channels ? "NCHW" : "NHWC";
     const fm = layout === "NCHW"

@@ -83,6 +83,9 @@ interface Job { input: Float32Array; resolve: (o: Outputs) => void; reject: (e: 
 export class SessionPool {
   private readonly queue: Job[] = [];
   private readonly idle: Runner[];
+  private pumpScheduled = false;
+  /** Session runs so far and the images they carried (images/runs = the achieved batch size). */
+  readonly stats = { runs: 0, images: 0 };
 
   private constructor(
     private readonly runners: Runner[],
@@ -117,7 +120,11 @@ export class SessionPool {
     if (input.length !== expected) return Promise.reject(new Error(`tensor has ${input.length} values; the model takes ${expected} per image [${this.imageDims.join(",")}]`));
     return new Promise((resolve, reject) => {
       this.queue.push({ input, resolve, reject });
-      this.pump();
+      // Deferred to the end of the current task, so that images submitted together run as one batch.
+      if (!this.pumpScheduled) {
+        this.pumpScheduled = true;
+        queueMicrotask(() => { this.pumpScheduled = false; this.pump(); });
+      }
     });
   }
 
@@ -141,6 +148,8 @@ export class SessionPool {
       batch = new Float32Array(n * per);
       jobs.forEach((j, i) => batch.set(j.input, i * per));
     }
+    this.stats.runs++;
+    this.stats.images += n;
     let outputs: Outputs;
     try {
       outputs = await runner.run(batch, [n, ...this.imageDims]);

@@ -82,22 +82,29 @@ describe("Classifier on a small conv → GAP → Gemm → sigmoid model", () => 
   it("batches (one run for several images) and runs worker sessions with the same results as single runs", async () => {
     const imgs = [1, 2, 3, 4, 5].map((s) => syntheticImage(s, 60 + s * 7, 80 - s * 3));
     const single = await Classifier.load(modelDir);
+    const batched = await Classifier.load(modelDir, { batchSize: 4 });
     const pooled = await Classifier.load(modelDir, { batchSize: 3, poolSize: 2, threads: 1, keepFeatures: true });
     try {
       expect(pooled.batchSize).toBe(3);
+      // Five images submitted together with batches of 4: two session runs.
+      const inBatches = await batched.inferBatch(imgs);
+      expect(batched.runStats).toEqual({ runs: 2, images: 5 });
       const one: Awaited<ReturnType<Classifier["infer"]>>[] = [];
       for (const img of imgs) one.push(await single.infer(img));
       const many = await pooled.inferBatch(imgs);
-      many.forEach((r, i) => {
+      expect(pooled.runStats).toEqual({ runs: 2, images: 5 }); // [3] on one session, [2] on the other
+      for (const results of [many, inBatches]) results.forEach((r, i) => {
         r.findings.forEach((f, k) => expect(Math.abs(f.probability - one[i]!.findings[k]!.probability)).toBeLessThan(1e-6));
         r.heatmaps.forEach((h, k) => h.data.forEach((v, p) => expect(Math.abs(v - one[i]!.heatmaps[k]!.data[p]!)).toBeLessThan(1e-5)));
+      });
+      for (const r of many) {
         expect(r.features?.channels).toBe(model.channels);
         expect(r.features?.data.length).toBe(model.channels * 16 * 16);
-      });
+      }
       // Different images, different probabilities: the batch was split back correctly.
       expect(many[0]!.findings[0]!.probability).not.toBe(many[1]!.findings[0]!.probability);
     } finally {
-      await Promise.all([single.close(), pooled.close()]);
+      await Promise.all([single.close(), batched.close(), pooled.close()]);
     }
   });
 
