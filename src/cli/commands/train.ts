@@ -1,0 +1,68 @@
+import { resolve } from "node:path";
+import type { Command } from "commander";
+import { DEFAULT_AUGMENTATION } from "../../training/augment.ts";
+import { DatasetError } from "../../training/dataset.ts";
+import { LeakageError } from "../../training/leakage.ts";
+import { trainModel } from "../../training/train.ts";
+import { CliError } from "../main.ts";
+
+const num = (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new CliError(`not a number: "${v}"`);
+  return n;
+};
+
+export function register(program: Command): void {
+  program
+    .command("train")
+    .description(
+      "train a model by transfer learning: frozen trunk features (cached), classifier head with Adam + the seed's weighted loss, early stopping on valid mean AUROC; writes <out>/model.onnx + model-card.json",
+    )
+    .requiredOption("--labels <csv>", "labels CSV with a Split column (train/valid/test; see cxr split)")
+    .requiredOption("--images <dir>", "folder of the images")
+    .requiredOption("--model <dir>", "starting model folder (cxr model init / import): frozen trunk + starting head")
+    .requiredOption("--out <dir>", "output model folder (also holds checkpoints/ and training.json)")
+    .option("--epochs <n>", "maximum epochs", num, 30)
+    .option("--seed <s>", "seed (shuffles, normalisation sample, augmentation, bootstrap)", num, 1)
+    .option("--backend <name>", "cpu: head on cached trunk features (tfjs-backend-cpu); webgpu: whole network trainable (tfjs-backend-webgpu on Dawn)", "cpu")
+    .option("--input-size <n>", "model input size (default: the starting model's)", num)
+    .option("--batch-size <n>", "batch size", num, 32)
+    .option("--learning-rate <lr>", "Adam learning rate", num, 1e-3)
+    .option("--patience <n>", "early stopping: epochs without a better valid mean AUROC", num, 8)
+    .option("--resume", "continue from <out>/checkpoints", false)
+    .option("--cache <dir>", "feature cache folder", ".cache/features")
+    .option("--train-split <name>", "Split value of the training rows", "train")
+    .option("--valid-split <name>", "Split value of the validation rows", "valid")
+    .option("--test-split <name>", "Split value of the test rows", "test")
+    .option("--allow-leakage", "train even if splits share patients (scores will be optimistic; recorded in the card)", false)
+    .option("--augment-copies <n>", "augmented copies per training image (features cached per copy); 0 = off", num, 0)
+    .option("--hflip", "allow horizontal flips in augmentation (off by default: laterality is anatomy)", false)
+    .action(async (o: Record<string, unknown>) => {
+      if (o.backend !== "cpu") throw new CliError(`--backend ${String(o.backend)}: only "cpu" is implemented in cxr train (see src/training/webgpu-trainer.ts for the full-network step)`);
+      try {
+        const r = await trainModel({
+          labels: resolve(o.labels as string),
+          images: resolve(o.images as string),
+          model: resolve(o.model as string),
+          out: resolve(o.out as string),
+          epochs: o.epochs as number,
+          seed: o.seed as number,
+          inputSize: o.inputSize as number | undefined,
+          batchSize: o.batchSize as number,
+          learningRate: o.learningRate as number,
+          patience: o.patience as number,
+          resume: o.resume as boolean,
+          cacheDir: resolve(o.cache as string),
+          splits: { train: o.trainSplit as string, valid: o.validSplit as string, test: o.testSplit as string },
+          allowLeakage: o.allowLeakage as boolean,
+          augmentation: { ...DEFAULT_AUGMENTATION, copies: o.augmentCopies as number, horizontalFlip: o.hflip as boolean },
+        });
+        process.stdout.write(
+          `${r.outDir}: device UID ${r.card.deviceUid}; valid mean AUROC ${r.head.initialValidMeanAuroc.toFixed(4)} → ${r.valid.mean_auroc?.toFixed(4)}; test mean AUROC ${r.test.mean_auroc?.toFixed(4)}\n`,
+        );
+      } catch (err) {
+        if (err instanceof LeakageError || err instanceof DatasetError) throw new CliError(err.message);
+        throw err;
+      }
+    });
+}

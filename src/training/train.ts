@@ -1,0 +1,217 @@
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { youdenThreshold } from "../evaluation/auroc.ts";
+import { computeMetrics, type EvaluationMetrics } from "../evaluation/report.ts";
+import type { InputSpec } from "../image/tensor.ts";
+import { defaultCardLabels, MODEL_FILE, readModelCard, type ModelCard } from "../model/card.ts";
+import { FEATURE_CHANNELS, HEAD_BIAS, HEAD_KERNEL, type WeightMap } from "../model/densenet121.ts";
+import { readModelWeights, saveDenseNet121Dir } from "../model/model-dir.ts";
+import { DEFAULT_AUGMENTATION, type Augmentation } from "./augment.ts";
+import { DatasetError, readLabelTable, resolveImages, selectSplit, type LabelTable, type ResolvedRow, type Unresolved } from "./dataset.ts";
+import { createTrunk, extractFeatures, type FeatureRequest, type Trunk } from "./features.ts";
+import { predictHead, trainHead, type HeadTrainingResult, type HeadWeights } from "./head-trainer.ts";
+import { findSplitLeakage, LeakageError, type LeakageFinding } from "./leakage.ts";
+import { balancingWeights, computeClassFreqs } from "./loss.ts";
+import { normalizationFromSample } from "./normalization.ts";
+
+export interface TrainOptions {
+  labels: string;
+  images: string;
+  /** Starting model folder (`cxr model init` or an import): its trunk is frozen, its head is the starting point. */
+  model: string;
+  out: string;
+  epochs: number;
+  seed: number;
+  splits?: { train: string; valid: string; test: string };
+  /** Train although splits share patients (recorded in the card and printed loudly). */
+  allowLeakage?: boolean;
+  /** Model input size; default: the starting model's. */
+  inputSize?: number;
+  cacheDir?: string;
+  batchSize?: number;
+  learningRate?: number;
+  patience?: number;
+  resume?: boolean;
+  augmentation?: Augmentation;
+  /** Training images sampled for the normalisation statistics (the seed uses 100). */
+  normSample?: number;
+  bootstrapIterations?: number;
+  progress?: boolean;
+  threads?: number;
+  log?: (line: string) => void;
+}
+
+export interface TrainReport {
+  outDir: string;
+  card: ModelCard;
+  input: InputSpec;
+  counts: Record<string, number>;
+  skipped: Unresolved[];
+  leakage: LeakageFinding[];
+  head: HeadTrainingResult;
+  valid: EvaluationMetrics;
+  test: EvaluationMetrics;
+  featureSeconds: number;
+  featuresComputed: number;
+}
+
+export function headFromWeights(w: WeightMap, classes: number): HeadWeights {
+  const k = w.get(HEAD_KERNEL);
+  const b = w.get(HEAD_BIAS);
+  if (!k || !b) throw new Error(`starting model has no ${HEAD_KERNEL}/${HEAD_BIAS} (not a DenseNet121-14 from cxr model init/import)`);
+  if (k.dims[0] !== FEATURE_CHANNELS || k.dims[1] !== classes) throw new Error(`${HEAD_KERNEL} is [${k.dims.join(",")}], expected [${FEATURE_CHANNELS},${classes}]`);
+  return { kernel: k.data.slice(), bias: b.data.slice(), inputs: FEATURE_CHANNELS, outputs: classes };
+}
+
+export function withHead(w: WeightMap, head: HeadWeights): WeightMap {
+  const out: WeightMap = new Map(w);
+  out.set(HEAD_KERNEL, { dims: [head.inputs, head.outputs], data: head.kernel });
+  out.set(HEAD_BIAS, { dims: [head.outputs], data: head.bias });
+  return out;
+}
+
+const round = (x: number | null, d = 4) => (x === null || Number.isNaN(x) ? null : +x.toFixed(d));
+
+/** `cxr train`: transfer learning of the classifier head on frozen-trunk features. */
+export async function trainModel(opts: TrainOptions): Promise<TrainReport> {
+  const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const splits = opts.splits ?? { train: "train", valid: "valid", test: "test" };
+  const start = readModelCard(opts.model);
+  const weights = readModelWeights(join(opts.model, MODEL_FILE));
+  const labelNames = start.labels.map((l) => l.name);
+  const table: LabelTable = readLabelTable(opts.labels, labelNames);
+  if (!table.hasSplit) throw new DatasetError(`${opts.labels}: no Split column — make a patient-level split first (cxr split)`);
+
+  const leakage = findSplitLeakage(table.rows.filter((r) => Object.values(splits).includes(r.split ?? "")));
+  if (leakage.length) {
+    const err = new LeakageError(leakage);
+    if (!opts.allowLeakage) throw err;
+    log(`\n!!! WARNING: ${err.message.replace(/ — fix.*$/, "")}\n!!! --allow-leakage given: training anyway; validation/test numbers are optimistic and the card says so.\n`);
+  }
+
+  const skipped: Unresolved[] = [];
+  const part = (name: string): ResolvedRow[] => {
+    const rows = selectSplit(table, name);
+    if (rows.length === 0) throw new DatasetError(`${opts.labels}: no rows with Split = ${name}`);
+    const { resolved, unresolved } = resolveImages(table, rows, opts.images);
+    for (const u of unresolved) log(`skipped ${opts.labels}:${u.row.line} (${u.row.key}): ${u.reason}`);
+    skipped.push(...unresolved);
+    return resolved;
+  };
+  const train = part(splits.train);
+  const valid = part(splits.valid);
+  const test = part(splits.test);
+  const counts = { [splits.train]: train.length, [splits.valid]: valid.length, [splits.test]: test.length };
+
+  const size = opts.inputSize ?? start.input.size;
+  const input = await normalizationFromSample(
+    train.map((r) => r.path),
+    size,
+    { sample: opts.normSample ?? 100, seed: opts.seed, pixelScale: start.input.pixelScale },
+  );
+  log(`normalisation from ${Math.min(opts.normSample ?? 100, train.length)} training images at ${size}px: mean ${input.mean[0]}, std ${input.std[0]}`);
+
+  const augmentation = opts.augmentation ?? DEFAULT_AUGMENTATION;
+  const cacheDir = resolve(opts.cacheDir ?? ".cache/features");
+  const trunk: Trunk = await createTrunk(weights, input, opts.threads ?? 2);
+  let featureSeconds = 0;
+  let featuresComputed = 0;
+  const features = async (rows: ResolvedRow[], copies: number, label: string) => {
+    const out: Float32Array[][] = [];
+    for (let copy = 0; copy <= copies; copy++) {
+      const reqs: FeatureRequest[] = rows.map((r) => ({ path: r.path, copy }));
+      const f = await extractFeatures(trunk, reqs, { cacheDir, augmentation, seed: opts.seed, label: copy ? `${label} copy ${copy}` : label, progress: opts.progress });
+      featureSeconds += f.seconds;
+      featuresComputed += f.computed;
+      out.push(f.features);
+    }
+    return out;
+  };
+  let trainX: Float32Array[][], validX: Float32Array[][], testX: Float32Array[][];
+  try {
+    trainX = await features(train, augmentation.copies, `features ${splits.train}`);
+    validX = await features(valid, 0, `features ${splits.valid}`);
+    testX = await features(test, 0, `features ${splits.test}`);
+  } finally {
+    await trunk.close();
+  }
+  if (featuresComputed) log(`trunk features: ${featuresComputed} computed in ${featureSeconds.toFixed(1)} s (${(featuresComputed / featureSeconds).toFixed(2)} images/s), cache ${cacheDir}`);
+
+  const trainY = train.map((r) => r.labels);
+  const freqs = computeClassFreqs(trainY);
+  const lossWeights = balancingWeights(freqs);
+  const head = await trainHead(
+    headFromWeights(weights, labelNames.length),
+    { copies: trainX, labels: trainY },
+    { copies: validX, labels: valid.map((r) => r.labels) },
+    {
+      epochs: opts.epochs,
+      seed: opts.seed,
+      batchSize: opts.batchSize,
+      learningRate: opts.learningRate,
+      patience: opts.patience,
+      lossWeights,
+      checkpointDir: join(opts.out, "checkpoints"),
+      resume: opts.resume,
+      progress: opts.progress,
+    },
+  );
+  const last = head.history.at(-1);
+  log(
+    `head: valid mean AUROC ${head.initialValidMeanAuroc.toFixed(4)} (untrained) → ${Math.max(head.initialValidMeanAuroc, ...head.history.map((h) => h.validMeanAuroc)).toFixed(4)} (best, epoch ${head.bestEpoch}); train loss ${head.initialTrainLoss.toFixed(4)} → ${last?.trainLoss.toFixed(4) ?? "n/a"}`,
+  );
+
+  // Operating points on the validation split (Youden's J), then an honest look at the test split.
+  const validProbs = predictHead(head.best, validX[0]!);
+  const thresholds: Record<string, { threshold: number; method: string }> = {};
+  labelNames.forEach((name, j) => {
+    const t = valid.map((r) => r.labels[j]!);
+    if (!t.includes(1) || !t.includes(0)) {
+      thresholds[name] = { threshold: 0.5, method: `default 0.5 — ${splits.valid} split has no ${t.includes(1) ? "negatives" : "positives"}` };
+      return;
+    }
+    const y = youdenThreshold(t, validProbs.map((p) => p[j]!));
+    thresholds[name] = { threshold: +y.threshold.toFixed(6), method: `Youden's J on ${splits.valid} split (${valid.length} images, J=${y.j.toFixed(3)})` };
+  });
+  const it = opts.bootstrapIterations ?? 1000;
+  const validMetrics = computeMetrics({ labelNames, keys: valid.map((r) => r.key), truth: valid.map((r) => r.labels), probabilities: validProbs }, { iterations: it, seed: opts.seed });
+  const testProbs = predictHead(head.best, testX[0]!);
+  const testMetrics = computeMetrics({ labelNames, keys: test.map((r) => r.key), truth: test.map((r) => r.labels), probabilities: testProbs }, { iterations: it, seed: opts.seed });
+
+  const compact = (m: EvaluationMetrics) => ({
+    mean_auroc: round(m.mean_auroc),
+    labels: Object.fromEntries(Object.entries(m.labels).map(([k, v]) => [k, { auroc: round(v.auroc), ci95: v.ci95 && v.ci95.map((x) => round(x)), n_pos: v.n_pos, n_neg: v.n_neg }])),
+  });
+  const leakNote = leakage.length ? ` WARNING: trained with --allow-leakage although ${leakage.map((l) => `${l.splits.join("/")} share ${l.patients.length} patients`).join(", ")}.` : "";
+  const card = saveDenseNet121Dir(
+    opts.out,
+    { inputSize: size, weights: withHead(weights, head.best) },
+    {
+      name: start.name,
+      labels: defaultCardLabels(labelNames, thresholds),
+      input,
+      training: {
+        summary: `transfer learning: classifier head (GAP → Dense(${labelNames.length}, sigmoid)) trained with Adam and the seed's class-balanced weighted loss on frozen trunk features; trunk from ${start.name} ${start.version} (${start.training.summary}); best epoch ${head.bestEpoch} of ${head.history.length} by ${splits.valid} mean AUROC; seed ${opts.seed}.${leakNote}`,
+        data: `${opts.labels} over ${opts.images}: ${Object.entries(counts).map(([k, v]) => `${k} ${v}`).join(", ")} images${skipped.length ? `; ${skipped.length} rows without an image skipped` : ""}; normalisation mean/std from ${Math.min(opts.normSample ?? 100, train.length)} ${splits.train} images`,
+        metrics: {
+          splits: counts,
+          startingModel: { name: start.name, version: start.version, deviceUid: start.deviceUid, weightsSha256: start.weightsSha256 },
+          inputSize: size,
+          epochs: { requested: opts.epochs, run: head.history.length, best: head.bestEpoch, stoppedEarly: head.stoppedEarly },
+          augmentation,
+          lossWeights: { pos: lossWeights.pos.map((x) => round(x)), neg: lossWeights.neg.map((x) => round(x)) },
+          untrained: { validMeanAuroc: round(head.initialValidMeanAuroc), trainLoss: round(head.initialTrainLoss), validLoss: round(head.initialValidLoss) },
+          history: head.history.map((h) => ({ epoch: h.epoch, trainLoss: round(h.trainLoss), validLoss: round(h.validLoss), validMeanAuroc: round(h.validMeanAuroc) })),
+          valid: compact(validMetrics),
+          test: compact(testMetrics),
+          bootstrap: { iterations: it, seed: opts.seed },
+          leakage: leakage.length ? leakage : "none (train/valid/test share no patient)",
+          lastDenseBlockTrained: false,
+        },
+      },
+    },
+  );
+  mkdirSync(opts.out, { recursive: true });
+  writeFileSync(join(opts.out, "training.json"), JSON.stringify({ counts, skipped: skipped.map((s) => ({ line: s.row.line, key: s.row.key, reason: s.reason })), head: { ...head, best: undefined }, valid: validMetrics, test: testMetrics }, null, 2) + "\n");
+  return { outDir: opts.out, card, input, counts, skipped, leakage, head, valid: validMetrics, test: testMetrics, featureSeconds, featuresComputed };
+}
