@@ -1,0 +1,259 @@
+import { readFileSync } from "node:fs";
+import { extname, resolve } from "node:path";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+import { worklistConfigSchema } from "./worklist.ts";
+
+/**
+ * The service configuration (`cxr serve --config <file>`): one JSON or YAML file, validated with
+ * zod at start. Every section has defaults, so `{}` (or flags alone) is a working configuration.
+ */
+
+/** Storage SOP classes of chest radiographs (PS3.4 B.5). */
+export const SOP_CLASS = {
+  CR: "1.2.840.10008.5.1.4.1.1.1",
+  DX_PRESENTATION: "1.2.840.10008.5.1.4.1.1.1.1",
+  DX_PROCESSING: "1.2.840.10008.5.1.4.1.1.1.1.1",
+  SECONDARY_CAPTURE: "1.2.840.10008.5.1.4.1.1.7",
+  VERIFICATION: "1.2.840.10008.1.1",
+} as const;
+
+/**
+ * Transfer syntaxes accepted as proposed: the ones the pixel pipeline (src/dicom/decoders) decodes.
+ * Never transcoded; an instance is stored in the syntax it was sent in.
+ */
+export const DECODABLE_TRANSFER_SYNTAXES = [
+  "1.2.840.10008.1.2", // Implicit VR Little Endian
+  "1.2.840.10008.1.2.1", // Explicit VR Little Endian
+  "1.2.840.10008.1.2.2", // Explicit VR Big Endian (retired)
+  "1.2.840.10008.1.2.1.99", // Deflated Explicit VR Little Endian
+  "1.2.840.10008.1.2.5", // RLE Lossless
+  "1.2.840.10008.1.2.4.50", // JPEG Baseline
+  "1.2.840.10008.1.2.4.51", // JPEG Extended
+  "1.2.840.10008.1.2.4.57", // JPEG Lossless
+  "1.2.840.10008.1.2.4.70", // JPEG Lossless SV1
+  "1.2.840.10008.1.2.4.80", // JPEG-LS Lossless
+  "1.2.840.10008.1.2.4.81", // JPEG-LS Near-Lossless
+  "1.2.840.10008.1.2.4.90", // JPEG 2000 Lossless
+  "1.2.840.10008.1.2.4.91", // JPEG 2000
+];
+
+const aeTitle = z
+  .string()
+  .min(1)
+  .max(16)
+  .regex(/^[\x20-\x5b\x5d-\x7e]+$/, "an AE title is 1-16 printable ASCII characters without backslash")
+  .refine((s) => s.trim().length > 0, "an AE title cannot be blank");
+const port = z.number().int().min(0).max(65535);
+const uid = z.string().regex(/^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$/, "not a DICOM UID");
+
+export const listenerConfigSchema = z
+  .object({
+    aeTitle: aeTitle.default("CXR_TRIAGE"),
+    port: port.default(11112),
+    /** Loopback by default: exposing a DICOM node is a deliberate act. */
+    bindAddress: z.string().min(1).default("127.0.0.1"),
+    /** Calling AE titles allowed to associate; empty = any. */
+    allowedCallingAeTitles: z.array(aeTitle).default([]),
+    /** Per calling AE title, the peer addresses it must come from (optional host check). */
+    allowedHosts: z.record(z.string(), z.array(z.string().min(1))).default({}),
+    /** Whether the Called AE Title must equal `aeTitle`. */
+    checkCalledAeTitle: z.boolean().default(true),
+    acceptedSopClasses: z.array(uid).min(1).default([SOP_CLASS.CR, SOP_CLASS.DX_PRESENTATION, SOP_CLASS.DX_PROCESSING]),
+    acceptedTransferSyntaxes: z.array(uid).min(1).default(DECODABLE_TRANSFER_SYNTAXES),
+    maxAssociations: z.number().int().min(1).default(16),
+    /** Maximum PDU length we receive (bytes); 0 = unlimited as per PS3.8. */
+    maxPduLength: z.number().int().min(0).default(262144),
+    /** Seconds an idle association is kept before it is closed. */
+    associationTimeoutSeconds: z.number().positive().default(60),
+    /** DICOM TLS (PS3.15 B.1): PEM files; off unless `cert` and `key` are given. */
+    tls: z
+      .object({
+        cert: z.string().min(1),
+        key: z.string().min(1),
+        ca: z.string().min(1).optional(),
+        requireClientCertificate: z.boolean().default(false),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+export const intakeConfigSchema = z
+  .object({
+    /** Seconds without a new instance before a study counts as complete (as Orthanc's StableAge). */
+    stableAgeSeconds: z.number().min(0).default(10),
+    /** Start a study as soon as its association ends when it holds exactly one image. */
+    singleImageImmediately: z.boolean().default(false),
+  })
+  .strict();
+
+export const selectionConfigSchema = z
+  .object({
+    modalities: z.array(z.string().min(1)).default(["CR", "DX"]),
+    /** Body Part Examined values that count as chest (compared upper-case, trimmed). */
+    chestBodyParts: z.array(z.string().min(1)).default(["CHEST", "THORAX", "LUNG", "LUNGS", "CHEST_PA", "CHEST_AP", "CHEST PA", "CHEST AP", "TORAX", "THORAX_PA"]),
+    /**
+     * What an empty or absent Body Part Examined means: "accept" (many CR/DX devices leave it
+     * empty), "reject", or "description" (accept when Study/Series Description mentions the chest).
+     */
+    emptyBodyPart: z.enum(["accept", "reject", "description"]).default("description"),
+    views: z.array(z.string().min(1)).default(["PA", "AP"]),
+    /** What an unknown view means after all fallbacks (View Code Sequence, Image Comments, Patient Orientation, descriptions). */
+    unknownView: z.enum(["accept", "reject"]).default("accept"),
+    /** Image Type values (any position) that disqualify an image. */
+    rejectImageTypes: z.array(z.string().min(1)).default(["DERIVED", "SECONDARY"]),
+    /** Manufacturers whose objects are never input (our own outputs, routed back by a PACS). */
+    ownManufacturers: z.array(z.string().min(1)).default(["cxr-triage"]),
+  })
+  .strict();
+
+export const modelConfigSchema = z
+  .object({
+    /** Model folder (model.onnx + model-card.json). */
+    dir: z.string().min(1).default("./model"),
+    provider: z.enum(["cpu", "webgpu", "cuda", "tensorrt"]).default("cpu"),
+    threads: z.number().int().min(1).optional(),
+  })
+  .strict();
+
+export const pipelineConfigSchema = z
+  .object({
+    /** Studies processed at the same time (decode + inference + results). */
+    concurrency: z.number().int().min(1).default(2),
+    /** Longest side of the heatmap PNGs for the worklist; larger sources are downscaled. */
+    heatmapMaxSize: z.number().int().min(16).default(1024),
+  })
+  .strict();
+
+export const dimseDestinationSchema = z
+  .object({
+    kind: z.literal("dimse").default("dimse"),
+    aeTitle,
+    host: z.string().min(1),
+    port: port.refine((p) => p > 0, "port must be > 0"),
+    /** Our AE title as the calling AE towards this destination (default: the listener's). */
+    callingAeTitle: aeTitle.optional(),
+    tls: z.object({ ca: z.string().optional(), cert: z.string().optional(), key: z.string().optional() }).strict().optional(),
+  })
+  .strict();
+
+export const stowDestinationSchema = z
+  .object({
+    kind: z.literal("stow"),
+    /** DICOMweb root, e.g. http://pacs:8042/dicom-web (STOW-RS is POST <url>/studies). */
+    url: z.url(),
+    headers: z.record(z.string(), z.string()).default({}),
+  })
+  .strict();
+
+export const destinationSchema = z.union([stowDestinationSchema, dimseDestinationSchema]);
+
+export const exportConfigSchema = z
+  .object({
+    destinations: z.array(destinationSchema).default([]),
+    /** Exponential backoff between attempts: initial × 2^n, capped; attempts go on until they succeed. */
+    retryInitialSeconds: z.number().positive().default(1),
+    retryMaxSeconds: z.number().positive().default(60),
+    timeoutSeconds: z.number().positive().default(30),
+  })
+  .strict();
+
+export const serviceConfigSchema = z
+  .object({
+    /** Folder of the spool, quarantine, results and the SQLite store. */
+    dataDir: z.string().min(1).default("./cxr-data"),
+    logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    dicom: listenerConfigSchema.default(() => listenerConfigSchema.parse({})),
+    intake: intakeConfigSchema.default(() => intakeConfigSchema.parse({})),
+    selection: selectionConfigSchema.default(() => selectionConfigSchema.parse({})),
+    model: modelConfigSchema.default(() => modelConfigSchema.parse({})),
+    pipeline: pipelineConfigSchema.default(() => pipelineConfigSchema.parse({})),
+    export: exportConfigSchema.default(() => exportConfigSchema.parse({})),
+  })
+  .extend(worklistConfigSchema.shape)
+  .strict();
+
+export type ServiceConfig = z.infer<typeof serviceConfigSchema>;
+export type ListenerConfig = ServiceConfig["dicom"];
+export type SelectionConfig = ServiceConfig["selection"];
+export type Destination = z.infer<typeof destinationSchema>;
+export type DimseDestination = z.infer<typeof dimseDestinationSchema>;
+export type StowDestination = z.infer<typeof stowDestinationSchema>;
+
+export class ConfigError extends Error {}
+
+/** Overrides from `cxr serve` flags, applied on top of the file before validation. */
+export interface ConfigOverrides {
+  port?: number;
+  aeTitle?: string;
+  bind?: string;
+  destinations?: string[];
+  dataDir?: string;
+  model?: string;
+  httpPort?: number;
+  apiToken?: string;
+}
+
+/** `AET@host:port` (the --destination flag). */
+export function parseDestinationSpec(spec: string): { kind: "dimse"; aeTitle: string; host: string; port: number } {
+  const m = /^([^@]{1,16})@(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(spec.trim());
+  if (!m) throw new ConfigError(`--destination "${spec}": expected <AET>@<host>:<port>, e.g. ORTHANC@127.0.0.1:4242`);
+  return { kind: "dimse", aeTitle: m[1]!, host: m[2]!.replace(/^\[|\]$/g, ""), port: Number(m[3]) };
+}
+
+/** Reads a JSON or YAML file (by extension; YAML otherwise, which also reads JSON). */
+export function readConfigFile(path: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new ConfigError(`config ${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  try {
+    return extname(path).toLowerCase() === ".json" ? JSON.parse(text) : parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(`config ${path}: not valid ${extname(path).toLowerCase() === ".json" ? "JSON" : "YAML"} (${(err as Error).message.split("\n")[0]})`);
+  }
+}
+
+function section(obj: Record<string, unknown>, key: string): Record<string, unknown> {
+  const v = obj[key];
+  if (v === undefined || v === null) return (obj[key] = {});
+  if (typeof v !== "object" || Array.isArray(v)) return (obj[key] = {}); // validation below names it
+  return v as Record<string, unknown>;
+}
+
+/** Validates a raw configuration (+ overrides); errors name each bad key by its path. */
+export function resolveConfig(raw: unknown, overrides: ConfigOverrides = {}, source = "config"): ServiceConfig {
+  const obj: Record<string, unknown> = raw === undefined || raw === null ? {} : structuredClone(raw as Record<string, unknown>);
+  if (typeof obj !== "object" || Array.isArray(obj)) throw new ConfigError(`${source}: the top level must be a mapping of sections`);
+  if (overrides.port !== undefined) section(obj, "dicom").port = overrides.port;
+  if (overrides.aeTitle !== undefined) section(obj, "dicom").aeTitle = overrides.aeTitle;
+  if (overrides.bind !== undefined) section(obj, "dicom").bindAddress = overrides.bind;
+  if (overrides.destinations?.length) {
+    const exp = section(obj, "export");
+    exp.destinations = overrides.destinations.map(parseDestinationSpec);
+  }
+  if (overrides.dataDir !== undefined) obj.dataDir = overrides.dataDir;
+  if (overrides.model !== undefined) section(obj, "model").dir = overrides.model;
+  if (overrides.httpPort !== undefined) section(obj, "api").httpPort = overrides.httpPort;
+  if (overrides.apiToken !== undefined) {
+    const api = section(obj, "api");
+    api.tokens = [...(Array.isArray(api.tokens) ? (api.tokens as unknown[]) : []), overrides.apiToken];
+  }
+  const parsed = serviceConfigSchema.safeParse(obj);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `${i.path.length ? i.path.join(".") : "(top level)"}: ${i.message}`);
+    throw new ConfigError(`${source}: invalid configuration — ${lines.join("; ")}`);
+  }
+  const cfg = parsed.data;
+  cfg.dataDir = resolve(cfg.dataDir);
+  cfg.model.dir = resolve(cfg.model.dir);
+  return cfg;
+}
+
+/** The configuration of `cxr serve`: the file (if any) with the flags on top. */
+export function loadServiceConfig(path: string | undefined, overrides: ConfigOverrides = {}): ServiceConfig {
+  return resolveConfig(path ? readConfigFile(path) : {}, overrides, path ? `config ${path}` : "flags");
+}

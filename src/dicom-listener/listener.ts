@@ -1,0 +1,407 @@
+import { createHash, randomUUID } from "node:crypto";
+import { close, fsync, mkdirSync, open, openSync, readFileSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import { createServer as createTcpServer, type Server as NetServer, type Socket } from "node:net";
+import { join } from "node:path";
+import { createServer as createTlsServer, type TLSSocket } from "node:tls";
+import { promisify } from "node:util";
+import { Writable } from "node:stream";
+import dimse from "dcmjs-dimse";
+import type { association, requests, responses } from "dcmjs-dimse";
+
+type Association = association.Association;
+type PresentationContext = association.PresentationContext;
+type CEchoRequest = requests.CEchoRequest;
+type CStoreRequest = requests.CStoreRequest;
+type CEchoResponse = responses.CEchoResponse;
+type CStoreResponse = responses.CStoreResponse;
+import type { Logger } from "pino";
+import type { ListenerConfig } from "../config/service.ts";
+import { SOP_CLASS } from "../config/service.ts";
+import { readDicom } from "../dicom/read.ts";
+import { isValidUid } from "../dicom/uid.ts";
+import { extractHeader } from "../intake/header.ts";
+import type { InstanceOutcome, NewInstance, SqliteStudyStore } from "../intake/store.ts";
+import { part10Header } from "./part10.ts";
+
+const { Scp, Dataset } = dimse;
+const { Status, PresentationContextResult, RejectResult, RejectSource, RejectReason, TransferSyntax } = dimse.constants;
+const { CEchoResponse: CEchoResponseClass, CStoreResponse: CStoreResponseClass } = dimse.responses;
+// dcmjs-dimse logs every PDU through loglevel to the console; the service logs its own events.
+dimse.log.setLevel((process.env.CXR_DIMSE_LOG ?? "silent") as "silent");
+
+/** C-STORE statuses used here (PS3.4 B.2.3 / PS3.7 C). */
+export const STORE_STATUS = {
+  success: 0x0000,
+  /** Refused: Out of Resources — the instance could not be written or recorded. */
+  outOfResources: 0xa700,
+  /** Error: Data Set does not match SOP Class — required identifying attributes missing or invalid. */
+  datasetMismatch: 0xa900,
+  /** Error: Cannot understand — the dataset cannot be parsed. */
+  cannotUnderstand: 0xc000,
+  /** Refused: SOP Class not supported. */
+  sopClassNotSupported: 0x0122,
+} as const;
+
+export interface StoredInstance {
+  sopInstanceUid: string;
+  studyInstanceUid: string;
+  path: string;
+  outcome: InstanceOutcome;
+  callingAeTitle: string;
+}
+
+export interface ListenerOptions {
+  config: ListenerConfig;
+  store: SqliteStudyStore;
+  /** Where received instances are written (spool/<study>/<sop>.dcm). */
+  spoolDir: string;
+  /** Where unreadable instances are kept, with their reason recorded in the store. */
+  quarantineDir: string;
+  logger: Logger;
+  /** After an instance is on disk and recorded, before the success answer goes out. */
+  onStored?: (inst: StoredInstance) => void;
+  /** An association ended; `studies` are the studies it delivered instances of (with the count it delivered). */
+  onAssociationEnded?: (studies: Map<string, number>) => void;
+}
+
+export interface DicomListener {
+  readonly port: number;
+  readonly host: string;
+  /** Open associations right now. */
+  activeAssociations(): number;
+  close(): Promise<void>;
+}
+
+interface StoreResult {
+  status: number;
+  comment?: string;
+}
+
+/**
+ * Receives one C-STORE dataset straight to its spool file: the Part 10 header first, then every
+ * PDV fragment as it arrives (nothing of the size of the image is held in memory), hashing as it
+ * goes. A write error is remembered rather than thrown so the association keeps its framing and the
+ * sender gets a failure status for this instance.
+ */
+class SpoolFileWritable extends Writable {
+  readonly hash = createHash("sha256");
+  size = 0;
+  failure?: Error;
+  result?: StoreResult;
+  private fd: number | undefined;
+
+  constructor(readonly path: string, header: Buffer, readonly request: CStoreRequest, readonly transferSyntaxUid: string) {
+    super({ highWaterMark: 1 << 20 });
+    try {
+      this.fd = openSync(path, "w");
+      writeSync(this.fd, header);
+    } catch (err) {
+      this.failure = err as Error;
+    }
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    if (this.fd !== undefined && !this.failure) {
+      try {
+        let at = 0;
+        while (at < chunk.length) at += writeSync(this.fd, chunk, at);
+        this.hash.update(chunk);
+        this.size += chunk.length;
+      } catch (err) {
+        this.failure = err as Error;
+      }
+    }
+    cb();
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    const fd = this.fd;
+    this.fd = undefined;
+    if (fd === undefined) return cb();
+    fsync(fd, (err) => {
+      if (err && !this.failure) this.failure = err;
+      close(fd, () => cb());
+    });
+  }
+}
+
+const fsyncAsync = promisify(fsync);
+const openAsync = promisify(open);
+const closeAsync = promisify(close);
+
+async function fsyncDir(dir: string): Promise<void> {
+  const fd = await openAsync(dir, "r");
+  try {
+    await fsyncAsync(fd);
+  } finally {
+    await closeAsync(fd);
+  }
+}
+
+export function startListener(opts: ListenerOptions): Promise<DicomListener> {
+  const { config, store, spoolDir, quarantineDir, logger } = opts;
+  const incomingDir = join(spoolDir, "incoming");
+  mkdirSync(incomingDir, { recursive: true });
+  mkdirSync(quarantineDir, { recursive: true });
+  const accepted = new Set(config.acceptedSopClasses);
+  const syntaxes = new Set(config.acceptedTransferSyntaxes);
+  const allowedCalling = new Set(config.allowedCallingAeTitles.map((a) => a.trim()));
+  const ourAe = config.aeTitle.trim();
+  let active = 0;
+  const sockets = new Set<Socket>();
+
+  function quarantine(tempPath: string, reason: string, studyUid?: string): void {
+    const target = join(quarantineDir, `${new Date().toISOString().replace(/[:.]/g, "-")}-${randomUUID().slice(0, 8)}.dcm`);
+    try {
+      renameSync(tempPath, target);
+    } catch {
+      /* nothing on disk to keep */
+    }
+    store.addQuarantine(target, reason, studyUid);
+    logger.warn({ path: target, reason, study: studyUid }, "instance quarantined");
+  }
+
+  /** After the last fragment: the file is fsynced; parse its header, move it into place, record it. */
+  async function finishInstance(w: SpoolFileWritable, request: CStoreRequest, callingAe: string): Promise<StoreResult & { stored?: StoredInstance }> {
+    if (w.failure) {
+      try {
+        unlinkSync(w.path);
+      } catch {
+        /* never created */
+      }
+      logger.error({ err: w.failure.message, sop: request.getAffectedSopInstanceUid() }, "cannot write received instance");
+      return { status: STORE_STATUS.outOfResources, comment: `cannot write instance: ${w.failure.message}`.slice(0, 64) };
+    }
+    let header;
+    try {
+      header = extractHeader(readDicom(w.path, { withPixelData: false }).dataset);
+    } catch (err) {
+      quarantine(w.path, `unreadable dataset from ${callingAe}: ${(err as Error).message}`);
+      return { status: STORE_STATUS.cannotUnderstand, comment: "dataset cannot be parsed" };
+    }
+    const sop = header.sopInstanceUid;
+    const missing = (["studyInstanceUid", "seriesInstanceUid", "sopInstanceUid"] as const).filter((k) => !header[k] || !isValidUid(header[k]!));
+    if (missing.length) {
+      quarantine(w.path, `instance ${sop ?? "(no SOP Instance UID)"} from ${callingAe}: missing or invalid ${missing.join(", ")}`, header.studyInstanceUid);
+      return { status: STORE_STATUS.datasetMismatch, comment: `missing or invalid ${missing.join(", ")}`.slice(0, 64) };
+    }
+    if (sop !== request.getAffectedSopInstanceUid().replace(/\0/g, "").trim()) {
+      quarantine(w.path, `instance ${sop}: SOP Instance UID differs from the C-STORE's Affected SOP Instance UID`, header.studyInstanceUid);
+      return { status: STORE_STATUS.datasetMismatch, comment: "SOP Instance UID mismatch" };
+    }
+    const studyUid = header.studyInstanceUid!;
+    const studyDir = join(spoolDir, studyUid);
+    const finalPath = join(studyDir, `${sop}.dcm`);
+    const inst: NewInstance = {
+      sopInstanceUid: sop!,
+      sopClassUid: header.sopClassUid ?? request.getAffectedSopClassUid(),
+      studyInstanceUid: studyUid,
+      seriesInstanceUid: header.seriesInstanceUid!,
+      transferSyntaxUid: w.transferSyntaxUid,
+      path: finalPath,
+      sha256: w.hash.digest("hex"),
+      size: w.size,
+      callingAeTitle: callingAe,
+      header: header.header,
+      patientName: header.patientName,
+      patientId: header.patientId,
+      accessionNumber: header.accessionNumber,
+      studyDescription: header.studyDescription,
+    };
+    try {
+      mkdirSync(studyDir, { recursive: true });
+      renameSync(w.path, finalPath);
+      await fsyncDir(studyDir);
+      await fsyncDir(incomingDir);
+      const outcome = store.addInstance(inst);
+      const stored: StoredInstance = { sopInstanceUid: sop!, studyInstanceUid: studyUid, path: finalPath, outcome, callingAeTitle: callingAe };
+      return { status: STORE_STATUS.success, stored };
+    } catch (err) {
+      logger.error({ err: (err as Error).message, sop, study: studyUid }, "cannot record received instance");
+      return { status: STORE_STATUS.outOfResources, comment: `cannot record instance: ${(err as Error).message}`.slice(0, 64) };
+    }
+  }
+
+  class CxrScp extends Scp {
+    private association?: Association;
+    private readonly peer: string;
+    private readonly socket: Socket | TLSSocket;
+    private readonly delivered = new Map<string, number>();
+    private counted = false;
+    private readonly writables = new WeakMap<object, SpoolFileWritable>();
+
+    constructor(socket: Socket | TLSSocket, scpOpts: Record<string, unknown>) {
+      super(socket, scpOpts);
+      this.socket = socket;
+      this.peer = (socket.remoteAddress ?? "").replace(/^::ffff:/, "");
+      this.on("close", () => {
+        if (this.counted) active--;
+        this.counted = false;
+        if (this.delivered.size) opts.onAssociationEnded?.(new Map(this.delivered));
+        this.delivered.clear();
+      });
+    }
+
+    override associationRequested(association: Association): void {
+      this.association = association;
+      const calling = association.getCallingAeTitle().trim();
+      const called = association.getCalledAeTitle().trim();
+      const reject = (result: number, source: number, reason: number, why: string) => {
+        logger.warn({ calling, called, peer: this.peer, reason: why }, "association rejected");
+        this.sendAssociationReject(result, source, reason);
+      };
+      if (config.checkCalledAeTitle && called !== ourAe) {
+        return reject(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.CalledAeNotRecognized, `called AE "${called}" is not ${ourAe}`);
+      }
+      if (allowedCalling.size && !allowedCalling.has(calling)) {
+        return reject(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.CallingAeNotRecognized, `calling AE "${calling}" is not allowed`);
+      }
+      const hosts = config.allowedHosts[calling];
+      if (hosts && !hosts.includes(this.peer)) {
+        return reject(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.CallingAeNotRecognized, `calling AE "${calling}" is not allowed from ${this.peer}`);
+      }
+      if (active >= config.maxAssociations) {
+        return reject(RejectResult.Transient, RejectSource.ServiceProviderPresentation, RejectReason.LocalLimitExceeded, `${active} associations open (maxAssociations ${config.maxAssociations})`);
+      }
+      active++;
+      this.counted = true;
+      if (config.maxPduLength > 0) association.setMaxPduLength(config.maxPduLength);
+      for (const c of association.getPresentationContexts()) {
+        const context = association.getPresentationContext(c.id);
+        const abstract = context.getAbstractSyntaxUid();
+        const proposed = context.getTransferSyntaxUids();
+        if (abstract === SOP_CLASS.VERIFICATION) {
+          const ts = proposed.find((t: string) => t === TransferSyntax.ImplicitVRLittleEndian || t === TransferSyntax.ExplicitVRLittleEndian);
+          if (ts) context.setResult(PresentationContextResult.Accept, ts);
+          else context.setResult(PresentationContextResult.RejectTransferSyntaxesNotSupported);
+        } else if (accepted.has(abstract)) {
+          // As proposed: the first syntax the sender offers that we can decode — never a transcode.
+          const ts = proposed.find((t: string) => syntaxes.has(t));
+          if (ts) context.setResult(PresentationContextResult.Accept, ts);
+          else context.setResult(PresentationContextResult.RejectTransferSyntaxesNotSupported);
+        } else {
+          context.setResult(PresentationContextResult.RejectAbstractSyntaxNotSupported);
+        }
+      }
+      logger.debug({ calling, peer: this.peer }, "association accepted");
+      this.sendAssociationAccept();
+    }
+
+    override associationReleaseRequested(): void {
+      this.sendAssociationReleaseResponse();
+    }
+
+    override abort(): void {
+      // The peer gave up on the association: nothing it sent in flight is acknowledged, so close.
+      this.socket.end();
+    }
+
+    override cEchoRequest(request: CEchoRequest, callback: (response: CEchoResponse) => void): void {
+      const response = CEchoResponseClass.fromRequest(request);
+      response.setStatus(Status.Success);
+      callback(response);
+    }
+
+    override createStoreWritableStream(context: PresentationContext, request: CStoreRequest): Writable {
+      const tempPath = join(incomingDir, `${randomUUID()}.part`);
+      const transferSyntaxUid = context.getAcceptedTransferSyntaxUid() ?? TransferSyntax.ImplicitVRLittleEndian;
+      const w = new SpoolFileWritable(
+        tempPath,
+        part10Header({
+          sopClassUid: request.getAffectedSopClassUid(),
+          sopInstanceUid: request.getAffectedSopInstanceUid(),
+          transferSyntaxUid,
+          sourceAeTitle: this.association?.getCallingAeTitle() ?? "",
+        }),
+        request,
+        transferSyntaxUid,
+      );
+      this.writables.set(request, w);
+      return w;
+    }
+
+    override createDatasetFromStoreWritableStream(writable: Writable, _context: PresentationContext, callback: (dataset: InstanceType<typeof Dataset>) => void): void {
+      const w = writable as SpoolFileWritable;
+      const callingAe = this.association?.getCallingAeTitle().trim() ?? "";
+      const done = () => {
+        finishInstance(w, w.request, callingAe)
+          .then((r) => {
+            w.result = r;
+            if (r.stored) {
+              this.delivered.set(r.stored.studyInstanceUid, (this.delivered.get(r.stored.studyInstanceUid) ?? 0) + 1);
+              opts.onStored?.(r.stored);
+            }
+          })
+          .catch((err: Error) => {
+            w.result = { status: STORE_STATUS.outOfResources, comment: err.message.slice(0, 64) };
+          })
+          .finally(() => callback(new Dataset({})));
+      };
+      if (w.writableFinished) done();
+      else w.once("finish", done);
+    }
+
+    override cStoreRequest(request: CStoreRequest, callback: (response: CStoreResponse) => void): void {
+      const response = CStoreResponseClass.fromRequest(request);
+      const w = this.writables.get(request);
+      const result: StoreResult = !accepted.has(request.getAffectedSopClassUid())
+        ? { status: STORE_STATUS.sopClassNotSupported, comment: "SOP Class not accepted" }
+        : (w?.result ?? { status: STORE_STATUS.outOfResources, comment: "instance was not received" });
+      response.setStatus(result.status);
+      if (result.comment) response.setErrorComment(result.comment);
+      callback(response);
+    }
+  }
+
+  const scpOptions: Record<string, unknown> = {
+    associationTimeout: config.associationTimeoutSeconds * 1000,
+    pduTimeout: config.associationTimeoutSeconds * 1000,
+  };
+  const onConnection = (socket: Socket | TLSSocket) => {
+    socket.setNoDelay(true);
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    const scp = new CxrScp(socket, scpOptions);
+    scp.on("networkError", (err: Error) => {
+      logger.warn({ err: err.message }, "DICOM network error");
+      socket.destroy();
+    });
+  };
+  let server: NetServer;
+  if (config.tls) {
+    scpOptions.securityOptions = { cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) };
+    server = createTlsServer(
+      {
+        cert: readFileSync(config.tls.cert),
+        key: readFileSync(config.tls.key),
+        ca: config.tls.ca ? readFileSync(config.tls.ca) : undefined,
+        requestCert: config.tls.requireClientCertificate,
+        rejectUnauthorized: config.tls.requireClientCertificate,
+        minVersion: "TLSv1.2",
+      },
+      onConnection,
+    );
+  } else {
+    server = createTcpServer({ noDelay: true }, onConnection);
+  }
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(config.port, config.bindAddress, () => {
+      server.off("error", reject);
+      server.on("error", (err) => logger.error({ err: err.message }, "DICOM listener error"));
+      const addr = server.address();
+      const port = typeof addr === "object" && addr ? addr.port : config.port;
+      resolve({
+        port,
+        host: config.bindAddress,
+        activeAssociations: () => active,
+        close: () =>
+          new Promise<void>((res) => {
+            for (const s of sockets) s.destroy();
+            server.close(() => res());
+          }),
+      });
+    });
+  });
+}
+

@@ -1,0 +1,73 @@
+import type { InstanceHeader } from "./store.ts";
+
+/** What intake keeps from a received instance's header (naturalized by dcmjs). */
+export interface ReceivedHeader {
+  sopInstanceUid?: string;
+  sopClassUid?: string;
+  studyInstanceUid?: string;
+  seriesInstanceUid?: string;
+  patientName?: string;
+  patientId?: string;
+  accessionNumber?: string;
+  studyDescription?: string;
+  header: InstanceHeader;
+}
+
+function str(v: unknown): string | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (Array.isArray(v)) return v.length ? str(v[0]) : undefined;
+  if (typeof v === "object") {
+    // dcmjs PN: { Alphabetic: "DOE^JOHN" }
+    const alpha = (v as { Alphabetic?: unknown }).Alphabetic;
+    return typeof alpha === "string" ? alpha.replace(/\0/g, "").trim() : undefined;
+  }
+  const s = String(v).replace(/\0/g, "").trim();
+  return s === "" ? undefined : s;
+}
+
+function strs(v: unknown): string[] | undefined {
+  if (v === undefined || v === null) return undefined;
+  const arr = Array.isArray(v) ? v : String(v).split("\\");
+  const out = arr.map((x) => str(x)).filter((x): x is string => !!x);
+  return out.length ? out : undefined;
+}
+
+function firstItem(v: unknown): Record<string, unknown> | undefined {
+  if (Array.isArray(v)) return (v[0] as Record<string, unknown> | undefined) ?? undefined;
+  if (v && typeof v === "object") return v as Record<string, unknown>;
+  return undefined;
+}
+
+export function extractHeader(ds: Record<string, unknown>): ReceivedHeader {
+  const viewCode = firstItem(ds.ViewCodeSequence);
+  const contributing = Array.isArray(ds.ContributingEquipmentSequence) ? (ds.ContributingEquipmentSequence as Record<string, unknown>[]) : firstItem(ds.ContributingEquipmentSequence) ? [firstItem(ds.ContributingEquipmentSequence)!] : [];
+  const instanceNumber = Number(str(ds.InstanceNumber));
+  const header: InstanceHeader = {
+    modality: str(ds.Modality),
+    bodyPartExamined: str(ds.BodyPartExamined),
+    viewPosition: str(ds.ViewPosition),
+    viewCodeMeaning: viewCode ? str(viewCode.CodeMeaning) : undefined,
+    viewCodeValue: viewCode ? str(viewCode.CodeValue) : undefined,
+    imageComments: str(ds.ImageComments),
+    patientOrientation: strs(ds.PatientOrientation)?.join("\\"),
+    imageType: strs(ds.ImageType),
+    manufacturer: str(ds.Manufacturer),
+    seriesDescription: str(ds.SeriesDescription),
+    studyDescription: str(ds.StudyDescription),
+    protocolName: str(ds.ProtocolName),
+    contributingManufacturers: contributing.map((c) => str(c.Manufacturer)).filter((x): x is string => !!x),
+    instanceNumber: Number.isFinite(instanceNumber) ? instanceNumber : undefined,
+  };
+  for (const k of Object.keys(header) as (keyof InstanceHeader)[]) if (header[k] === undefined) delete header[k];
+  return {
+    sopInstanceUid: str(ds.SOPInstanceUID),
+    sopClassUid: str(ds.SOPClassUID),
+    studyInstanceUid: str(ds.StudyInstanceUID),
+    seriesInstanceUid: str(ds.SeriesInstanceUID),
+    patientName: str(ds.PatientName),
+    patientId: str(ds.PatientID),
+    accessionNumber: str(ds.AccessionNumber),
+    studyDescription: str(ds.StudyDescription),
+    header,
+  };
+}

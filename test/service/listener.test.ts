@@ -1,0 +1,108 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { pino } from "pino";
+import { listenerConfigSchema, SOP_CLASS } from "../../src/config/service.ts";
+import { startListener, type DicomListener } from "../../src/dicom-listener/listener.ts";
+import { readDicom } from "../../src/dicom/read.ts";
+import { SqliteStudyStore } from "../../src/intake/store.ts";
+import { freePort } from "../../src/peers/ports.ts";
+import { requireSharedData, SHARED_DICOM } from "../helpers/shared-data.ts";
+import { tempDir } from "../helpers/tmp.ts";
+import { echoscu, storescu, writeStorescuConfig } from "./peers.ts";
+
+describe("C-STORE SCP (dcmjs-dimse) against dcmtk storescu", () => {
+  const tmp = tempDir("cxr-listener-");
+  let store: SqliteStudyStore;
+  let listener: DicomListener;
+  let cfg: string;
+  beforeAll(async () => {
+    store = new SqliteStudyStore(join(tmp.dir, "store.sqlite"));
+    cfg = writeStorescuConfig(tmp.dir);
+    listener = await startListener({
+      config: listenerConfigSchema.parse({
+        port: await freePort(),
+        aeTitle: "CXR_TEST",
+        allowedCallingAeTitles: ["MODALITY"],
+        // The shared chest films are Secondary Capture wrappers; this site accepts them.
+        acceptedSopClasses: [SOP_CLASS.CR, SOP_CLASS.DX_PRESENTATION, SOP_CLASS.DX_PROCESSING, SOP_CLASS.SECONDARY_CAPTURE],
+      }),
+      store,
+      spoolDir: join(tmp.dir, "spool"),
+      quarantineDir: join(tmp.dir, "quarantine"),
+      logger: pino({ level: "silent" }),
+    });
+  });
+  afterAll(async () => {
+    await listener?.close();
+    store?.close();
+    tmp.cleanup();
+  });
+
+  it("answers C-ECHO and refuses unknown calling or called AE titles", async () => {
+    expect(await echoscu(listener.port, "CXR_TEST")).toBe(true);
+    expect(await echoscu(listener.port, "CXR_TEST", "STRANGER")).toBe(false);
+    expect(await echoscu(listener.port, "OTHER_AE")).toBe(false);
+  });
+
+  it("stores instances as sent (compressed stays compressed), byte-identical dataset, recorded before success", async () => {
+    if (!requireSharedData()) return;
+    const files = ["test1.dcm", "rsna_cr_jpeg_baseline.dcm", "RG2_J2KR.dcm", "RG2_JLSL.dcm", "RG2_RLE.dcm"].map((f) => join(SHARED_DICOM, f));
+    const r = await storescu({ port: listener.port, aec: "CXR_TEST", cfg, files });
+    expect(r.code).toBe(0);
+    expect(r.log.match(/Received Store Response \(Success\)/g)).toHaveLength(files.length);
+    for (const f of files) {
+      const src = readDicom(f, { withPixelData: false });
+      const sop = String(src.dataset.SOPInstanceUID);
+      const rows = store.instances(String(src.dataset.StudyInstanceUID)).filter((i) => i.sopInstanceUid === sop);
+      expect(rows, f).toHaveLength(1);
+      const spooled = readDicom(rows[0]!.path);
+      expect(spooled.transferSyntaxUid).toBe(src.transferSyntaxUid);
+      // the pixel data (from its tag on) is the sender's, byte for byte: never transcoded
+      const pixelTag = Buffer.from([0xe0, 0x7f, 0x10, 0x00]);
+      const tail = (buf: Buffer) => buf.subarray(buf.indexOf(pixelTag));
+      const sent = tail(readFileSync(f));
+      const received = tail(readFileSync(rows[0]!.path));
+      // (storescu drops a trailing (FFFC,FFFC) padding element, so compare up to the end of what arrived)
+      expect(received.length).toBeGreaterThan(sent.length - 200);
+      expect(Buffer.compare(sent.subarray(0, received.length), received), f).toBe(0);
+      expect(store.get(String(src.dataset.StudyInstanceUID))?.state).toBe("received");
+    }
+    expect(readdirSync(join(tmp.dir, "spool", "incoming"))).toEqual([]);
+  });
+
+  it("a second identical copy changes nothing", async () => {
+    if (!requireSharedData()) return;
+    const f = join(SHARED_DICOM, "test2.dcm");
+    expect((await storescu({ port: listener.port, aec: "CXR_TEST", cfg, files: [f, f] })).code).toBe(0);
+    const study = String(readDicom(f, { withPixelData: false }).dataset.StudyInstanceUID);
+    expect(store.instanceCount(study)).toBe(1);
+    expect(store.get(study)?.history.map((h) => h.state)).toEqual(["received"]);
+  });
+
+  it("refuses an unsupported SOP class (CT) at association", async () => {
+    if (!requireSharedData()) return;
+    const r = await storescu({ port: listener.port, aec: "CXR_TEST", cfg, files: [join(SHARED_DICOM, "CT_small.dcm")] });
+    expect(r.code).not.toBe(0);
+    expect(r.log).toMatch(/No presentation context|no acceptable presentation contexts/i);
+  });
+
+  it("answers a failure status for a dataset it cannot parse, quarantines it, and keeps serving", async () => {
+    if (!requireSharedData()) return;
+    // A CR whose dataset stops in the middle of an element header: storescu sends what it can read
+    const src = readFileSync(join(SHARED_DICOM, "test3.dcm"));
+    const bad = Buffer.from(src);
+    // Make the Study Instance UID invalid (letters in a UI): parseable, but not a valid study to file
+    const at = bad.indexOf(Buffer.from(String(readDicom(join(SHARED_DICOM, "test3.dcm"), { withPixelData: false }).dataset.StudyInstanceUID)));
+    expect(at).toBeGreaterThan(0);
+    bad.write("X.Y", at, "latin1");
+    const badPath = join(tmp.dir, "bad-uid.dcm");
+    writeFileSync(badPath, bad);
+    const r = await storescu({ port: listener.port, aec: "CXR_TEST", cfg, files: [badPath] });
+    expect(r.log).toMatch(/Received Store Response \(Error: DataSetDoesNotMatchSOPClass\)/);
+    const q = store.quarantined();
+    expect(q.at(-1)?.reason).toMatch(/missing or invalid studyInstanceUid/);
+    expect(readdirSync(join(tmp.dir, "quarantine")).length).toBeGreaterThan(0);
+    expect(await echoscu(listener.port, "CXR_TEST")).toBe(true);
+  });
+});
