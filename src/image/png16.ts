@@ -1,5 +1,5 @@
-import { writeFileSync } from "node:fs";
-import { PNG } from "pngjs";
+import { writeFile } from "node:fs/promises";
+import sharp from "sharp";
 import type { PresentationImage } from "./presentation.ts";
 
 /** Presentation values [0,1] → 0..65535, rounded: the full VOI output range after inversion. */
@@ -12,15 +12,14 @@ export function toUint16(img: PresentationImage): Uint16Array {
   return out;
 }
 
-/** Encodes a 16-bit grayscale PNG at native resolution. */
-export function encodePng16(img: PresentationImage): Buffer {
-  const words = toUint16(img);
-  const png = new PNG({ width: img.width, height: img.height, colorType: 0, inputColorType: 0, bitDepth: 16, inputHasAlpha: false });
-  // pngjs reads 16-bit input as host-order Uint16 words over the buffer
-  png.data = Buffer.from(words.buffer, words.byteOffset, words.byteLength);
-  return PNG.sync.write(png, { colorType: 0, inputColorType: 0, bitDepth: 16, inputHasAlpha: false });
+/** Encodes a 16-bit grayscale PNG at native resolution (libvips via sharp; a Uint16Array input keeps 16 bits). */
+export async function encodePng16(img: PresentationImage): Promise<Buffer> {
+  return sharp(toUint16(img), { raw: { width: img.width, height: img.height, channels: 1 } })
+    .toColourspace("grey16")
+    .png({ compressionLevel: 6 })
+    .toBuffer();
 }
 
-export function writePng16(img: PresentationImage, path: string): void {
-  writeFileSync(path, encodePng16(img));
+export async function writePng16(img: PresentationImage, path: string): Promise<void> {
+  await writeFile(path, await encodePng16(img));
 }

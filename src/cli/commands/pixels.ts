@@ -20,7 +20,7 @@ export function register(program: Command): void {
         throw new CliError((err as Error).message);
       }
       try {
-        writePng16(img, opts.out);
+        await writePng16(img, opts.out);
       } catch (err) {
         throw new CliError(`${opts.out}: cannot write PNG (${(err as Error).message})`);
       }
