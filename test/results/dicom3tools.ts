@@ -24,6 +24,10 @@ export const ACCEPTED_WARNINGS: { pattern: RegExp; why: string }[] = [
     why: "a valid PN copied from the source as is (no ^ component separators); rewriting a patient's name is not ours to do",
   },
   {
+    pattern: /^Warning - is only permitted to be empty when actually unknown; should be absent \(not empty\) if an unpaired body part, and have a value if a paired body part - attribute <Laterality>$/,
+    why: "SC of a source whose body part is not CHEST (test4: RIBCAGE): body part left out, Laterality empty because it is unknown",
+  },
+  {
     pattern: /^Warning - Attribute is not present in standard DICOM IOD - \(0x0018,0x1002\) UI Device UID\s*$/,
     why: "Device UID inside the Contributing Equipment Sequence names the AI model as IHE AIR asks; dicom3tools 2022 does not list it there",
   },

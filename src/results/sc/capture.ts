@@ -17,11 +17,6 @@ function patientOrientation(value: unknown): string[] | "" {
   return v.length === 2 && v.every((s) => typeof s === "string" && /^[APRLHFL]{1,3}$/.test(s)) ? (v as string[]) : "";
 }
 
-/** Body Part Examined (CS: at most 16 of A-Z, 0-9, space, underscore) or undefined. */
-function bodyPart(value: unknown): string | undefined {
-  return typeof value === "string" && /^[A-Z0-9_ ]{1,16}$/.test(value.trim()) ? value.trim() : undefined;
-}
-
 function percent(p: number): string {
   return `${(p * 100).toFixed(1)}%`;
 }
@@ -86,9 +81,10 @@ export function buildHeatmapCaptures(input: ResultInput): Record<string, unknown
       SeriesInstanceUID: uids.seriesInstanceUidSc,
       SeriesNumber: SC_SERIES_NUMBER,
       SeriesDescription: `AI heatmaps (${model})`.slice(0, 64),
-      // The source's body part (when a valid CS) keeps the capture where hanging protocols expect it and
-      // settles Laterality's condition (PS3.3 C.7.3.1: required for paired body parts only).
-      ...(bodyPart(source.BodyPartExamined) ? { BodyPartExamined: bodyPart(source.BodyPartExamined) } : { Laterality: "" }),
+      // CHEST (unpaired, so no Laterality) is copied: it keeps the capture where hanging protocols expect it.
+      // Any other body part is left out: this product reports on chest radiographs only, and for a possibly
+      // paired part Laterality (Type 2C) would have to be known; instead Laterality is written empty (unknown).
+      ...(source.BodyPartExamined === "CHEST" ? { BodyPartExamined: "CHEST" } : { Laterality: "" }),
       // General Equipment
       Manufacturer: card.manufacturer,
       ManufacturerModelName: card.name,
