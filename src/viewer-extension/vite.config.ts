@@ -4,7 +4,7 @@
  * (`/viewer/`), including the decode web worker and the wasm codecs it fetches.
  */
 import { join } from "node:path";
-import { defineConfig, type Plugin } from "vite";
+import { createLogger, defineConfig, type Plugin } from "vite";
 import { BUILD_HASH_FILE, VIEWER_SOURCE_DIR, viewerSourceHash } from "./source-hash.ts";
 
 /** Writes the source hash into the output so `ensureViewerBuilt()` can tell a current build from a stale one. */
@@ -18,7 +18,19 @@ function buildHash(): Plugin {
   };
 }
 
+/**
+ * The codecs' emscripten glue has a Node branch that requires fs/path; it never runs in the browser,
+ * so vite's "externalized for browser compatibility" warnings about it are dropped (others are kept).
+ */
+const logger = createLogger("warn");
+const warn = logger.warn.bind(logger);
+logger.warn = (msg, options) => {
+  if (/Module "(fs|path|url)" has been externalized for browser compatibility/.test(msg)) return;
+  warn(msg, options);
+};
+
 export default defineConfig({
+  customLogger: logger,
   root: join(VIEWER_SOURCE_DIR, "page"),
   base: "./",
   logLevel: "warn",

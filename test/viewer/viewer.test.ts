@@ -9,10 +9,14 @@ import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadPresentationImage } from "../../src/image/presentation.ts";
 import { startOrthanc, type OrthancHandle } from "../../src/peers/orthanc.ts";
+import { writeResultObjects } from "../../src/results/write.ts";
+import { freePort } from "../../src/peers/ports.ts";
 import { ensureViewerBuilt } from "../../src/viewer-extension/index.ts";
 import { requireSharedData, SHARED_DICOM } from "../helpers/shared-data.ts";
 import { tempDir } from "../helpers/tmp.ts";
+import { syntheticCard, syntheticResult } from "../results/synthetic.ts";
 import {
   brightBox,
   fakeStudy,
@@ -27,6 +31,7 @@ import {
   type PluginStandIn,
   type Raster,
   type RenderMode,
+  ARTIFACTS,
 
 } from "./harness.ts";
 
@@ -42,6 +47,7 @@ const PEAKS: Record<string, KnownPeak> = {
 };
 
 const hasData = requireSharedData();
+const SR_RESULT = syntheticResult(syntheticCard(), { Pneumothorax: 0.77, Mass: 0.64, Nodule: 0.31 });
 let orthanc: OrthancHandle;
 let plugin: PluginStandIn;
 let tmp: ReturnType<typeof tempDir>;
@@ -58,6 +64,10 @@ describe.skipIf(!hasData)("viewer page", () => {
     const [o] = await Promise.all([startOrthanc({ dir: join(tmp.dir, "orthanc") }), ensureViewerBuilt()]);
     orthanc = o;
     await orthanc.rest("/instances", { body: readFileSync(TEST1) });
+    // The plugin's own result objects for test1 are in the PACS study too (SR + OT Secondary Captures), as after
+    // export: the viewer must still pick the radiograph, and can fall back to the SR.
+    const written = writeResultObjects({ sourcePath: TEST1, image: await loadPresentationImage(TEST1), result: SR_RESULT, outDir: join(tmp.dir, "results"), basename: "test1" });
+    for (const f of [written.sr.path, ...written.sc.map((x) => x.path)]) await orthanc.rest("/instances", { body: readFileSync(f) });
     plugin = await startPluginStandIn(`${orthanc.httpUrl}/dicom-web`);
     plugin.studies.set(TEST1_STUDY, fakeStudy(TEST1_STUDY, { width: 1024, height: 1024 }, PEAKS));
     plugin.studies.set(RSNA_STUDY, fakeStudy(RSNA_STUDY, { width: 1024, height: 1024 }, { Pneumonia: { px: 0.3, py: 0.4, sigma: 0.05 } }));
@@ -93,6 +103,9 @@ describe.skipIf(!hasData)("viewer page", () => {
       await page.getByRole("checkbox", { name: "Overlay" }).uncheck();
       await page.waitForFunction(() => document.body.dataset.overlayVisible === "false");
       off = await shoot(page, `${mode}-test1-overlay-off`);
+      await page.getByRole("checkbox", { name: "Overlay" }).check();
+      await page.screenshot({ path: join(ARTIFACTS, `${mode}-test1-page.png`) });
+      await page.getByRole("checkbox", { name: "Overlay" }).uncheck();
 
       // The Cornerstone canvas fills the viewport at device resolution.
       const canvas = await page.evaluate(() => {
@@ -206,5 +219,26 @@ describe.skipIf(!hasData)("viewer page", () => {
       expect(corr).toBeLessThan(-0.95);
     });
   });
-});
 
+  it("falls back to the SR in the PACS when the plugin's API is unreachable (CPU path)", async () => {
+    const browser = await launchChromium("cpu");
+    try {
+      const page = await browser.newPage({ viewport: { width: 1000, height: 720 } });
+      const closed = `http://127.0.0.1:${await freePort()}`; // nothing listens there
+      await openViewer(page, `${plugin.url}/viewer/?studyInstanceUid=${TEST1_STUDY}&token=${plugin.token}&api=${encodeURIComponent(closed)}`);
+      await page.screenshot({ path: join(ARTIFACTS, "cpu-test1-sr-fallback-page.png") });
+      expect(await page.evaluate(() => document.body.dataset.photometric)).toBe("MONOCHROME2"); // the radiograph, not an OT capture
+      const shown = await page.locator(".cxr-finding-list button").evaluateAll((bs) => bs.map((b) => [b.getAttribute("aria-label"), b.querySelector(".prob")!.textContent]));
+      const expected = [...SR_RESULT.findings].sort((a, b) => b.probability - a.probability);
+      expect(shown.map(([l]) => l)).toEqual(expected.map((f) => f.label));
+      expect(shown[0]![1]).toBe("77.0%");
+      expect(await page.locator(".cxr-finding-list button.positive").count()).toBe(expected.filter((f) => f.positive).length);
+      expect(await page.getByText(/^Plugin not reachable/).isVisible()).toBe(true);
+      expect(await page.getByText(/^Findings read from the Structured Report/).isVisible()).toBe(true);
+      expect(await page.getByText(`Model: ${SR_RESULT.card.name} ${SR_RESULT.card.version}`).isVisible()).toBe(true);
+      expect(await page.evaluate(() => document.body.dataset.overlayLabel)).toBe("");
+    } finally {
+      await browser.close();
+    }
+  });
+});

@@ -74,8 +74,9 @@ async function loadHeatLayer(url: string, token: string | undefined, threshold: 
 export async function attachTriageOverlay(viewport: Types.IStackViewport, opts: TriageOverlayOptions): Promise<TriageOverlay> {
   const study = opts.study ?? (await loadTriageStudy(opts));
   const threshold = opts.threshold ?? DEFAULT_HEAT_THRESHOLD;
+  const byProbability = [...study.findings].sort((a, b) => b.probability - a.probability);
   const state: OverlayState = {
-    label: opts.label ?? [...study.findings].sort((a, b) => b.probability - a.probability).find((f) => study.heatmaps.some((h) => h.label === f.label))?.label ?? study.findings[0]?.label,
+    label: opts.label ?? byProbability.find((f) => study.heatmaps.some((h) => h.label === f.label))?.label ?? byProbability[0]?.label,
     visible: opts.visible ?? true,
     opacity: opts.opacity ?? 0.5,
     threshold,

@@ -51,6 +51,9 @@ export function createFindingsPanel(element: HTMLElement, opts: FindingsPanelOpt
     b.append(el("span", { class: "name" }, displayName(f.label)), el("span", { class: "prob" }, pct(f.probability)));
     if (f.threshold !== undefined) {
       b.append(el("span", { class: "flag", title: `operating point ${pct(f.threshold)}` }, f.positive ? `▲ ≥ ${pct(f.threshold)}` : `< ${pct(f.threshold)}`));
+    } else if (f.positive !== undefined) {
+      // The SR states presence at the operating point but not the threshold itself.
+      b.append(el("span", { class: "flag", title: "at the model's operating point" }, f.positive ? "▲ present" : "absent"));
     }
     if (!hasHeatmap) b.title = "no heatmap for this finding";
     b.addEventListener("click", () => opts.onSelect?.(f.label));
@@ -76,12 +79,20 @@ export function createOverlayControls(element: HTMLElement, overlay: TriageOverl
   const toggleLabel = el("label", { class: "cxr-toggle" });
   const toggle = el("input", { type: "checkbox", id: "cxr-overlay-toggle" });
   toggle.checked = s.visible;
+  // Without heatmaps (e.g. results read from the SR) the controls stay visible but inert, saying why.
+  const noHeatmaps = overlay.study.heatmaps.length === 0;
   toggle.addEventListener("change", () => overlay.setVisible(toggle.checked));
   toggleLabel.append(toggle, document.createTextNode("Overlay"));
 
   const sliderLabel = el("label", { class: "cxr-opacity" });
   const slider = el("input", { type: "range", min: "0", max: "100", step: "1", id: "cxr-opacity" });
   slider.value = String(Math.round(s.opacity * 100));
+  if (noHeatmaps) {
+    for (const c of [toggle, slider]) {
+      c.disabled = true;
+      c.title = "no heatmaps for this study";
+    }
+  }
   slider.addEventListener("input", () => overlay.setOpacity(Number(slider.value) / 100));
   sliderLabel.append(document.createTextNode("Opacity"), slider);
 

@@ -7,7 +7,7 @@
  * present, a CODE "Presence" (SCT 705057003) = Present/Absent at the model's operating point, or a
  * NUM naming a threshold. The model is the Device Observer Name (DCM 121013, "<name> <version>").
  */
-import { NIH_LABELS } from "../../model/labels.ts";
+import { FINDING_CODES, NIH_LABELS } from "../../model/labels.ts";
 import { TAG, seq, str, type DicomJson } from "./dicomweb.ts";
 import type { TriageFinding, TriageModel } from "./types.ts";
 
@@ -31,8 +31,13 @@ function asFraction(n: { value: number; unit: string }): number {
   return n.unit === "%" ? n.value / 100 : n.value;
 }
 
-/** "Pleural thickening" (CodeMeaning) → "Pleural_Thickening" (label of the model card), else the meaning itself. */
-export function labelFromMeaning(meaning: string): string {
+/**
+ * The model card's label of a finding code: by code (FINDING_CODES, e.g. SCT 60046008 → "Effusion"),
+ * else by meaning ("Pleural thickening" → "Pleural_Thickening"), else the code meaning itself.
+ */
+export function labelFromCode(value: string | undefined, scheme: string | undefined, meaning: string): string {
+  const byCode = NIH_LABELS.find((l) => FINDING_CODES[l].value === value && FINDING_CODES[l].scheme === scheme);
+  if (byCode) return byCode;
   const key = meaning.toLowerCase().replace(/[_\s]+/g, " ").trim();
   return NIH_LABELS.find((l) => l.toLowerCase().replace(/_/g, " ") === key) ?? meaning;
 }
@@ -56,8 +61,9 @@ export function findingsFromSr(sr: DicomJson): SrFindings {
       const vt = str(item, TAG.ValueType);
       const meaning = conceptMeaning(item);
       if (vt === "CODE" && (conceptValue(item) === "121071" || /^finding$/i.test(meaning))) {
-        const value = str(seq(item, TAG.ConceptCodeSequence)[0], TAG.CodeMeaning);
-        if (value) label = labelFromMeaning(value);
+        const code = seq(item, TAG.ConceptCodeSequence)[0];
+        const meaning = str(code, TAG.CodeMeaning);
+        if (meaning) label = labelFromCode(str(code, TAG.CodeValue), str(code, TAG.CodingSchemeDesignator), meaning);
       } else if (vt === "CODE" && (conceptValue(item) === "705057003" || /^presence$/i.test(meaning))) {
         const value = str(seq(item, TAG.ConceptCodeSequence)[0], TAG.CodeMeaning) ?? "";
         present = /^present$/i.test(value) ? true : /^absent$/i.test(value) ? false : undefined;

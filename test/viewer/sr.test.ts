@@ -1,0 +1,70 @@
+/**
+ * The viewer's browser-side SR reader (the fallback when the plugin is unreachable) against the
+ * project's own TID 1500 SR writer and reader (src/results), on DICOM JSON as WADO-RS returns it.
+ */
+import { join } from "node:path";
+import { dcmjs } from "../../src/dicom/dcmjs.ts";
+import { describe, expect, it } from "vitest";
+import { readDicom } from "../../src/dicom/read.ts";
+import { loadPresentationImage } from "../../src/image/presentation.ts";
+import { deriveResultUids } from "../../src/results/input.ts";
+import { readAiResultsSr } from "../../src/results/sr/read.ts";
+import { buildStructuredReport } from "../../src/results/sr/document.ts";
+import { findingsFromSr, labelFromCode } from "../../src/viewer-extension/lib/sr.ts";
+import type { DicomJson } from "../../src/viewer-extension/lib/dicomweb.ts";
+import { colorizeHeatmap, heatColor } from "../../src/viewer-extension/lib/colormap.ts";
+import { parsePluginStudy } from "../../src/viewer-extension/lib/api.ts";
+import { requireSharedData, SHARED_DICOM } from "../helpers/shared-data.ts";
+import { syntheticCard, syntheticResult } from "../results/synthetic.ts";
+
+const hasData = requireSharedData();
+
+describe.skipIf(!hasData)("SR fallback reader", () => {
+  it("reads the findings of the project's TID 1500 SR (test1.dcm) as src/results/sr/read.ts does", async () => {
+    const path = join(SHARED_DICOM, "test1.dcm");
+    const source = readDicom(path, { withPixelData: false }).dataset;
+    const card = syntheticCard();
+    const result = syntheticResult(card, { Cardiomegaly: 0.81, Effusion: 0.62, Pleural_Thickening: 0.55, Hernia: 0.2 });
+    const sr = buildStructuredReport({
+      source,
+      image: await loadPresentationImage(path),
+      result,
+      uids: deriveResultUids([String(source.SOPInstanceUID)], card.deviceUid),
+    });
+    const json: DicomJson = dcmjs.data.DicomMetaDictionary.denaturalizeDataset(sr);
+    const mine = findingsFromSr(json);
+    const theirs = readAiResultsSr(sr);
+    expect(mine.findings).toHaveLength(14);
+    expect(mine.findings.map((f) => [f.label, f.probability, f.positive])).toEqual(theirs.findings.map((f) => [f.label, f.probability, f.positive]));
+    expect(mine.findings.find((f) => f.label === "Effusion")).toMatchObject({ probability: 0.62, positive: true });
+    expect(mine.findings.find((f) => f.label === "Hernia")).toMatchObject({ probability: 0.2, positive: false });
+    expect(mine.model).toEqual({ name: card.name, version: card.version });
+  });
+});
+
+describe("viewer pure helpers", () => {
+  it("maps finding codes and meanings to the card's labels", () => {
+    expect(labelFromCode("60046008", "SCT", "Pleural effusion")).toBe("Effusion");
+    expect(labelFromCode(undefined, undefined, "Pleural thickening")).toBe("Pleural_Thickening");
+    expect(labelFromCode("1", "99X", "Something else")).toBe("Something else");
+  });
+
+  it("colours heat blue→red and leaves heat below the threshold transparent", () => {
+    expect(heatColor(0)).toEqual([0, 0, 255]);
+    expect(heatColor(1)).toEqual([255, 0, 0]);
+    const rgba = colorizeHeatmap(Uint8Array.from([0, 70, 77, 255]), 0.3);
+    expect([rgba[3], rgba[7], rgba[11], rgba[15]]).toEqual([0, 0, 255, 255]); // 77/255 ≥ 0.3 > 70/255
+    expect([rgba[12], rgba[13], rgba[14]]).toEqual([255, 0, 0]);
+  });
+
+  it("rejects a study answer without findings, naming the study", () => {
+    expect(() => parsePluginStudy({ state: "processing" }, "1.2.3", "http://plugin")).toThrow(/study 1\.2\.3: no findings yet \(state processing\)/);
+    const s = parsePluginStudy(
+      { findings: [{ label: "Mass", probability: 0.7, threshold: 0.5, positive: true }], heatmaps: [{ label: "Mass", url: "/api/studies/1.2.3/heatmaps/Mass.png" }], model: { name: "m", version: "1", training: "untrained" } },
+      "1.2.3",
+      "http://plugin:8080",
+    );
+    expect(s.heatmaps[0]!.url).toBe("http://plugin:8080/api/studies/1.2.3/heatmaps/Mass.png");
+    expect(s.model).toEqual({ name: "m", version: "1", training: "untrained" });
+  });
+});
