@@ -45,11 +45,11 @@ function group(root: InstanceType<typeof h5wasm.Group>, path: string): InstanceT
 }
 
 /** Writes W the way Keras 2 `save_weights` / `model.save` lay it out (weightless layers listed too). */
-async function writeKerasH5(path: string, form: "weights" | "full-model", W: KerasWeights, head?: string): Promise<void> {
+async function writeKerasH5(path: string, form: "weights" | "full-model" | "nested", W: KerasWeights, head?: string): Promise<void> {
   await h5wasm.ready;
   const f = new h5wasm.File(path, "w");
   let root: InstanceType<typeof h5wasm.Group> = f;
-  if (form === "full-model") {
+  if (form !== "weights") {
     f.create_attribute("model_config", JSON.stringify({ class_name: "Model", config: { name: "model_1" } }));
     f.create_attribute("keras_version", "2.2.4");
     f.create_attribute("backend", "tensorflow");
@@ -57,6 +57,23 @@ async function writeKerasH5(path: string, form: "weights" | "full-model", W: Ker
   }
   root.create_attribute("keras_version", "2.2.4");
   root.create_attribute("backend", "tensorflow");
+  if (form === "nested") {
+    // tf.keras Sequential([DenseNet121(include_top=False), GlobalAveragePooling2D(), Dense(14)]): the DenseNet is one
+    // layer "densenet121" whose weight names are its inner layers' ("conv1/conv/kernel:0", ...).
+    root.create_attribute("layer_names", ["densenet121", "global_average_pooling2d", head!]);
+    group(root, "global_average_pooling2d");
+    for (const [layer, names] of [["densenet121", [...W.keys()].filter((k) => !k.startsWith(`${head}/`))], [head!, [`${head}/kernel`, `${head}/bias`]]] as const) {
+      const lg = group(root, layer);
+      lg.create_attribute("weight_names", names.map((n) => `${n}:0`));
+      for (const n of names) {
+        const w = W.get(n)!;
+        const dir = n.slice(0, n.lastIndexOf("/"));
+        group(lg, dir).create_dataset({ name: `${n.slice(dir.length + 1)}:0`, data: w.data, shape: w.shape });
+      }
+    }
+    f.close();
+    return;
+  }
   const layers = kerasDenseNet121Layers(head).map((l) => l.name);
   const weightless = ["input_1", "zero_padding2d_1", "conv1/relu", "zero_padding2d_2", "pool1", "relu", ...(head ? ["global_average_pooling2d_1"] : [])];
   const order = [...weightless.slice(0, 2), ...layers.slice(0, 2), ...weightless.slice(2, 5), ...layers.slice(2, head ? -1 : undefined), ...weightless.slice(5), ...(head ? [head] : [])];
@@ -138,6 +155,19 @@ describe("Keras HDF5 import", () => {
     expect(f.scale).toBeGreaterThan(0.1);
     if (process.env.CXR_VERBOSE) console.log({ featureDiff: f.diff, featureScale: f.scale });
     expect(f.diff / f.scale).toBeLessThan(1e-5);
+  });
+
+  it("a DenseNet nested as one layer of a Sequential model imports to the same network", async () => {
+    const p = join(tmp.dir, "nested.h5");
+    await writeKerasH5(p, "nested", fullW, "dense_1");
+    const imp = await readKerasDenseNet121H5(p);
+    expect(imp.form).toBe("full-model");
+    expect(imp.headLayer).toBe("dense_1");
+    const direct = await readKerasDenseNet121H5(join(tmp.dir, "pretrained_model.h5"));
+    expect(imp.weights.size).toBe(direct.weights.size);
+    const bytes = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+    const differing = [...direct.weights].filter(([k, w]) => !bytes(imp.weights.get(k)!.data).equals(bytes(w.data))).map(([k]) => k);
+    expect(differing).toEqual([]);
   });
 
   it("trunk weights (densenet.hdf5 form): the features match; the head is Keras-initialised from --seed", async () => {
