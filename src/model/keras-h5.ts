@@ -86,7 +86,7 @@ export async function readKerasDenseNet121H5(path: string): Promise<KerasH5Impor
     const full = file.keys().includes("model_weights");
     const root = (full ? file.get("model_weights") : file) as H5Group;
     const layerNames = stringListAttr(root, "layer_names");
-    if (!layerNames) throw new Error(`${path}: no "layer_names" attribute${full ? " in model_weights" : ""} — not a Keras HDF5 weights file or full model`);
+    if (!layerNames) throw new Error(`${path}: no "layer_names" attribute${full ? " in model_weights" : ""} — not a Keras 2 HDF5 weights file or full model (Keras 3 ".weights.h5"/".keras" files use another layout and are not supported)`);
 
     // Every stored weight, by its Keras weight name without the ":0" suffix.
     const stored = new Map<string, { data: Float32Array; shape: number[]; where: string }>();

@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
+import { copyFileSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import { afterAll, describe, expect, it } from "vitest";
@@ -6,7 +6,7 @@ import { main } from "../../src/cli/main.ts";
 import { readModelCard, weightsSha256, deviceUidFor, CARD_FILE } from "../../src/model/card.ts";
 import { buildDenseNet121Model, buildDenseNet121Onnx, denseNet121Params, featureGridSize, randomDenseNet121Weights, trunkWeights } from "../../src/model/densenet121.ts";
 import { NIH_LABELS } from "../../src/model/labels.ts";
-import { readModelWeights } from "../../src/model/model-dir.ts";
+import { readModelWeights, verifyModelWeights } from "../../src/model/model-dir.ts";
 import { decodeModel } from "../../src/model/onnx-builder.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
@@ -123,6 +123,13 @@ describe("cxr model init / info and the model card", () => {
       process.stdout.write = orig;
     }
     expect(chunks.join("")).toMatch(/Pleural_Thickening\s+SCT 78381009/);
+    // A model file that is not the card's is caught.
+    const swapped = join(tmp.dir, "swapped");
+    mkdirSync(swapped, { recursive: true });
+    copyFileSync(join(out, CARD_FILE), join(swapped, CARD_FILE));
+    copyFileSync(join(tmp.dir, "init64-other", "model.onnx"), join(swapped, "model.onnx"));
+    expect(() => verifyModelWeights(swapped, readModelCard(swapped))).toThrow(/swapped\/model\.onnx: weights SHA-256 [0-9a-f]{64} differs from the card's/);
+    expect(await main(["node", "cxr", "model", "info", swapped])).toBe(1);
 
     const bad = join(tmp.dir, "bad-card");
     mkdirSync(bad, { recursive: true });

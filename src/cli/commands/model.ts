@@ -2,7 +2,7 @@ import { resolve } from "node:path";
 import type { Command } from "commander";
 import { CliError } from "../main.ts";
 import { readModelCard, type ModelCard } from "../../model/card.ts";
-import { initModelDir } from "../../model/model-dir.ts";
+import { initModelDir, verifyModelWeights } from "../../model/model-dir.ts";
 import { importModel } from "../../model/import.ts";
 import { loadLabelsMap } from "../../model/onnx-import.ts";
 
@@ -101,7 +101,7 @@ export function register(program: Command): void {
 
   model
     .command("info")
-    .description("print a model folder's card")
+    .description("print a model folder's card (after checking model.onnx holds the weights the card names)")
     .argument("<dir>", "model folder (model.onnx + model-card.json)")
     .option("--json", "print the card as JSON")
     .action((dirArg: string, opts: { json?: boolean }) => {
@@ -109,6 +109,7 @@ export function register(program: Command): void {
       let card: ModelCard;
       try {
         card = readModelCard(dir);
+        verifyModelWeights(dir, card);
       } catch (err) {
         throw new CliError((err as Error).message);
       }
