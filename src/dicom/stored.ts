@@ -35,6 +35,13 @@ export function decodeStoredFrameSync(file: DicomFile, frame = 0): StoredFrame {
   if (photometric === "PALETTE COLOR") {
     throw new DicomReadError(file.path, "PALETTE COLOR images are not supported (not a radiograph)", { tag: "(0028,0004)", transferSyntaxUid: ts });
   }
+  if (pm.samplesPerPixel === 1 && photometric !== "MONOCHROME1" && photometric !== "MONOCHROME2") {
+    // guessing a gray mapping here could silently invert or garble the image
+    throw new DicomReadError(file.path, `Photometric Interpretation ${photometric} is not defined for 1 sample per pixel`, { tag: "(0028,0004)", transferSyntaxUid: ts });
+  }
+  if (!Number.isInteger(frame) || frame < 0 || frame >= pm.numberOfFrames) {
+    throw new DicomReadError(file.path, `frame ${frame} does not exist (Number of Frames ${pm.numberOfFrames})`, { tag: "(0028,0008)", transferSyntaxUid: ts });
+  }
   const decoder = decoderFor(ts);
   if (!decoder) throw new DicomReadError(file.path, "transfer syntax is not supported", { transferSyntaxUid: ts });
   const pixelData = pixelDataValue(file);

@@ -91,6 +91,13 @@ describe("errors name the file, the tag or syntax, and the reason", () => {
   it("a missing pixel module attribute names its tag", async () => {
     await expectError(writeSynthetic(tmp.dir, "nobits.dcm", { ...header, BitsAllocated: undefined }, new Uint16Array(4)), /\(0028,0100\).*BitsAllocated is missing/);
   });
+  it("a gray image with a colour Photometric Interpretation is refused rather than guessed", async () => {
+    await expectError(writeSynthetic(tmp.dir, "rgb1.dcm", { ...header, PhotometricInterpretation: "RGB" }, new Uint16Array([1, 2, 3, 4])), /\(0028,0004\).*RGB is not defined for 1 sample per pixel/);
+  });
+  it("a frame beyond Number of Frames is named", async () => {
+    const file = readDicom(writeSynthetic(tmp.dir, "oneframe.dcm", header, new Uint16Array([1, 2, 3, 4])));
+    await expect(decodeStoredFrame(file, 3)).rejects.toThrow(/\(0028,0008\).*frame 3 does not exist \(Number of Frames 1\)/);
+  });
   it("an unsupported transfer syntax is named", async () => {
     const p = writeSynthetic(tmp.dir, "mpeg.dcm", header, [new ArrayBuffer(8)], "1.2.840.10008.1.2.4.100");
     await expectError(p, /transfer syntax 1\.2\.840\.10008\.1\.2\.4\.100: transfer syntax is not supported/);
