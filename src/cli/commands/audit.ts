@@ -1,0 +1,28 @@
+import { resolve } from "node:path";
+import type { Command } from "commander";
+import { auditPacs } from "../../evaluation/audit.ts";
+import { DatasetError } from "../../training/dataset.ts";
+import { CliError } from "../main.ts";
+
+export function register(program: Command): void {
+  program
+    .command("audit")
+    .description("QA audit: evaluate a model over archived studies pulled from a PACS (QIDO-RS/WADO-RS), labels from a CSV; resumable; same outputs as cxr eval plus the studies that could not be read")
+    .requiredOption("--dicomweb <url>", "DICOMweb root of the PACS, e.g. http://pacs:8042/dicom-web")
+    .requiredOption("--labels <csv>", "labels CSV keyed by AccessionNumber or SOPInstanceUID (+ the 14 labels, PatientId[, Split])")
+    .requiredOption("--model <dir>", "model folder (model.onnx + model-card.json)")
+    .requiredOption("--out <dir>", "output folder (also holds audit-state.jsonl and the retrieved instances)")
+    .option("--split <name>", "only rows with this Split value")
+    .option("--fresh", "ignore the state of a previous run in --out", false)
+    .option("--bootstrap <n>", "bootstrap resamples for the CIs", (v) => Number(v), 1000)
+    .option("--seed <s>", "bootstrap seed", (v) => Number(v), 1)
+    .action(async (o: { dicomweb: string; labels: string; model: string; out: string; split?: string; fresh: boolean; bootstrap: number; seed: number }) => {
+      try {
+        const r = await auditPacs({ dicomweb: o.dicomweb, labels: resolve(o.labels), model: resolve(o.model), out: resolve(o.out), split: o.split, fresh: o.fresh, bootstrapIterations: o.bootstrap, seed: o.seed });
+        process.stdout.write(`${resolve(o.out)}: ${r.metrics.n_images} studies evaluated, ${r.metrics.skipped.length} not evaluated, mean AUROC ${r.metrics.mean_auroc?.toFixed(4) ?? "n/a"}\n`);
+      } catch (err) {
+        if (err instanceof DatasetError) throw new CliError(err.message);
+        throw err;
+      }
+    });
+}

@@ -1,0 +1,122 @@
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import sharp from "sharp";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { main } from "../../src/cli/main.ts";
+import { deriveUid } from "../../src/dicom/uid.ts";
+import { toPart10Buffer } from "../../src/dicom/write.ts";
+import { initModelDir } from "../../src/model/model-dir.ts";
+import { NIH_LABELS } from "../../src/model/labels.ts";
+import { auditPacs } from "../../src/evaluation/audit.ts";
+import { startOrthanc, type OrthancHandle } from "../../src/peers/orthanc.ts";
+import { parseCsv, toCsv } from "../../src/training/dataset.ts";
+import { requireSharedData, SHARED_NIH } from "../helpers/shared-data.ts";
+import { tempDir } from "../helpers/tmp.ts";
+
+const has = requireSharedData();
+const DX = "1.2.840.10008.5.1.4.1.1.1.1";
+
+/** A DX (for presentation) instance around 8-bit gray pixels, as a modality would send an NIH film. */
+function dxDataset(accession: string, patientId: string, pixels: Uint8Array, rows: number, cols: number): Record<string, unknown> {
+  return {
+    SOPClassUID: DX,
+    SOPInstanceUID: deriveUid("audit-test", accession, "sop"),
+    StudyInstanceUID: deriveUid("audit-test", accession, "study"),
+    SeriesInstanceUID: deriveUid("audit-test", accession, "series"),
+    Modality: "DX",
+    PatientID: patientId,
+    PatientName: `NIH^${patientId}`,
+    AccessionNumber: accession,
+    StudyDate: "20170101",
+    BodyPartExamined: "CHEST",
+    ViewPosition: "PA",
+    PresentationIntentType: "FOR PRESENTATION",
+    SamplesPerPixel: 1,
+    PhotometricInterpretation: "MONOCHROME2",
+    Rows: rows,
+    Columns: cols,
+    BitsAllocated: 8,
+    BitsStored: 8,
+    HighBit: 7,
+    PixelRepresentation: 0,
+    PixelData: pixels.buffer.slice(pixels.byteOffset, pixels.byteOffset + pixels.byteLength),
+    _vrMap: { PixelData: "OB" },
+  };
+}
+
+describe.runIf(has)("cxr audit against a real Orthanc (QIDO-RS / WADO-RS)", () => {
+  const tmp = tempDir("cxr-audit-");
+  let orthanc: OrthancHandle;
+  const model = join(tmp.dir, "model");
+  const labels = join(tmp.dir, "audit-labels.csv");
+  let dicomweb: string;
+
+  beforeAll(async () => {
+    initModelDir({ inputSize: 64, seed: 9, out: model });
+    orthanc = await startOrthanc({ dir: join(tmp.dir, "orthanc") });
+    dicomweb = `${orthanc.httpUrl}/dicom-web`;
+    const [header, ...all] = parseCsv(readFileSync(join(SHARED_NIH, "labels.csv"), "utf8"));
+    const col = (n: string) => header!.indexOf(n);
+    // 8 NIH films that cover positives and negatives of Effusion and Infiltration.
+    const pick = [...all.filter((r) => r[col("Effusion")] === "1").slice(0, 3), ...all.filter((r) => r[col("Infiltration")] === "1").slice(0, 2), ...all.filter((r) => r[col("Effusion")] === "0" && r[col("Infiltration")] === "0").slice(0, 3)];
+    const out: (string | number)[][] = [];
+    for (const [i, r] of pick.entries()) {
+      const accession = `NIH${String(i).padStart(4, "0")}`;
+      const { data, info } = await sharp(join(SHARED_NIH, "images", r[col("Image")]!)).greyscale().raw().toBuffer({ resolveWithObject: true });
+      await orthanc.rest("/instances", { method: "POST", body: toPart10Buffer(dxDataset(accession, r[col("PatientId")]!, new Uint8Array(data), info.height, info.width)) });
+      out.push([accession, r[col("PatientId")]!, ...NIH_LABELS.map((l) => r[col(l)]!)]);
+    }
+    // An archived study whose pixel data is cut short: stored fine, unreadable as an image.
+    await orthanc.rest("/instances", { method: "POST", body: toPart10Buffer(dxDataset("BROKEN01", "999", new Uint8Array(1000).fill(7), 512, 512)) });
+    out.push(["BROKEN01", "999", ...NIH_LABELS.map((_, j) => (j % 2 ? 1 : 0))]);
+    // A labelled accession the PACS does not have.
+    out.push(["MISSING01", "998", ...NIH_LABELS.map(() => 0)]);
+    writeFileSync(labels, toCsv(["AccessionNumber", "PatientId", ...NIH_LABELS], out));
+  }, 180_000);
+  afterAll(async () => {
+    await orthanc?.stop();
+    tmp.cleanup();
+  });
+
+  it("evaluates the archived NIH studies, lists the unreadable and missing ones with the reason, and resumes", async () => {
+    const out = join(tmp.dir, "audit");
+    const err: string[] = [];
+    const write = process.stderr.write;
+    const stdout: string[] = [];
+    const wo = process.stdout.write;
+    process.stderr.write = ((s: string) => (err.push(String(s)), true)) as typeof process.stderr.write;
+    process.stdout.write = ((s: string) => (stdout.push(String(s)), true)) as typeof process.stdout.write;
+    let code: number;
+    try {
+      code = await main(["node", "cxr", "audit", "--dicomweb", dicomweb, "--labels", labels, "--model", model, "--out", out, "--bootstrap", "100"]);
+    } finally {
+      process.stderr.write = write;
+      process.stdout.write = wo;
+    }
+    expect(code, err.join("")).toBe(0);
+    expect(err.join("")).toMatch(/audit \[/); // progress
+    const metrics = JSON.parse(readFileSync(join(out, "metrics.json"), "utf8"));
+    expect(metrics.n_images).toBe(8);
+    const reasons = new Map<string, string>(metrics.skipped.map((s: { key: string; reason: string }) => [s.key, s.reason]));
+    expect([...reasons.keys()].sort()).toEqual(["AccessionNumber BROKEN01", "AccessionNumber MISSING01"]);
+    expect(reasons.get("AccessionNumber MISSING01")).toContain("no study with AccessionNumber MISSING01");
+    expect(reasons.get("AccessionNumber BROKEN01")).toMatch(/study 2\.25\.\d+, instance 2\.25\.\d+: .+/);
+    console.log(`audit: BROKEN01 → ${reasons.get("AccessionNumber BROKEN01")}`);
+    expect(metrics.labels.Effusion.n_pos).toBe(3);
+    expect(metrics.labels.Effusion.auroc).not.toBeNull();
+    const html = readFileSync(join(out, "report.html"), "utf8");
+    expect(html).toContain("BROKEN01");
+    expect(html).toContain("MISSING01");
+    const preds = parseCsv(readFileSync(join(out, "predictions.csv"), "utf8"));
+    expect(preds).toHaveLength(9);
+
+    // Interrupted after 4 rows: the rerun takes those from the state and does only the rest.
+    const state = readFileSync(join(out, "audit-state.jsonl"), "utf8").trim().split("\n");
+    expect(state).toHaveLength(10);
+    writeFileSync(join(out, "audit-state.jsonl"), state.slice(0, 4).join("\n") + "\n");
+    const again = await auditPacs({ dicomweb, labels, model, out, bootstrapIterations: 100, progress: false, log: () => {} });
+    expect(again.resumed).toBe(4);
+    expect(again.metrics.labels).toEqual(metrics.labels);
+    expect(readFileSync(join(out, "audit-state.jsonl"), "utf8").trim().split("\n")).toHaveLength(10);
+  }, 300_000);
+});
