@@ -5,6 +5,7 @@ import sharp from "sharp";
 import { loadPresentationImage, type PresentationImage } from "../../image/presentation.ts";
 import { Classifier, upsampleHeatmap, type InferenceResult } from "../../inference/classifier.ts";
 import { isProvider, PROVIDERS, type Provider } from "../../inference/providers.ts";
+import { writeDicomResults } from "../../results/write.ts";
 import { CliError } from "../main.ts";
 
 export interface InferOptions {
@@ -15,6 +16,7 @@ export interface InferOptions {
   batch: number;
   pool: number;
   features: boolean;
+  dicom: boolean;
   allowFallback: boolean;
 }
 
@@ -41,6 +43,7 @@ export type OutputWriter = (r: InferredInput) => Promise<string[]>;
 function outputWriters(opts: InferOptions): OutputWriter[] {
   const writers: OutputWriter[] = [writeFindingsJson, writeHeatmapPngs];
   if (opts.features) writers.push(writeFeaturesJson);
+  if (opts.dicom) writers.push(writeDicomResults);
   return writers;
 }
 
@@ -156,6 +159,7 @@ export function register(program: Command): void {
     .option("--batch <N>", "images per session run", positiveInt("--batch"), 1)
     .option("--pool <N>", "sessions running at the same time (the extra ones in worker threads)", positiveInt("--pool"), 1)
     .option("--features", "also write <out>/<name>.features.json (final feature map and its global average)", false)
+    .option("--dicom", "for DICOM inputs also write <out>/<name>.sr.dcm (TID 1500 SR) and <out>/<name>.sc-<n>.dcm (heatmap Secondary Captures)", false)
     .option("--allow-fallback", "use the cpu provider if the requested one cannot start (default: fail)", false)
     .action(async (inputs: string[], opts: InferOptions) => {
       const { failed } = await runInfer(inputs, opts);
