@@ -127,7 +127,7 @@ export function copyPatientAndStudy(source: Record<string, unknown>, what: strin
       attributes[keyword] = valid;
     } else {
       attributes[keyword] = keyword.endsWith("Name") ? [] : "";
-      notes.push(present ? `${name} ${JSON.stringify(raw)} is invalid; written empty (Type 2)` : `${name} missing in ${what}; written empty (Type 2)`);
+      notes.push(present ? `${name} ${JSON.stringify(raw)} is invalid; written empty (Type 2)` : `${name} missing; written empty (Type 2)`);
     }
   };
   const type3 = (keyword: string, name: string, valid: unknown) => {

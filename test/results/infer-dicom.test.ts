@@ -1,0 +1,45 @@
+import { spawnSync } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { initModelDir } from "../../src/model/model-dir.ts";
+import { readAiResultsSr } from "../../src/results/sr/read.ts";
+import { requireSharedData, SHARED_DICOM, SHARED_NIH } from "../helpers/shared-data.ts";
+import { tempDir } from "../helpers/tmp.ts";
+import { dciodvfy, unexplainedWarnings } from "./dicom3tools.ts";
+
+const repo = join(import.meta.dirname, "../..");
+const hasData = requireSharedData();
+const tmp = tempDir("cxr-infer-dicom-");
+const out = join(tmp.dir, "out");
+let run: ReturnType<typeof spawnSync>;
+
+describe.runIf(hasData)("cxr infer --dicom", () => {
+  beforeAll(() => {
+    const model = join(tmp.dir, "model");
+    initModelDir({ inputSize: 96, seed: 9, out: model });
+    run = spawnSync(process.execPath, [join(repo, "bin/cxr.js"), "infer", join(SHARED_DICOM, "rsna_cr_jpeg_baseline.dcm"), join(SHARED_NIH, "images/00000001_000.png"),
+      "--model", model, "--out", out, "--dicom"], { cwd: repo, encoding: "utf8", timeout: 300_000 });
+  });
+  afterAll(() => tmp.cleanup());
+
+  it("writes <name>.sr.dcm and <name>.sc-<n>.dcm for the DICOM input only, all passing dciodvfy", () => {
+    expect(run.status, String(run.stderr)).toBe(0);
+    const files = readdirSync(out);
+    expect(files).toContain("rsna_cr_jpeg_baseline.sr.dcm");
+    const scs = files.filter((f) => /^rsna_cr_jpeg_baseline\.sc-\d+\.dcm$/.test(f)).sort();
+    expect(scs.length).toBeGreaterThan(0);
+    expect(scs[0]).toBe("rsna_cr_jpeg_baseline.sc-1.dcm");
+    expect(files.some((f) => f.startsWith("00000001_000.") && f.endsWith(".dcm"))).toBe(false);
+    for (const f of ["rsna_cr_jpeg_baseline.sr.dcm", ...scs]) {
+      const v = dciodvfy(join(out, f));
+      expect(v.errors, v.output).toEqual([]);
+      expect(unexplainedWarnings(v.warnings), v.output).toEqual([]);
+    }
+    const sr = readAiResultsSr(join(out, "rsna_cr_jpeg_baseline.sr.dcm"));
+    expect(scs).toHaveLength(Math.max(1, sr.positives.length));
+    // the JSON findings and the SR agree
+    const json = JSON.parse(readFileSync(join(out, "rsna_cr_jpeg_baseline.json"), "utf8")) as { findings: { label: string; probability: number; positive: boolean }[] };
+    expect(sr.findings.map((f) => [f.label, f.probability, f.positive])).toEqual(json.findings.map((f) => [f.label, f.probability, f.positive]));
+  });
+});
