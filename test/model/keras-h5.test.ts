@@ -104,9 +104,9 @@ function image(size: number): { nchw: Float32Array; hwc: Float32Array } {
   return { nchw, hwc };
 }
 
-async function runOnnx(dir: string, nchw: Float32Array): Promise<{ probabilities: Float32Array; features: Float32Array; dims: readonly number[] }> {
+async function runOnnx(dir: string, nchw: Float32Array, size = SIZE): Promise<{ probabilities: Float32Array; features: Float32Array; dims: readonly number[] }> {
   const s = await ort.InferenceSession.create(join(dir, "model.onnx"), { intraOpNumThreads: 1 });
-  const r = await s.run({ image: new ort.Tensor("float32", nchw, [1, 3, SIZE, SIZE]) });
+  const r = await s.run({ image: new ort.Tensor("float32", nchw, [1, 3, size, size]) });
   await s.release();
   return { probabilities: r.probabilities!.data as Float32Array, features: r.features!.data as Float32Array, dims: r.features!.dims };
 }
@@ -154,6 +154,17 @@ describe("Keras HDF5 import", () => {
     const f = maxAbsFeatureDiff(got.features, fullRef.features);
     expect(f.scale).toBeGreaterThan(0.1);
     if (process.env.CXR_VERBOSE) console.log({ featureDiff: f.diff, featureScale: f.scale });
+    expect(f.diff / f.scale).toBeLessThan(1e-5);
+  });
+
+  it("odd intermediate sizes (40 px: 20 -> 10 -> 5 -> 2 -> 1) follow Keras's padding and floor arithmetic", async () => {
+    const out = join(tmp.dir, "from-full-40");
+    expect(await main(["node", "cxr", "model", "import", join(tmp.dir, "pretrained_model.h5"), "--input-size", "40", "--out", out])).toBe(0);
+    const img40 = image(40);
+    const ref = kerasDenseNet121(img40.hwc, 40, fullW, "dense_1");
+    const got = await runOnnx(out, img40.nchw, 40);
+    expect(Math.max(...[...ref.probabilities!].map((v, i) => Math.abs(v - got.probabilities[i]!)))).toBeLessThan(1e-5);
+    const f = maxAbsFeatureDiff(got.features, ref.features);
     expect(f.diff / f.scale).toBeLessThan(1e-5);
   });
 
