@@ -79,7 +79,9 @@ export async function createSession(model: Uint8Array, settings: SessionSettings
   }
 }
 
+/** ORT's first message line, without its source-location prefix ("/onnxruntime_src/...cc:136 ... was false."). */
 function firstLine(err: unknown): string {
   const msg = err instanceof Error ? err.message : String(err);
-  return msg.split("\n").find((l) => l.trim())?.trim() ?? msg;
+  const line = msg.split("\n").find((l) => l.trim())?.trim() ?? msg;
+  return line.match(/(Failed to .*)$/)?.[1] ?? line;
 }

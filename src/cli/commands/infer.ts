@@ -160,7 +160,7 @@ export function register(program: Command): void {
     .option("--pool <N>", "sessions running at the same time (the extra ones in worker threads)", positiveInt("--pool"), 1)
     .option("--features", "also write <out>/<name>.features.json (final feature map and its global average)", false)
     .option("--dicom", "for DICOM inputs also write <out>/<name>.sr.dcm (TID 1500 SR) and <out>/<name>.sc-<n>.dcm (heatmap Secondary Captures)", false)
-    .option("--allow-fallback", "use the cpu provider if the requested one cannot start (default: fail)", false)
+    .option("--allow-fallback", "use the cpu provider if the requested one cannot start, instead of failing", false)
     .action(async (inputs: string[], opts: InferOptions) => {
       const { failed } = await runInfer(inputs, opts);
       if (failed.length) throw new CliError(`${failed.length} of ${inputs.length} input(s) failed: ${failed.map((f) => f.input).join(", ")}`);
