@@ -46,6 +46,7 @@ export function extractHeader(ds: Record<string, unknown>): ReceivedHeader {
     modality: str(ds.Modality),
     bodyPartExamined: str(ds.BodyPartExamined),
     viewPosition: str(ds.ViewPosition),
+    patientPosition: str(ds.PatientPosition),
     viewCodeMeaning: viewCode ? str(viewCode.CodeMeaning) : undefined,
     viewCodeValue: viewCode ? str(viewCode.CodeValue) : undefined,
     imageComments: str(ds.ImageComments),

@@ -44,6 +44,7 @@ export interface InstanceHeader {
   modality?: string;
   bodyPartExamined?: string;
   viewPosition?: string;
+  patientPosition?: string;
   viewCodeMeaning?: string;
   viewCodeValue?: string;
   imageComments?: string;

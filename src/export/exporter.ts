@@ -1,0 +1,126 @@
+import type { Logger } from "pino";
+import type { Destination, ServiceConfig } from "../config/service.ts";
+import type { SqliteStudyStore } from "../intake/store.ts";
+import type { ServiceMetrics } from "../worklist/metrics.ts";
+import { cStoreFiles, stowFiles, type SendOutcome } from "./dimse.ts";
+
+/** The name a destination is recorded under in the store (exports table) and in metrics. */
+export function destinationName(d: Destination): string {
+  return d.kind === "stow" ? d.url : `${d.aeTitle}@${d.host}:${d.port}`;
+}
+
+export interface ExporterOptions {
+  store: SqliteStudyStore;
+  config: ServiceConfig;
+  logger: Logger;
+  metrics?: ServiceMetrics;
+}
+
+/**
+ * Sends the result objects of "done" studies to every destination and marks a study "exported"
+ * only when every object has a success status from every destination. Failed sends are retried
+ * with exponential backoff (initial × 2^attempt, capped), for as long as it takes; the schedule is
+ * in the store, so it survives restarts.
+ */
+export class Exporter {
+  private running = false;
+  private timer?: NodeJS.Timeout;
+  private busy = false;
+  private readonly destinations: Destination[];
+  private idle: (() => void)[] = [];
+
+  constructor(private readonly opts: ExporterOptions) {
+    this.destinations = opts.config.export.destinations;
+  }
+
+  get destinationNames(): string[] {
+    return this.destinations.map(destinationName);
+  }
+
+  start(): void {
+    this.running = true;
+    this.kick();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    clearTimeout(this.timer);
+    if (this.busy) await new Promise<void>((r) => this.idle.push(r));
+  }
+
+  /** Look for work now (after a study is done). */
+  kick(): void {
+    if (!this.running) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.pass(), 0);
+  }
+
+  private async pass(): Promise<void> {
+    if (this.busy || !this.running) return;
+    this.busy = true;
+    let nextDue = Infinity;
+    try {
+      for (const uid of this.opts.store.studiesInState("done")) {
+        if (!this.running) break;
+        const { nextAt } = this.opts.store.exportSchedule(uid);
+        if (nextAt > Date.now()) {
+          nextDue = Math.min(nextDue, nextAt);
+          continue;
+        }
+        const retryAt = await this.exportStudy(uid);
+        if (retryAt !== undefined) nextDue = Math.min(nextDue, retryAt);
+      }
+    } catch (err) {
+      this.opts.logger.error({ err: (err as Error).message }, "export pass failed");
+      nextDue = Date.now() + 1000;
+    } finally {
+      this.busy = false;
+      for (const r of this.idle.splice(0)) r();
+    }
+    if (this.running && nextDue !== Infinity) {
+      clearTimeout(this.timer);
+      this.timer = setTimeout(() => void this.pass(), Math.max(0, nextDue - Date.now()));
+    }
+  }
+
+  /** One attempt for one study; returns when to try again, or undefined when it is exported (or has no destinations). */
+  async exportStudy(uid: string): Promise<number | undefined> {
+    const { store, config, logger, metrics } = this.opts;
+    if (this.destinations.length === 0) return undefined; // results stay "done": nowhere to send
+    const errors: string[] = [];
+    for (const dest of this.destinations) {
+      const name = destinationName(dest);
+      const pending = store.pendingExports(uid, name);
+      if (pending.length === 0) continue;
+      const paths = pending.map((o) => o.path);
+      let outcomes: SendOutcome[];
+      if (dest.kind === "stow") outcomes = await stowFiles(dest, paths, config.export.timeoutSeconds, pending.map((o) => o.sopInstanceUid));
+      else outcomes = await cStoreFiles(dest, dest.callingAeTitle ?? config.dicom.aeTitle, paths, config.export.timeoutSeconds);
+      outcomes.forEach((o, k) => {
+        const out = pending[k]!;
+        if (o.ok) {
+          store.markExported(out.sopInstanceUid, name);
+          metrics?.exportsSucceeded.inc({ destination: name });
+        } else {
+          store.markExportFailed(out.sopInstanceUid, name, o.detail);
+          metrics?.exportFailures.inc({ destination: name });
+          errors.push(`${name}: ${o.detail}`);
+        }
+      });
+    }
+    if (errors.length === 0) {
+      if (this.destinations.every((d) => store.pendingExports(uid, destinationName(d)).length === 0)) {
+        store.transition(uid, "exported", { from: ["done"], reason: null });
+        logger.info({ study: uid }, "study exported");
+      }
+      return undefined;
+    }
+    const { attempts } = store.exportSchedule(uid);
+    const delay = Math.min(config.export.retryMaxSeconds, config.export.retryInitialSeconds * 2 ** attempts) * 1000;
+    const nextAt = Date.now() + delay;
+    const reason = `export failed (attempt ${attempts + 1}, next in ${Math.round(delay / 1000)} s): ${[...new Set(errors)].join("; ")}`.slice(0, 500);
+    store.setExportSchedule(uid, nextAt, attempts + 1, reason);
+    logger.warn({ study: uid, attempt: attempts + 1, retryInMs: delay, errors: [...new Set(errors)] }, "export failed; will retry");
+    return nextAt;
+  }
+}

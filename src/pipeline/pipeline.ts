@@ -1,0 +1,200 @@
+import { createHash } from "node:crypto";
+import { copyFileSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import type { Logger } from "pino";
+import type { ServiceConfig } from "../config/service.ts";
+import { readDicom } from "../dicom/read.ts";
+import { presentationFromDicom } from "../image/presentation.ts";
+import type { Classifier } from "../inference/classifier.ts";
+import { selectStudy } from "../intake/selection.ts";
+import type { OutputRecord, SqliteStudyStore } from "../intake/store.ts";
+import { deriveResultUids } from "../results/input.ts";
+import { SECONDARY_CAPTURE_IMAGE_STORAGE } from "../results/sc/capture.ts";
+import { writeResultObjects } from "../results/write.ts";
+import type { ServiceMetrics } from "../worklist/metrics.ts";
+import { writeHeatmapPng } from "./heatmap-png.ts";
+
+/** Comprehensive SR Storage: what src/results/sr writes (TID 1500). */
+const COMPREHENSIVE_SR_STORAGE = "1.2.840.10008.5.1.4.1.1.88.33";
+
+export interface PipelineOptions {
+  store: SqliteStudyStore;
+  config: ServiceConfig;
+  classifier: Classifier;
+  logger: Logger;
+  metrics?: ServiceMetrics;
+  /** Result objects: <outputsDir>/<study>/... */
+  outputsDir: string;
+  /** Worklist heatmap PNGs: <heatmapsDir>/<study>/<label>.png */
+  heatmapsDir: string;
+  quarantineDir: string;
+  destinations: string[];
+  /** A study reached "done" (results on disk and recorded). */
+  onDone?: (studyUid: string) => void;
+}
+
+/**
+ * Study assembly and the bounded worker pool. Assembly moves a "received" study that has been
+ * stable for `intake.stableAgeSeconds` to "queued" (or "rejected" with every series' reason); up
+ * to `pipeline.concurrency` workers each take a queued study (compare-and-set in the store) through
+ * decode → infer → SR + SC → heatmaps → "done". All state is in the store: after a crash,
+ * "processing" studies go back to the queue and are redone, with the same output UIDs.
+ */
+export class Pipeline {
+  private running = false;
+  private active = 0;
+  private timer?: NodeJS.Timeout;
+  private readonly inflight = new Set<Promise<void>>();
+
+  constructor(private readonly opts: PipelineOptions) {}
+
+  start(): void {
+    const requeued = this.opts.store.requeueInterrupted();
+    if (requeued.length) this.opts.logger.info({ studies: requeued.length }, "resuming studies interrupted by a restart");
+    this.running = true;
+    this.tick();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    clearTimeout(this.timer);
+    await Promise.allSettled([...this.inflight]);
+  }
+
+  /** Run assembly and fill free workers now (also runs every 250 ms). */
+  tick(): void {
+    if (!this.running) return;
+    clearTimeout(this.timer);
+    try {
+      this.assemble();
+      this.fill();
+    } catch (err) {
+      this.opts.logger.error({ err: (err as Error).message }, "pipeline tick failed");
+    }
+    this.timer = setTimeout(() => this.tick(), 250);
+  }
+
+  /** Studies the listener just completed in one association with a single image (intake.singleImageImmediately). */
+  associationEnded(studies: Map<string, number>): void {
+    if (!this.opts.config.intake.singleImageImmediately) return;
+    for (const [uid, n] of studies) {
+      if (n === 1 && this.opts.store.instanceCount(uid) === 1) this.assembleStudy(uid);
+    }
+    this.fill();
+  }
+
+  private assemble(): void {
+    const stableBefore = Date.now() - this.opts.config.intake.stableAgeSeconds * 1000;
+    for (const uid of this.opts.store.stableStudies(stableBefore)) this.assembleStudy(uid);
+  }
+
+  private ownOutputUids(): Set<string> {
+    return new Set((this.opts.store.db.prepare("SELECT sop_uid FROM outputs").all() as { sop_uid: string }[]).map((r) => r.sop_uid));
+  }
+
+  private assembleStudy(uid: string): void {
+    const { store, config, logger } = this.opts;
+    const selection = selectStudy(store.instances(uid), config.selection, this.ownOutputUids());
+    store.setSeriesDecisions(uid, selection.series);
+    if (selection.chosen) {
+      if (store.transition(uid, "queued", { from: ["received"], reason: null })) logger.info({ study: uid }, "study queued");
+    } else if (store.transition(uid, "rejected", { from: ["received"], reason: selection.reason })) {
+      logger.info({ study: uid, reason: selection.reason }, "study rejected");
+    }
+    this.updateQueueDepth();
+  }
+
+  private updateQueueDepth(): void {
+    this.opts.metrics?.queueDepth.set(this.opts.store.studiesInState("queued").length);
+  }
+
+  private fill(): void {
+    while (this.running && this.active < this.opts.config.pipeline.concurrency) {
+      const next = this.opts.store.studiesInState("queued").find((uid) => this.opts.store.transition(uid, "processing", { from: ["queued"] }));
+      if (!next) break;
+      this.active++;
+      this.updateQueueDepth();
+      const p = this.process(next).finally(() => {
+        this.active--;
+        this.inflight.delete(p);
+        if (this.running) setImmediate(() => this.fill());
+      });
+      this.inflight.add(p);
+    }
+  }
+
+  private async process(uid: string): Promise<void> {
+    const { store, config, classifier, logger, metrics } = this.opts;
+    const started = Date.now();
+    const selection = selectStudy(store.instances(uid), config.selection, this.ownOutputUids());
+    const chosen = selection.chosen;
+    if (!chosen) {
+      store.transition(uid, "rejected", { from: ["processing"], reason: selection.reason });
+      return;
+    }
+    const card = classifier.card;
+    // Same image bytes + same model ⇒ same results: nothing to redo, nothing new to send.
+    const processedKey = createHash("sha256").update(`${chosen.sopInstanceUid}\0${chosen.sha256}\0${card.deviceUid}`).digest("hex");
+    if (store.processedKey(uid) === processedKey && store.get(uid)?.outputs?.sr) {
+      store.transition(uid, "done", { from: ["processing"], reason: null });
+      logger.info({ study: uid }, "study unchanged since its last results; not processed again");
+      this.opts.onDone?.(uid);
+      return;
+    }
+    let stage = "decode";
+    try {
+      const file = readDicom(chosen.path);
+      const image = await presentationFromDicom(file);
+      stage = "inference";
+      const result = await classifier.infer(image);
+      metrics?.inferenceDuration.observe(result.inferenceMs / 1000);
+      stage = "results";
+      const { PixelData: _pixels, ...dataset } = file.dataset;
+      // The content hash is part of the derivation: a re-sent image with new pixels under the same UID gets new result UIDs.
+      const uids = deriveResultUids([chosen.sopInstanceUid, `sha256:${chosen.sha256}`], card.deviceUid);
+      const outDir = join(this.opts.outputsDir, uid);
+      const written = writeResultObjects({ dataset, image, result, outDir, basename: chosen.sopInstanceUid, uids });
+      stage = "heatmaps";
+      const positives = result.findings.filter((f) => f.positive).map((f) => f.label);
+      const top = [...result.findings].sort((a, b) => b.probability - a.probability)[0]?.label;
+      const labels = positives.length ? positives : top ? [top] : [];
+      const heatmaps: { label: string; path: string }[] = [];
+      for (const h of result.heatmaps.filter((h) => labels.includes(h.label))) {
+        const path = join(this.opts.heatmapsDir, uid, `${h.label.replace(/[^A-Za-z0-9_-]/g, "_")}.png`);
+        await writeHeatmapPng(h, image, config.pipeline.heatmapMaxSize, path);
+        heatmaps.push({ label: h.label, path });
+      }
+      const outputs: OutputRecord[] = [
+        { sopInstanceUid: written.sr.sopInstanceUid, studyInstanceUid: uid, kind: "sr", sopClassUid: COMPREHENSIVE_SR_STORAGE, path: written.sr.path },
+        ...written.sc.map((s) => ({ sopInstanceUid: s.sopInstanceUid, studyInstanceUid: uid, kind: "sc" as const, sopClassUid: SECONDARY_CAPTURE_IMAGE_STORAGE, path: s.path })),
+      ];
+      store.recordResults(uid, {
+        processedKey,
+        findings: result.findings,
+        heatmaps,
+        model: { name: card.name, version: card.version, deviceUid: card.deviceUid, training: card.training.summary },
+        outputs,
+        destinations: this.opts.destinations,
+      });
+      metrics?.studyLatency.observe((Date.now() - Date.parse(store.get(uid)!.receivedAt)) / 1000);
+      logger.info({ study: uid, ms: Date.now() - started, sr: written.sr.sopInstanceUid, sc: written.sc.length }, "study done");
+      this.opts.onDone?.(uid);
+    } catch (err) {
+      const message = (err as Error).message;
+      const reason = `${stage} failed for ${chosen.path}: ${message}`.slice(0, 1000);
+      if (stage === "decode") {
+        // The input itself is bad: keep a copy for inspection; the study is failed, the service goes on.
+        mkdirSync(this.opts.quarantineDir, { recursive: true });
+        const kept = join(this.opts.quarantineDir, `${uid}-${chosen.sopInstanceUid}.dcm`);
+        try {
+          copyFileSync(chosen.path, kept);
+          store.addQuarantine(kept, reason, uid);
+        } catch {
+          store.addQuarantine(chosen.path, reason, uid);
+        }
+      }
+      store.transition(uid, "failed", { from: ["processing"], reason });
+      logger.error({ study: uid, stage, err: message }, "study failed");
+    }
+  }
+}

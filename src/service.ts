@@ -1,0 +1,147 @@
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { pino, type Logger } from "pino";
+import type { ServiceConfig } from "./config/service.ts";
+import { startListener, type DicomListener } from "./dicom-listener/listener.ts";
+import { destinationName, Exporter } from "./export/exporter.ts";
+import { Classifier } from "./inference/classifier.ts";
+import { SqliteStudyStore, STUDY_STATES } from "./intake/store.ts";
+import { Pipeline } from "./pipeline/pipeline.ts";
+import { createMetrics, type ServiceMetrics } from "./worklist/metrics.ts";
+import { createApiServer, generateApiToken, type ApiServer } from "./worklist/server.ts";
+
+/** Files of a data directory (spool, quarantine, results, heatmaps, the SQLite store). */
+export function dataPaths(dataDir: string) {
+  return {
+    store: join(dataDir, "store.sqlite"),
+    spool: join(dataDir, "spool"),
+    quarantine: join(dataDir, "quarantine"),
+    outputs: join(dataDir, "outputs"),
+    heatmaps: join(dataDir, "heatmaps"),
+  };
+}
+
+export interface RunningService {
+  readonly config: ServiceConfig;
+  readonly store: SqliteStudyStore;
+  readonly listener: DicomListener;
+  readonly pipeline: Pipeline;
+  readonly exporter: Exporter;
+  readonly metrics: ServiceMetrics;
+  readonly api?: { server: ApiServer; url: string; token: string };
+  close(): Promise<void>;
+}
+
+export interface StartServiceOptions {
+  logger?: Logger;
+  /** Serve the worklist API (default true). */
+  api?: boolean;
+  /** An already loaded classifier (tests share one). */
+  classifier?: Classifier;
+}
+
+/**
+ * The DICOM service: listener → durable intake → pipeline → export, plus the worklist API.
+ * Start order matters: the store and the pipeline come first (so that studies a previous process
+ * left behind are resumed), the listener last, and only then is "listener ready" logged.
+ */
+export async function startService(config: ServiceConfig, opts: StartServiceOptions = {}): Promise<RunningService> {
+  const logger = opts.logger ?? pino({ level: config.logLevel });
+  const paths = dataPaths(config.dataDir);
+  mkdirSync(config.dataDir, { recursive: true });
+  const store = new SqliteStudyStore(paths.store);
+  const metrics = createMetrics({ defaultMetrics: opts.api !== false });
+  const ownClassifier = !opts.classifier;
+  let classifier: Classifier;
+  try {
+    classifier = opts.classifier ?? (await Classifier.load(config.model.dir, { provider: config.model.provider, threads: config.model.threads }));
+  } catch (err) {
+    store.close();
+    throw new Error(`model ${config.model.dir}: ${(err as Error).message}`);
+  }
+  const exporter = new Exporter({ store, config, logger, metrics });
+  const pipeline = new Pipeline({
+    store,
+    config,
+    classifier,
+    logger,
+    metrics,
+    outputsDir: paths.outputs,
+    heatmapsDir: paths.heatmaps,
+    quarantineDir: paths.quarantine,
+    destinations: config.export.destinations.map(destinationName),
+    onDone: () => exporter.kick(),
+  });
+  pipeline.start();
+  exporter.start();
+
+  let api: RunningService["api"];
+  if (opts.api !== false) {
+    let tokens = config.api.tokens;
+    if (tokens.length === 0) {
+      tokens = [generateApiToken()];
+      logger.warn({ token: tokens[0] }, "no api.tokens configured: generated a bearer token for this run");
+    }
+    const apiConfig = { ...config, api: { ...config.api, tokens } };
+    const server = createApiServer({
+      store,
+      config: apiConfig,
+      metrics,
+      logger,
+      model: { name: classifier.card.name, version: classifier.card.version, deviceUid: classifier.card.deviceUid, architecture: classifier.card.architecture, training: classifier.card.training },
+    });
+    const where = await server.listen(config.api.httpPort, config.api.bindAddress);
+    api = { server, url: where.url, token: tokens[0]! };
+  }
+
+  let listener: DicomListener;
+  try {
+    listener = await startListener({
+      config: config.dicom,
+      store,
+      spoolDir: paths.spool,
+      quarantineDir: paths.quarantine,
+      logger,
+      onStored: () => metrics.instancesReceived.inc(),
+      onAssociationEnded: (studies) => pipeline.associationEnded(studies),
+    });
+  } catch (err) {
+    await pipeline.stop();
+    await exporter.stop();
+    await api?.server.close();
+    store.close();
+    throw new Error(`DICOM listener on ${config.dicom.bindAddress}:${config.dicom.port}: ${(err as Error).message}`);
+  }
+  const refreshStates = () => {
+    const counts = store.countsByState();
+    for (const s of STUDY_STATES) metrics.studiesByState.set({ state: s }, counts[s]);
+  };
+  refreshStates();
+  const unsubscribe = store.onChange(refreshStates);
+  logger.info(
+    { ae: config.dicom.aeTitle, host: listener.host, port: listener.port, tls: !!config.dicom.tls, http: api?.url, destinations: exporter.destinationNames, dataDir: config.dataDir, model: classifier.card.deviceUid },
+    "listener ready",
+  );
+
+  let closed = false;
+  return {
+    config,
+    store,
+    listener,
+    pipeline,
+    exporter,
+    metrics,
+    api,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await listener.close();
+      await pipeline.stop();
+      await exporter.stop();
+      await api?.server.close();
+      unsubscribe();
+      if (ownClassifier) await classifier.close();
+      store.close();
+    },
+  };
+}
