@@ -3,8 +3,6 @@ import type { Command } from "commander";
 import { CliError } from "../main.ts";
 import { readModelCard, type ModelCard } from "../../model/card.ts";
 import { initModelDir, verifyModelWeights } from "../../model/model-dir.ts";
-import { importModel } from "../../model/import.ts";
-import { loadLabelsMap } from "../../model/onnx-import.ts";
 
 /**
  * The `model` command group. Other files add subcommands to it (e.g. model-demo.ts adds `demo`); since
@@ -82,6 +80,9 @@ export function register(program: Command): void {
       const dir = resolve(opts.out);
       let card: ModelCard;
       try {
+        // Loaded here, not at startup: the importers pull in h5wasm and onnxruntime, which other commands do not need.
+        const { importModel } = await import("../../model/import.ts");
+        const { loadLabelsMap } = await import("../../model/onnx-import.ts");
         const input = { ...(opts.pixelScale !== undefined && { pixelScale: opts.pixelScale }), ...(opts.mean && { mean: opts.mean }), ...(opts.std && { std: opts.std }) };
         card = await importModel(resolve(file), {
           out: dir,
