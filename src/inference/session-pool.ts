@@ -32,7 +32,9 @@ class WorkerRunner implements Runner {
       this.pending.delete(msg.id);
       if (msg.error) p?.reject(new Error(msg.error)); else p?.resolve(msg.outputs!);
     });
-    worker.on("error", (err) => { for (const p of this.pending.values()) p.reject(err); this.pending.clear(); });
+    const failAll = (err: Error) => { for (const p of this.pending.values()) p.reject(err); this.pending.clear(); };
+    worker.on("error", failAll);
+    worker.on("exit", (code) => failAll(new Error(`session worker exited (code ${code})`)));
   }
 
   static start(model: Uint8Array, options: ort.InferenceSession.SessionOptions, inputName: string): Promise<WorkerRunner> {
@@ -167,7 +169,9 @@ export class SessionPool {
     });
   }
 
+  /** Closes the sessions; images still queued are rejected, not left waiting. */
   async close(): Promise<void> {
+    for (const j of this.queue.splice(0)) j.reject(new Error("the classifier was closed before this image ran"));
     await Promise.all(this.runners.map((r) => r.close()));
   }
 }
