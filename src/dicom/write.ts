@@ -1,5 +1,5 @@
-import { closeSync, fsyncSync, openSync, renameSync, writeSync } from "node:fs";
-import { readFileSync } from "node:fs";
+import { randomUUID } from "node:crypto";
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { dcmjs } from "./dcmjs.ts";
 import { EXPLICIT_VR_LITTLE_ENDIAN } from "./read.ts";
@@ -80,7 +80,7 @@ function hasNonAscii(value: unknown): boolean {
  */
 export function writePart10(dataset: Record<string, unknown>, path: string): void {
   const bytes = toPart10Buffer(dataset);
-  const tmp = join(dirname(path), `.${process.pid}.${Date.now()}.tmp.dcm`);
+  const tmp = join(dirname(path), `.${randomUUID()}.tmp.dcm`);
   let fd: number | undefined;
   try {
     fd = openSync(tmp, "w");
@@ -91,6 +91,7 @@ export function writePart10(dataset: Record<string, unknown>, path: string): voi
     renameSync(tmp, path);
   } catch (err) {
     if (fd !== undefined) closeSync(fd);
+    rmSync(tmp, { force: true });
     throw new DicomWriteError(`file ${path}`, (err as Error).message);
   }
 }
