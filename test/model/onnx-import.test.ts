@@ -151,6 +151,21 @@ describe("ONNX import (PyTorch exports)", () => {
     });
   });
 
+  it("outputs already in NIH order need no reordering: the dense layer is replaced in place", async () => {
+    const mapFile = join(tmp.dir, "map-nih.json");
+    writeFileSync(mapFile, JSON.stringify({ description: "NIH-order export", outputs: NIH_LABELS, activation: "logit", input: { channels: 3, pixelScale: 1, mean: 0, std: 1 } }));
+    const src = join(tmp.dir, "logits-nih.onnx");
+    writeFileSync(src, mimicExport("logits"));
+    const out = join(tmp.dir, "logits-nih");
+    await importModel(src, { out, labelsMap: loadLabelsMap(mapFile) });
+    const model = decodeModel(readFileSync(join(out, "model.onnx")));
+    expect(model.graph!.node!.some((n) => n.name === "cxr_slot_order" || n.name === "cxr_other_slots")).toBe(false);
+    const x = grayImage(1, 3).map((v) => v / 1024);
+    const ref = (await runModel(mimicExport("logits"), { "input.1": new ort.Tensor("float32", x, [1, 3, S, S]) })).logits!.data as Float32Array;
+    const p = (await runModel(readFileSync(join(out, "model.onnx")), { image: new ort.Tensor("float32", x, [1, 3, S, S]) })).probabilities!.data as Float32Array;
+    ref.forEach((logit, j) => expect(Math.abs(p[j]! - 1 / (1 + Math.exp(-logit)))).toBeLessThan(1e-6));
+  });
+
   it("reads the head of a built DenseNet121-14 (predictions/kernel, predictions/bias)", () => {
     const w = randomDenseNet121Weights(9);
     const head = readClassifierHead(buildDenseNet121Model({ inputSize: 32, weights: w }));
