@@ -4,8 +4,6 @@ import { upsampleHeatmap, type Heatmap } from "../inference/classifier.ts";
 export interface HeatRegion {
   /** Closed POLYLINE (first point repeated last): the box around the hot area, column/row pairs. */
   polyline: number[];
-  /** The hottest point (pixel centre). */
-  peak: [number, number];
 }
 
 /** The working grid's longer side: the region is found at this resolution and scaled to the image. */
@@ -47,9 +45,5 @@ export function hotRegion(heatmap: Heatmap, width: number, height: number): Heat
   }
   const sx = width / ww, sy = height / wh;
   const left = x0 * sx, right = (x1 + 1) * sx, top = y0 * sy, bottom = (y1 + 1) * sy;
-  const px = peakIndex % ww, py = (peakIndex - px) / ww;
-  return {
-    polyline: [left, top, right, top, right, bottom, left, bottom, left, top],
-    peak: [(px + 0.5) * sx, (py + 0.5) * sy],
-  };
+  return { polyline: [left, top, right, top, right, bottom, left, bottom, left, top] };
 }
