@@ -26,27 +26,47 @@ export function classActivationMaps(fm: FeatureMap, head: ClassifierHead, labels
   if (C !== head.channels) throw new Error(`features have ${C} channels but the dense head reads ${head.channels}`);
   if (labels.length !== head.classes) throw new Error(`${labels.length} labels for a dense head with ${head.classes} classes`);
   const P = H * W;
-  // Channel-major copy of this image's map (one pass), so the inner loop below is contiguous.
+  // Position-major (HWC) view of this image's map, so that each position's C values are contiguous and every
+  // CAM value is one dot product accumulated in a register (NHWC needs no copy).
   let A: Float32Array;
-  if (fm.layout === "NCHW") {
-    A = fm.data.subarray(fm.offset, fm.offset + C * P);
+  if (fm.layout === "NHWC") {
+    A = fm.data.subarray(fm.offset, fm.offset + P * C);
   } else {
-    A = new Float32Array(C * P);
-    for (let p = 0; p < P; p++) for (let c = 0; c < C; c++) A[c * P + p] = fm.data[fm.offset + p * C + c]!;
+    A = new Float32Array(P * C);
+    for (let c = 0; c < C; c++) {
+      const base = fm.offset + c * P;
+      for (let p = 0; p < P; p++) A[p * C + c] = fm.data[base + p]!;
+    }
+  }
+  const cams = labels.map(() => new Float32Array(P));
+  const maxima = new Float64Array(labels.length);
+  for (let k = 0; k < labels.length; k++) {
+    const wk = head.weights.subarray(k * C, (k + 1) * C);
+    const cam = cams[k]!;
+    let max = 0;
+    for (let p = 0; p < P; p++) {
+      const off = p * C;
+      // Four partial sums: independent additions keep the CPU's floating-point pipeline full.
+      let s0 = 0, s1 = 0, s2 = 0, s3 = 0, c = 0;
+      for (; c + 3 < C; c += 4) {
+        s0 += wk[c]! * A[off + c]!;
+        s1 += wk[c + 1]! * A[off + c + 1]!;
+        s2 += wk[c + 2]! * A[off + c + 2]!;
+        s3 += wk[c + 3]! * A[off + c + 3]!;
+      }
+      for (; c < C; c++) s0 += wk[c]! * A[off + c]!;
+      const sum = s0 + s1 + s2 + s3;
+      const v = sum > 0 ? sum : 0;
+      cam[p] = v;
+      if (v > max) max = v;
+    }
+    maxima[k] = max;
   }
   return labels.map((label, k) => {
-    const cam = new Float64Array(P);
-    const wk = head.weights.subarray(k * C, (k + 1) * C);
-    for (let c = 0; c < C; c++) {
-      const w = wk[c]!;
-      if (w === 0) continue;
-      const base = c * P;
-      for (let p = 0; p < P; p++) cam[p]! += w * A[base + p]!;
-    }
-    let max = 0;
-    for (let p = 0; p < P; p++) if (cam[p]! > max) max = cam[p]!;
-    const data = new Float32Array(P);
-    if (max > 0 && Number.isFinite(max)) for (let p = 0; p < P; p++) data[p] = cam[p]! > 0 ? cam[p]! / max : 0;
+    const data = cams[k]!;
+    const max = maxima[k]!;
+    if (max > 0 && Number.isFinite(max)) for (let p = 0; p < P; p++) data[p] = data[p]! / max;
+    else data.fill(0);
     return { label, width: W, height: H, data };
   });
 }
