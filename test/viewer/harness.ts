@@ -10,6 +10,7 @@ import express from "express";
 import { PNG } from "pngjs";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { NIH_LABELS } from "../../src/model/labels.ts";
+import { heatColor } from "../../src/viewer-extension/lib/colormap.ts";
 import { freePort } from "../../src/peers/ports.ts";
 import { createDicomwebProxy, VIEWER_DIST_DIR } from "../../src/viewer-extension/index.ts";
 
@@ -174,25 +175,44 @@ export function meanDiffInDisc(a: Raster, b: Raster, cx: number, cy: number, rad
   return sum / (3 * n);
 }
 
-/**
- * Centroid of the hottest overlay colour on screen: "redness" R − max(G, B) of the blended image minus
- * that of the plain image (the colour map is red only at the top of the heat range).
- */
-export function hottestPoint(on: Raster, off: Raster): { x: number; y: number; strength: number } {
-  const red = new Float32Array(on.width * on.height);
+/** Centroid of the values ≥ 85 % of the maximum of a row-major map. */
+export function topCentroid(values: Float32Array, width: number): { x: number; y: number; max: number } {
   let max = 0;
-  for (let i = 0; i < red.length; i++) {
-    const r = (s: Raster) => s.data[i * 4]! - Math.max(s.data[i * 4 + 1]!, s.data[i * 4 + 2]!);
-    red[i] = r(on) - r(off);
-    if (red[i]! > max) max = red[i]!;
-  }
+  for (const v of values) if (v > max) max = v;
   let sx = 0, sy = 0, n = 0;
-  for (let i = 0; i < red.length; i++) {
-    if (red[i]! >= 0.85 * max) {
-      sx += i % on.width;
-      sy += Math.floor(i / on.width);
+  for (let i = 0; i < values.length; i++) {
+    if (values[i]! >= 0.85 * max) {
+      sx += i % width;
+      sy += Math.floor(i / width);
       n++;
     }
   }
-  return { x: sx / n, y: sy / n, strength: max };
+  return { x: sx / n, y: sy / n, max };
+}
+
+/**
+ * Where the overlay is reddest on screen: "redness" R − max(G, B) of the blended screenshot minus that
+ * of the plain one. Over a grey image the blend's redness is opacity × (R − G) of the colour map,
+ * which is highest at the top of the heat range.
+ */
+export function hottestPoint(on: Raster, off: Raster): { x: number; y: number; strength: number } {
+  const red = new Float32Array(on.width * on.height);
+  for (let i = 0; i < red.length; i++) {
+    const r = (s: Raster) => s.data[i * 4]! - Math.max(s.data[i * 4 + 1]!, s.data[i * 4 + 2]!);
+    red[i] = r(on) - r(off);
+  }
+  const c = topCentroid(red, on.width);
+  return { x: c.x, y: c.y, strength: c.max };
+}
+
+/** The same redness predicted from an 8-bit heatmap PNG through the viewer's colour map (its own pixel grid). */
+export function predictedHottest(png: PNG, threshold: number): { fx: number; fy: number } {
+  const red = new Float32Array(png.width * png.height);
+  for (let i = 0; i < red.length; i++) {
+    const h = png.data[i * 4]! / 255;
+    const [r, g] = heatColor(h);
+    red[i] = h >= threshold ? Math.max(0, r - g) : 0;
+  }
+  const c = topCentroid(red, png.width);
+  return { fx: (c.x + 0.5) / png.width, fy: (c.y + 0.5) / png.height };
 }

@@ -99,6 +99,14 @@ describe.skipIf(!hasData)("viewer page", () => {
 
     it(`renders test1.dcm over DICOMweb with the ${mode} path, windowed like dcmtk`, async () => {
       expect(await page.evaluate(() => document.body.dataset.renderer)).toBe(mode === "webgl" ? "gpu" : "cpu");
+      // What the browser offers: software WebGL (SwiftShader) in one run, no WebGL at all in the other.
+      const gl = await page.evaluate(() => {
+        const ctx = document.createElement("canvas").getContext("webgl2");
+        const info = ctx?.getExtension("WEBGL_debug_renderer_info");
+        return ctx ? String(info ? ctx.getParameter(info.UNMASKED_RENDERER_WEBGL) : ctx.getParameter(ctx.RENDERER)) : null;
+      });
+      if (mode === "webgl") expect(gl).toMatch(/SwiftShader/i);
+      else expect(gl).toBeNull();
       expect(frameRequests.some((u) => u.includes(`/viewer/dicom-web/studies/${TEST1_STUDY}/series/`))).toBe(true);
       await page.getByRole("checkbox", { name: "Overlay" }).uncheck();
       await page.waitForFunction(() => document.body.dataset.overlayVisible === "false");
