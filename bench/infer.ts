@@ -42,7 +42,14 @@ function median(xs: number[]): number {
  * On a shared, loaded machine single timings scatter widely; the minimum of interleaved runs is the least
  * disturbed estimate of each side, so the ratio is taken from minima (medians are reported too).
  */
-interface Row { size: number; batch: number; bareMsPerImage: { min: number; median: number }; cxrMsPerImage: { min: number; median: number }; ratio: number; ratioOfMedians: number; heatmapsMsPerImage: number }
+interface Row {
+  size: number; batch: number;
+  bareMsPerImage: { min: number; median: number }; cxrMsPerImage: { min: number; median: number };
+  ratio: number; ratioOfMedians: number;
+  /** CPU time of the process per image (all ORT threads): the work done, least sensitive to other load. */
+  bareCpuMsPerImage: number; cxrCpuMsPerImage: number; cpuRatio: number;
+  heatmapsMsPerImage: number;
+}
 const rows: Row[] = [];
 const tmp = tempDir("cxr-bench-infer-");
 try {
@@ -58,20 +65,29 @@ try {
       const tensors = Array.from({ length: batch }, (_, i) => new Float32Array(per).map((_, j) => Math.sin(j * 0.001 + i)));
       const stacked = new Float32Array(batch * per);
       tensors.forEach((t, i) => stacked.set(t, i * per));
+      const cpuA: number[] = [], cpuB: number[] = [];
+      const cpuMs = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1000;
       const runBare = async () => {
+        const c0 = process.cpuUsage();
         const t0 = performance.now();
         const out = await bare.run({ [inputName]: new ort.Tensor("float32", stacked, [batch, 3, size, size]) });
         if ((out.probabilities!.data as Float32Array).length !== batch * 14) throw new Error("bare run: wrong output size");
-        return (performance.now() - t0) / batch;
+        const ms = (performance.now() - t0) / batch;
+        cpuA.push(cpuMs(process.cpuUsage(c0)) / batch);
+        return ms;
       };
       const runCxr = async () => {
+        const c0 = process.cpuUsage();
         const t0 = performance.now();
         // Submitted together, the pool runs them as one batch of `batch`.
         const results = await Promise.all(tensors.map((t) => classifier.inferTensor(t)));
         if (results.some((r) => r.findings.length !== 14 || r.heatmaps.length !== 14)) throw new Error("cxr run: wrong result");
-        return (performance.now() - t0) / batch;
+        const ms = (performance.now() - t0) / batch;
+        cpuB.push(cpuMs(process.cpuUsage(c0)) / batch);
+        return ms;
       };
       await runBare(); await runCxr(); // warm-up (first-run allocations)
+      cpuA.length = 0; cpuB.length = 0;
       const a: number[] = [], b: number[] = [];
       for (let i = 0; i < iterations; i++) {
         // Alternate the order so that neither side always runs right after the other.
@@ -89,6 +105,7 @@ try {
         cxrMsPerImage: { min: Math.min(...b), median: median(b) },
         ratio: Math.min(...b) / Math.min(...a),
         ratioOfMedians: median(b) / median(a),
+        bareCpuMsPerImage: Math.min(...cpuA), cxrCpuMsPerImage: Math.min(...cpuB), cpuRatio: Math.min(...cpuB) / Math.min(...cpuA),
         heatmapsMsPerImage: median(cam),
       };
       rows.push(row);
@@ -102,10 +119,11 @@ try {
 }
 
 const peakRssMiB = process.resourceUsage().maxRSS / 1024;
-const report = { benchmark: "infer", provider, threads: threads ?? "ort-default", iterations, target: "b/a <= 1.15", rows, peakRssMiB: Math.round(peakRssMiB), ok: rows.every((r) => r.ratio <= 1.15) };
+const report = { benchmark: "infer", provider, threads: threads ?? "ort-default", iterations, target: "b/a <= 1.15", rows, peakRssMiB: Math.round(peakRssMiB), ok: rows.every((r) => r.ratio <= 1.15), okCpu: rows.every((r) => r.cpuRatio <= 1.15) };
 console.log(JSON.stringify(report, null, 2));
 console.log("");
-console.log("size  batch  (a) bare session.run ms/img min/median  (b) cxr tensor→14 probs+14 heatmaps ms/img min/median  b/a (min)  b/a (median)  GradCAM ms/img");
+console.log("(a) = bare session.run, probabilities-only model; (b) = cxr tensor → 14 probabilities + 14 heatmaps; ms per image");
+console.log("size  batch  (a) wall min/median  (b) wall min/median  b/a min  b/a median  (a) cpu  (b) cpu  b/a cpu  GradCAM ms");
 const mm = (x: { min: number; median: number }) => `${x.min.toFixed(1)} / ${x.median.toFixed(1)}`;
-for (const r of rows) console.log(`${String(r.size).padEnd(6)}${String(r.batch).padEnd(7)}${mm(r.bareMsPerImage).padStart(36)}  ${mm(r.cxrMsPerImage).padStart(53)}  ${r.ratio.toFixed(3).padStart(9)}  ${r.ratioOfMedians.toFixed(3).padStart(12)}  ${r.heatmapsMsPerImage.toFixed(2).padStart(14)}`);
+for (const r of rows) console.log(`${String(r.size).padEnd(6)}${String(r.batch).padEnd(7)}${mm(r.bareMsPerImage).padStart(19)}  ${mm(r.cxrMsPerImage).padStart(19)}  ${r.ratio.toFixed(3).padStart(7)}  ${r.ratioOfMedians.toFixed(3).padStart(10)}  ${r.bareCpuMsPerImage.toFixed(1).padStart(7)}  ${r.cxrCpuMsPerImage.toFixed(1).padStart(7)}  ${r.cpuRatio.toFixed(3).padStart(7)}  ${r.heatmapsMsPerImage.toFixed(2).padStart(10)}`);
 console.log(`peak RSS ${Math.round(peakRssMiB)} MiB`);
