@@ -11,10 +11,12 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import * as ort from "onnxruntime-node";
 import { Classifier } from "../src/inference/classifier.ts";
-import { classActivationMaps } from "../src/inference/gradcam.ts";
-import { keepOutputs, modelInput, readClassifierHead } from "../src/inference/onnx-graph.ts";
+import { camWeights, classActivationMaps } from "../src/inference/gradcam.ts";
+import { keepOutputs, modelInput } from "../src/inference/onnx-graph.ts";
 import { createSession, isProvider } from "../src/inference/providers.ts";
+import { findLinearAfterPool } from "../src/model/head.ts";
 import { initModelDir } from "../src/model/model-dir.ts";
+import { decodeModel } from "../src/model/onnx-builder.ts";
 import { tempDir } from "../test/helpers/tmp.ts";
 
 const { values } = parseArgs({
@@ -58,7 +60,7 @@ try {
     initModelDir({ inputSize: size, seed: 1, out: dir });
     const bytes = readFileSync(join(dir, "model.onnx"));
     const bare = (await createSession(keepOutputs(bytes, ["probabilities"], "bench"), { provider, threads }, "bench")).session;
-    const inputName = modelInput(bytes, "bench").name;
+    const inputName = modelInput(decodeModel(bytes), "bench").name;
     for (const batch of batches) {
       const classifier = await Classifier.load(dir, { provider, threads, batchSize: batch });
       const per = 3 * size * size;
@@ -94,7 +96,7 @@ try {
         if (i % 2) { a.push(await runBare()); b.push(await runCxr()); } else { b.push(await runCxr()); a.push(await runBare()); }
       }
       // The GradCAM part alone (14 maps from one image's feature map), which the ratio includes.
-      const head = readClassifierHead(bytes, classifier.card.outputs.features, "bench");
+      const head = camWeights(findLinearAfterPool(decodeModel(bytes), classifier.card.outputs.features, "bench"));
       const grid = (await classifier.inferTensor(tensors[0]!)).heatmaps[0]!;
       const fm = { data: new Float32Array(1024 * grid.width * grid.height).map((_, i) => Math.abs(Math.sin(i))), offset: 0, layout: "NCHW" as const, channels: 1024, height: grid.height, width: grid.width };
       const cam: number[] = [];

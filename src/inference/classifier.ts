@@ -3,8 +3,10 @@ import { join } from "node:path";
 import type { PresentationImage } from "../image/presentation.ts";
 import { toModelTensor } from "../image/tensor.ts";
 import { MODEL_FILE, readModelCard, type CodedConcept, type ModelCard } from "../model/card.ts";
-import { classActivationMaps, upsampleHeatmap, type Heatmap } from "./gradcam.ts";
-import { modelInput, readClassifierHead, type ClassifierHead } from "./onnx-graph.ts";
+import { findLinearAfterPool } from "../model/head.ts";
+import { decodeModel } from "../model/onnx-builder.ts";
+import { camWeights, classActivationMaps, upsampleHeatmap, type CamWeights, type Heatmap } from "./gradcam.ts";
+import { modelInput } from "./onnx-graph.ts";
 import type { Provider } from "./providers.ts";
 import { SessionPool, type Outputs } from "./session-pool.ts";
 
@@ -42,7 +44,7 @@ export interface ClassifierOptions {
 export class Classifier {
   private constructor(
     readonly card: ModelCard,
-    readonly head: ClassifierHead,
+    readonly head: CamWeights,
     private readonly pool: SessionPool,
     private readonly modelPath: string,
     private readonly keepFeatures: boolean,
@@ -53,9 +55,11 @@ export class Classifier {
     const card = readModelCard(modelDir);
     const modelPath = join(modelDir, MODEL_FILE);
     const bytes = readFileSync(modelPath);
-    const head = readClassifierHead(bytes, card.outputs.features, modelPath);
+    const model = decodeModel(bytes, modelPath);
+    // GradCAM's weights: the dense layer after global average pooling of the features output.
+    const head = camWeights(findLinearAfterPool(model, card.outputs.features, modelPath));
     if (head.classes !== card.labels.length) throw new Error(`${modelPath}: the dense head has ${head.classes} outputs but the card lists ${card.labels.length} labels`);
-    const input = modelInput(bytes, modelPath);
+    const input = modelInput(model, modelPath);
     const s = card.input.size;
     const imageDims = card.input.layout === "NCHW" ? [3, s, s] : [s, s, 3];
     const fixed = input.dims.slice(1);

@@ -1,7 +1,18 @@
-import type { ClassifierHead } from "./onnx-graph.ts";
+import type { ClassifierHead } from "../model/head.ts";
 
 /** One class activation map: [0,1] values at the feature-grid size, row-major. */
 export interface Heatmap { label: string; width: number; height: number; data: Float32Array }
+
+/** The dense head's weights by class: weights[k*channels + c] = W_kc (each class's row contiguous). */
+export interface CamWeights { classes: number; channels: number; weights: Float32Array }
+
+/** From the head as src/model/head.ts reads it from the ONNX ([channels][classes], Keras layout). */
+export function camWeights(head: ClassifierHead): CamWeights {
+  const { channels: C, classes: K, kernel } = head;
+  const weights = new Float32Array(K * C);
+  for (let c = 0; c < C; c++) for (let k = 0; k < K; k++) weights[k * C + c] = kernel[c * K + k]!;
+  return { classes: K, channels: C, weights };
+}
 
 /** Where one image's feature map lies in a (batched) features output. */
 export interface FeatureMap {
@@ -21,7 +32,7 @@ export interface FeatureMap {
  * by its maximum, so it spans [0,1]. A map with no positive value (no evidence for the class anywhere)
  * is all zeros, not a division by zero.
  */
-export function classActivationMaps(fm: FeatureMap, head: ClassifierHead, labels: string[]): Heatmap[] {
+export function classActivationMaps(fm: FeatureMap, head: CamWeights, labels: string[]): Heatmap[] {
   const { channels: C, height: H, width: W } = fm;
   if (C !== head.channels) throw new Error(`features have ${C} channels but the dense head reads ${head.channels}`);
   if (labels.length !== head.classes) throw new Error(`${labels.length} labels for a dense head with ${head.classes} classes`);

@@ -5,7 +5,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { PresentationImage } from "../../src/image/presentation.ts";
 import { toModelTensor } from "../../src/image/tensor.ts";
 import { Classifier } from "../../src/inference/classifier.ts";
-import { readClassifierHead } from "../../src/inference/onnx-graph.ts";
 import { ProviderUnavailableError } from "../../src/inference/providers.ts";
 import { readModelCard } from "../../src/model/card.ts";
 import { tempDir } from "../helpers/tmp.ts";
@@ -39,12 +38,15 @@ async function referenceProbabilities(img: PresentationImage): Promise<Float32Ar
 }
 
 describe("Classifier on a small conv → GAP → Gemm → sigmoid model", () => {
-  it("reads the dense head from the ONNX initializers", () => {
-    const head = readClassifierHead(model.bytes, "features", "small");
-    expect(head.classes).toBe(14);
-    expect(head.channels).toBe(model.channels);
-    model.weights.forEach((row, k) => row.forEach((w, c) => expect(head.weights[k * model.channels + c]).toBe(w)));
-    expect(Array.from(head.bias)).toEqual(Array.from(model.bias));
+  it("takes GradCAM's weights from the ONNX dense head, by class", async () => {
+    const classifier = await Classifier.load(modelDir);
+    try {
+      const head = classifier.head;
+      expect([head.classes, head.channels]).toEqual([14, model.channels]);
+      model.weights.forEach((row, k) => row.forEach((w, c) => expect(head.weights[k * model.channels + c]).toBe(w)));
+    } finally {
+      await classifier.close();
+    }
   });
 
   it("gives 14 findings in the card's order equal to an independent session.run, and 14 distinct heatmaps", async () => {

@@ -1,7 +1,8 @@
 import * as ort from "onnxruntime-node";
 import { describe, expect, it } from "vitest";
-import { classActivationMaps, upsampleHeatmap } from "../../src/inference/gradcam.ts";
-import { readClassifierHead } from "../../src/inference/onnx-graph.ts";
+import { camWeights, classActivationMaps, upsampleHeatmap } from "../../src/inference/gradcam.ts";
+import { findLinearAfterPool } from "../../src/model/head.ts";
+import { decodeModel } from "../../src/model/onnx-builder.ts";
 import { NIH_LABELS } from "../../src/model/labels.ts";
 import { buildSmallModel, seededRandom } from "./small-model.ts";
 
@@ -48,7 +49,7 @@ describe.each(["gemm", "matmul"] as const)("exact GradCAM vs finite differences 
       const max = Math.max(0, ...cam);
       return Array.from(cam, (v) => (max > 0 ? Math.max(v, 0) / max : 0));
     });
-    const exact = classActivationMaps({ data: A, offset: 0, layout: "NCHW", channels: C, height: H, width: W }, readClassifierHead(model.bytes, "features", "fd-model"), labels);
+    const exact = classActivationMaps({ data: A, offset: 0, layout: "NCHW", channels: C, height: H, width: W }, camWeights(findLinearAfterPool(decodeModel(model.bytes), "features", "fd-model")), labels);
     let maxCamErr = 0;
     exact.forEach((h, k) => h.data.forEach((v, p) => { maxCamErr = Math.max(maxCamErr, Math.abs(v - numeric[k]![p]!)); }));
     expect(maxCamErr).toBeLessThan(1e-3);
@@ -64,7 +65,7 @@ describe.each(["gemm", "matmul"] as const)("exact GradCAM vs finite differences 
 
 describe("classActivationMaps", () => {
   it("is all zeros where no position has positive evidence, and reads NHWC like NCHW", () => {
-    const head = { classes: 2, channels: 2, weights: new Float32Array([-1, -2, 1, 0.5]), bias: new Float32Array(2), nodes: [] };
+    const head = { classes: 2, channels: 2, weights: new Float32Array([-1, -2, 1, 0.5]) };
     const chw = new Float32Array([1, 2, 3, 4, 0.5, 0.5, 0.5, 0.5]); // 2 channels, 2x2, all >= 0
     const hwc = new Float32Array([1, 0.5, 2, 0.5, 3, 0.5, 4, 0.5]);
     const [neg, pos] = classActivationMaps({ data: chw, offset: 0, layout: "NCHW", channels: 2, height: 2, width: 2 }, head, ["a", "b"]);
