@@ -33,3 +33,21 @@ export async function useCpuBackend(): Promise<typeof tf> {
   await tf.ready();
   return tf;
 }
+
+/**
+ * The tfjs WebGPU backend on Dawn for Node (npm `webgpu`): its `globals` (GPUBufferUsage, …) and a
+ * `navigator.gpu` go on globalThis before the backend loads. Without a GPU, source
+ * .cache/mesa/env.sh (scripts/setup-mesa.sh) first so Dawn finds Mesa's software Vulkan (lavapipe).
+ */
+export async function useWebGpuBackend(): Promise<typeof tf> {
+  await registerGradients();
+  const { create, globals } = (await import("webgpu")) as { create: (flags: string[]) => unknown; globals: Record<string, unknown> };
+  Object.assign(globalThis, globals);
+  Object.defineProperty(globalThis, "navigator", { value: { gpu: create([]) }, configurable: true, writable: true });
+  await import("@tensorflow/tfjs-backend-webgpu");
+  tf.env().set("IS_NODE", false);
+  const ok = await tf.setBackend("webgpu");
+  if (!ok) throw new Error("tfjs webgpu backend did not initialise (no WebGPU adapter: on a machine without a GPU, source .cache/mesa/env.sh from scripts/setup-mesa.sh)");
+  await tf.ready();
+  return tf;
+}

@@ -9,9 +9,9 @@ import { readModelWeights, saveDenseNet121Dir } from "../model/model-dir.ts";
 import { DEFAULT_AUGMENTATION, type Augmentation } from "./augment.ts";
 import { DatasetError, readLabelTable, resolveImages, selectSplit, type LabelTable, type ResolvedRow, type Unresolved } from "./dataset.ts";
 import { createTrunk, extractFeatures, type FeatureRequest, type Trunk } from "./features.ts";
-import { predictHead, trainHead, type HeadTrainingResult, type HeadWeights } from "./head-trainer.ts";
+import { predictHead, trainHead, type EpochRecord, type HeadTrainingResult, type HeadWeights } from "./head-trainer.ts";
 import { findSplitLeakage, LeakageError, type LeakageFinding } from "./leakage.ts";
-import { balancingWeights, computeClassFreqs } from "./loss.ts";
+import { balancingWeights, computeClassFreqs, type LossWeights } from "./loss.ts";
 import { normalizationFromSample } from "./normalization.ts";
 
 export interface TrainOptions {
@@ -72,9 +72,22 @@ export function withHead(w: WeightMap, head: HeadWeights): WeightMap {
 
 const round = (x: number | null, d = 4) => (x === null || Number.isNaN(x) ? null : +x.toFixed(d));
 
-/** `cxr train`: transfer learning of the classifier head on frozen-trunk features. */
-export async function trainModel(opts: TrainOptions): Promise<TrainReport> {
-  const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+export interface Prepared {
+  splits: { train: string; valid: string; test: string };
+  start: ModelCard;
+  weights: WeightMap;
+  labelNames: string[];
+  leakage: LeakageFinding[];
+  skipped: Unresolved[];
+  train: ResolvedRow[];
+  valid: ResolvedRow[];
+  test: ResolvedRow[];
+  counts: Record<string, number>;
+  input: InputSpec;
+}
+
+/** What every trainer shares: starting model, labels, leakage check, image files, normalisation. */
+export async function prepareTraining(opts: TrainOptions, log: (l: string) => void): Promise<Prepared> {
   const splits = opts.splits ?? { train: "train", valid: "valid", test: "test" };
   const start = readModelCard(opts.model);
   const weights = readModelWeights(join(opts.model, MODEL_FILE));
@@ -110,6 +123,91 @@ export async function trainModel(opts: TrainOptions): Promise<TrainReport> {
     { sample: opts.normSample ?? 100, seed: opts.seed, pixelScale: start.input.pixelScale },
   );
   log(`normalisation from ${Math.min(opts.normSample ?? 100, train.length)} training images at ${size}px: mean ${input.mean[0]}, std ${input.std[0]}`);
+  return { splits, start, weights, labelNames, leakage, skipped, train, valid, test, counts, input };
+}
+
+/** The epochs of a run, whichever trainer ran them. */
+export interface TrainingRun {
+  history: EpochRecord[];
+  bestEpoch: number;
+  initialValidMeanAuroc: number;
+  initialTrainLoss: number;
+  initialValidLoss: number;
+  stoppedEarly: boolean;
+}
+
+/**
+ * Operating points on the validation split (Youden's J), an honest look at the test split, and the
+ * export: one merged ONNX + a card with data, splits, metrics with CIs and the new Device UID.
+ */
+export function finishTraining(
+  opts: TrainOptions,
+  prep: Prepared,
+  result: { weights: WeightMap; validProbs: number[][]; testProbs: number[][]; run: TrainingRun; method: string; lossWeights: LossWeights; augmentation?: Augmentation; lastDenseBlockTrained: boolean; wholeNetworkTrained: boolean },
+): { card: ModelCard; valid: EvaluationMetrics; test: EvaluationMetrics } {
+  const { splits, start, labelNames, valid, test, counts, skipped, leakage, input } = prep;
+  const { run, validProbs, testProbs, lossWeights } = result;
+  const thresholds: Record<string, { threshold: number; method: string }> = {};
+  labelNames.forEach((name, j) => {
+    const t = valid.map((r) => r.labels[j]!);
+    if (!t.includes(1) || !t.includes(0)) {
+      thresholds[name] = { threshold: 0.5, method: `default 0.5 — ${splits.valid} split has no ${t.includes(1) ? "negatives" : "positives"}` };
+      return;
+    }
+    const y = youdenThreshold(t, validProbs.map((p) => p[j]!));
+    thresholds[name] = { threshold: +y.threshold.toFixed(6), method: `Youden's J on ${splits.valid} split (${valid.length} images, J=${y.j.toFixed(3)})` };
+  });
+  const it = opts.bootstrapIterations ?? 1000;
+  const validMetrics = computeMetrics({ labelNames, keys: valid.map((r) => r.key), truth: valid.map((r) => r.labels), probabilities: validProbs }, { iterations: it, seed: opts.seed });
+  const testMetrics = computeMetrics({ labelNames, keys: test.map((r) => r.key), truth: test.map((r) => r.labels), probabilities: testProbs }, { iterations: it, seed: opts.seed });
+
+  const compact = (m: EvaluationMetrics) => ({
+    mean_auroc: round(m.mean_auroc),
+    labels: Object.fromEntries(Object.entries(m.labels).map(([k, v]) => [k, { auroc: round(v.auroc), ci95: v.ci95 && v.ci95.map((x) => round(x)), n_pos: v.n_pos, n_neg: v.n_neg }])),
+  });
+  const leakNote = leakage.length ? ` WARNING: trained with --allow-leakage although ${leakage.map((l) => `${l.splits.join("/")} share ${l.patients.length} patients`).join(", ")}.` : "";
+  const card = saveDenseNet121Dir(
+    opts.out,
+    { inputSize: input.size, weights: result.weights },
+    {
+      name: start.name,
+      labels: defaultCardLabels(labelNames, thresholds),
+      input,
+      training: {
+        summary: `${result.method}, Adam and the seed's class-balanced weighted loss; started from ${start.name} ${start.version} (${start.training.summary}); best epoch ${run.bestEpoch} of ${run.history.length} by ${splits.valid} mean AUROC; seed ${opts.seed}.${leakNote}`,
+        data: `${opts.labels} over ${opts.images}: ${Object.entries(counts).map(([k, v]) => `${k} ${v}`).join(", ")} images${skipped.length ? `; ${skipped.length} rows without an image skipped` : ""}; normalisation mean/std from ${Math.min(opts.normSample ?? 100, prep.train.length)} ${splits.train} images`,
+        metrics: {
+          splits: counts,
+          startingModel: { name: start.name, version: start.version, deviceUid: start.deviceUid, weightsSha256: start.weightsSha256 },
+          inputSize: input.size,
+          epochs: { requested: opts.epochs, run: run.history.length, best: run.bestEpoch, stoppedEarly: run.stoppedEarly },
+          ...(result.augmentation ? { augmentation: result.augmentation } : {}),
+          lossWeights: { pos: lossWeights.pos.map((x) => round(x)), neg: lossWeights.neg.map((x) => round(x)) },
+          untrained: { validMeanAuroc: round(run.initialValidMeanAuroc), trainLoss: round(run.initialTrainLoss), validLoss: round(run.initialValidLoss) },
+          history: run.history.map((h) => ({ epoch: h.epoch, trainLoss: round(h.trainLoss), validLoss: round(h.validLoss), validMeanAuroc: round(h.validMeanAuroc) })),
+          valid: compact(validMetrics),
+          test: compact(testMetrics),
+          bootstrap: { iterations: it, seed: opts.seed },
+          leakage: leakage.length ? leakage : "none (train/valid/test share no patient)",
+          lastDenseBlockTrained: result.lastDenseBlockTrained,
+          wholeNetworkTrained: result.wholeNetworkTrained,
+        },
+      },
+    },
+  );
+  mkdirSync(opts.out, { recursive: true });
+  writeFileSync(
+    join(opts.out, "training.json"),
+    JSON.stringify({ counts, skipped: skipped.map((s) => ({ line: s.row.line, key: s.row.key, reason: s.reason })), run, valid: validMetrics, test: testMetrics }, null, 2) + "\n",
+  );
+  return { card, valid: validMetrics, test: testMetrics };
+}
+
+/** `cxr train`: transfer learning of the classifier head on frozen-trunk features. */
+export async function trainModel(opts: TrainOptions): Promise<TrainReport> {
+  const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const prep = await prepareTraining(opts, log);
+  const { weights, labelNames, train, valid, test, splits, input } = prep;
 
   const augmentation = opts.augmentation ?? DEFAULT_AUGMENTATION;
   const cacheDir = resolve(opts.cacheDir ?? ".cache/features");
@@ -138,8 +236,7 @@ export async function trainModel(opts: TrainOptions): Promise<TrainReport> {
   if (featuresComputed) log(`trunk features: ${featuresComputed} computed in ${featureSeconds.toFixed(1)} s (${(featuresComputed / featureSeconds).toFixed(2)} images/s), cache ${cacheDir}`);
 
   const trainY = train.map((r) => r.labels);
-  const freqs = computeClassFreqs(trainY);
-  const lossWeights = balancingWeights(freqs);
+  const lossWeights = balancingWeights(computeClassFreqs(trainY));
   const head = await trainHead(
     headFromWeights(weights, labelNames.length),
     { copies: trainX, labels: trainY },
@@ -156,62 +253,24 @@ export async function trainModel(opts: TrainOptions): Promise<TrainReport> {
       progress: opts.progress,
     },
   );
-  const last = head.history.at(-1);
+  logRun(log, "head", head);
+  const done = finishTraining(opts, prep, {
+    weights: withHead(weights, head.best),
+    validProbs: predictHead(head.best, validX[0]!),
+    testProbs: predictHead(head.best, testX[0]!),
+    run: head,
+    method: `transfer learning: classifier head (GAP → Dense(${labelNames.length}, sigmoid)) trained on frozen trunk features (tfjs cpu)`,
+    lossWeights,
+    augmentation,
+    lastDenseBlockTrained: false,
+    wholeNetworkTrained: false,
+  });
+  return { outDir: opts.out, card: done.card, input, counts: prep.counts, skipped: prep.skipped, leakage: prep.leakage, head, valid: done.valid, test: done.test, featureSeconds, featuresComputed };
+}
+
+export function logRun(log: (l: string) => void, what: string, run: TrainingRun): void {
+  const last = run.history.at(-1);
   log(
-    `head: valid mean AUROC ${head.initialValidMeanAuroc.toFixed(4)} (untrained) → ${Math.max(head.initialValidMeanAuroc, ...head.history.map((h) => h.validMeanAuroc)).toFixed(4)} (best, epoch ${head.bestEpoch}); train loss ${head.initialTrainLoss.toFixed(4)} → ${last?.trainLoss.toFixed(4) ?? "n/a"}`,
+    `${what}: valid mean AUROC ${run.initialValidMeanAuroc.toFixed(4)} (untrained) → ${Math.max(run.initialValidMeanAuroc, ...run.history.map((h) => h.validMeanAuroc)).toFixed(4)} (best, epoch ${run.bestEpoch}); train loss ${run.initialTrainLoss.toFixed(4)} → ${last?.trainLoss.toFixed(4) ?? "n/a"}`,
   );
-
-  // Operating points on the validation split (Youden's J), then an honest look at the test split.
-  const validProbs = predictHead(head.best, validX[0]!);
-  const thresholds: Record<string, { threshold: number; method: string }> = {};
-  labelNames.forEach((name, j) => {
-    const t = valid.map((r) => r.labels[j]!);
-    if (!t.includes(1) || !t.includes(0)) {
-      thresholds[name] = { threshold: 0.5, method: `default 0.5 — ${splits.valid} split has no ${t.includes(1) ? "negatives" : "positives"}` };
-      return;
-    }
-    const y = youdenThreshold(t, validProbs.map((p) => p[j]!));
-    thresholds[name] = { threshold: +y.threshold.toFixed(6), method: `Youden's J on ${splits.valid} split (${valid.length} images, J=${y.j.toFixed(3)})` };
-  });
-  const it = opts.bootstrapIterations ?? 1000;
-  const validMetrics = computeMetrics({ labelNames, keys: valid.map((r) => r.key), truth: valid.map((r) => r.labels), probabilities: validProbs }, { iterations: it, seed: opts.seed });
-  const testProbs = predictHead(head.best, testX[0]!);
-  const testMetrics = computeMetrics({ labelNames, keys: test.map((r) => r.key), truth: test.map((r) => r.labels), probabilities: testProbs }, { iterations: it, seed: opts.seed });
-
-  const compact = (m: EvaluationMetrics) => ({
-    mean_auroc: round(m.mean_auroc),
-    labels: Object.fromEntries(Object.entries(m.labels).map(([k, v]) => [k, { auroc: round(v.auroc), ci95: v.ci95 && v.ci95.map((x) => round(x)), n_pos: v.n_pos, n_neg: v.n_neg }])),
-  });
-  const leakNote = leakage.length ? ` WARNING: trained with --allow-leakage although ${leakage.map((l) => `${l.splits.join("/")} share ${l.patients.length} patients`).join(", ")}.` : "";
-  const card = saveDenseNet121Dir(
-    opts.out,
-    { inputSize: size, weights: withHead(weights, head.best) },
-    {
-      name: start.name,
-      labels: defaultCardLabels(labelNames, thresholds),
-      input,
-      training: {
-        summary: `transfer learning: classifier head (GAP → Dense(${labelNames.length}, sigmoid)) trained with Adam and the seed's class-balanced weighted loss on frozen trunk features; trunk from ${start.name} ${start.version} (${start.training.summary}); best epoch ${head.bestEpoch} of ${head.history.length} by ${splits.valid} mean AUROC; seed ${opts.seed}.${leakNote}`,
-        data: `${opts.labels} over ${opts.images}: ${Object.entries(counts).map(([k, v]) => `${k} ${v}`).join(", ")} images${skipped.length ? `; ${skipped.length} rows without an image skipped` : ""}; normalisation mean/std from ${Math.min(opts.normSample ?? 100, train.length)} ${splits.train} images`,
-        metrics: {
-          splits: counts,
-          startingModel: { name: start.name, version: start.version, deviceUid: start.deviceUid, weightsSha256: start.weightsSha256 },
-          inputSize: size,
-          epochs: { requested: opts.epochs, run: head.history.length, best: head.bestEpoch, stoppedEarly: head.stoppedEarly },
-          augmentation,
-          lossWeights: { pos: lossWeights.pos.map((x) => round(x)), neg: lossWeights.neg.map((x) => round(x)) },
-          untrained: { validMeanAuroc: round(head.initialValidMeanAuroc), trainLoss: round(head.initialTrainLoss), validLoss: round(head.initialValidLoss) },
-          history: head.history.map((h) => ({ epoch: h.epoch, trainLoss: round(h.trainLoss), validLoss: round(h.validLoss), validMeanAuroc: round(h.validMeanAuroc) })),
-          valid: compact(validMetrics),
-          test: compact(testMetrics),
-          bootstrap: { iterations: it, seed: opts.seed },
-          leakage: leakage.length ? leakage : "none (train/valid/test share no patient)",
-          lastDenseBlockTrained: false,
-        },
-      },
-    },
-  );
-  mkdirSync(opts.out, { recursive: true });
-  writeFileSync(join(opts.out, "training.json"), JSON.stringify({ counts, skipped: skipped.map((s) => ({ line: s.row.line, key: s.row.key, reason: s.reason })), head: { ...head, best: undefined }, valid: validMetrics, test: testMetrics }, null, 2) + "\n");
-  return { outDir: opts.out, card, input, counts, skipped, leakage, head, valid: validMetrics, test: testMetrics, featureSeconds, featuresComputed };
 }

@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import { DEFAULT_AUGMENTATION } from "../../training/augment.ts";
 import { DatasetError } from "../../training/dataset.ts";
 import { LeakageError } from "../../training/leakage.ts";
+import { trainFullNetwork } from "../../training/full-trainer.ts";
 import { trainModel } from "../../training/train.ts";
 import { CliError } from "../main.ts";
 
@@ -27,7 +28,7 @@ export function register(program: Command): void {
     .option("--backend <name>", "cpu: head on cached trunk features (tfjs-backend-cpu); webgpu: whole network trainable (tfjs-backend-webgpu on Dawn)", "cpu")
     .option("--input-size <n>", "model input size (default: the starting model's)", num)
     .option("--batch-size <n>", "batch size", num, 32)
-    .option("--learning-rate <lr>", "Adam learning rate", num, 1e-3)
+    .option("--learning-rate <lr>", "Adam learning rate (default 1e-3 for the head, 1e-4 for the whole network)", num)
     .option("--patience <n>", "early stopping: epochs without a better valid mean AUROC", num, 8)
     .option("--resume", "continue from <out>/checkpoints", false)
     .option("--cache <dir>", "feature cache folder", ".cache/features")
@@ -38,9 +39,9 @@ export function register(program: Command): void {
     .option("--augment-copies <n>", "augmented copies per training image (features cached per copy); 0 = off", num, 0)
     .option("--hflip", "allow horizontal flips in augmentation (off by default: laterality is anatomy)", false)
     .action(async (o: Record<string, unknown>) => {
-      if (o.backend !== "cpu") throw new CliError(`--backend ${String(o.backend)}: only "cpu" is implemented in cxr train (see src/training/webgpu-trainer.ts for the full-network step)`);
+      if (o.backend !== "cpu" && o.backend !== "webgpu") throw new CliError(`--backend must be cpu or webgpu, got "${String(o.backend)}"`);
       try {
-        const r = await trainModel({
+        const common = {
           labels: resolve(o.labels as string),
           images: resolve(o.images as string),
           model: resolve(o.model as string),
@@ -49,14 +50,23 @@ export function register(program: Command): void {
           seed: o.seed as number,
           inputSize: o.inputSize as number | undefined,
           batchSize: o.batchSize as number,
-          learningRate: o.learningRate as number,
+          learningRate: (o.learningRate as number | undefined) ?? 1e-3,
           patience: o.patience as number,
           resume: o.resume as boolean,
           cacheDir: resolve(o.cache as string),
           splits: { train: o.trainSplit as string, valid: o.validSplit as string, test: o.testSplit as string },
           allowLeakage: o.allowLeakage as boolean,
           augmentation: { ...DEFAULT_AUGMENTATION, copies: o.augmentCopies as number, horizontalFlip: o.hflip as boolean },
-        });
+        };
+        if (o.backend === "webgpu") {
+          if ((o.augmentCopies as number) > 0 || o.resume) throw new CliError("--backend webgpu does not support --augment-copies or --resume yet");
+          const r = await trainFullNetwork({ ...common, backend: "webgpu", learningRate: (o.learningRate as number | undefined) ?? 1e-4 });
+          process.stdout.write(
+            `${r.outDir}: whole network on ${r.backend}, ${r.imagesPerSecond.toFixed(2)} images/s per training step; device UID ${r.card.deviceUid}; valid mean AUROC ${r.run.initialValidMeanAuroc.toFixed(4)} → ${r.valid.mean_auroc?.toFixed(4)}\n`,
+          );
+          return;
+        }
+        const r = await trainModel(common);
         process.stdout.write(
           `${r.outDir}: device UID ${r.card.deviceUid}; valid mean AUROC ${r.head.initialValidMeanAuroc.toFixed(4)} → ${r.valid.mean_auroc?.toFixed(4)}; test mean AUROC ${r.test.mean_auroc?.toFixed(4)}\n`,
         );
