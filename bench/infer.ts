@@ -98,7 +98,7 @@ try {
       // The GradCAM part alone (14 maps from one image's feature map), which the ratio includes.
       const head = camWeights(findLinearAfterPool(decodeModel(bytes), classifier.card.outputs.features, "bench"));
       const grid = (await classifier.inferTensor(tensors[0]!)).heatmaps[0]!;
-      const fm = { data: new Float32Array(1024 * grid.width * grid.height).map((_, i) => Math.abs(Math.sin(i))), offset: 0, layout: "NCHW" as const, channels: 1024, height: grid.height, width: grid.width };
+      const fm = { data: new Float32Array(1024 * grid.width * grid.height).map((_, i) => Math.abs(Math.sin(i))), layout: "NCHW" as const, channels: 1024, height: grid.height, width: grid.width };
       const cam: number[] = [];
       for (let i = 0; i < 30; i++) { const t0 = performance.now(); classActivationMaps(fm, head, classifier.card.labels.map((l) => l.name)); cam.push(performance.now() - t0); }
       const row: Row = {

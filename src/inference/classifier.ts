@@ -105,8 +105,8 @@ export class Classifier {
     const [, d1, d2, d3] = feats.dims as [number, number, number, number];
     const layout = d1 === this.head.channels ? "NCHW" : "NHWC";
     const fm = layout === "NCHW"
-      ? { data: feats.data, offset: 0, layout, channels: d1, height: d2, width: d3 } as const
-      : { data: feats.data, offset: 0, layout, channels: d3, height: d1, width: d2 } as const;
+      ? { data: feats.data, layout, channels: d1, height: d2, width: d3 } as const
+      : { data: feats.data, layout, channels: d3, height: d1, width: d2 } as const;
     const heatmaps = classActivationMaps(fm, this.head, this.card.labels.map((l) => l.name));
     const result: InferenceResult = { findings, heatmaps, card: this.card, inferenceMs };
     if (this.keepFeatures) result.features = channelMajor(fm);

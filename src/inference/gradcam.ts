@@ -14,11 +14,9 @@ export function camWeights(head: ClassifierHead): CamWeights {
   return { classes: K, channels: C, weights };
 }
 
-/** Where one image's feature map lies in a (batched) features output. */
+/** One image's final feature map. */
 export interface FeatureMap {
   data: Float32Array;
-  /** Element offset of this image in `data`. */
-  offset: number;
   layout: "NCHW" | "NHWC";
   channels: number;
   height: number;
@@ -41,11 +39,11 @@ export function classActivationMaps(fm: FeatureMap, head: CamWeights, labels: st
   // CAM value is one dot product accumulated in a register (NHWC needs no copy).
   let A: Float32Array;
   if (fm.layout === "NHWC") {
-    A = fm.data.subarray(fm.offset, fm.offset + P * C);
+    A = fm.data.subarray(0, P * C);
   } else {
     A = new Float32Array(P * C);
     for (let c = 0; c < C; c++) {
-      const base = fm.offset + c * P;
+      const base = c * P;
       for (let p = 0; p < P; p++) A[p * C + c] = fm.data[base + p]!;
     }
   }

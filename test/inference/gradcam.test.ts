@@ -49,7 +49,7 @@ describe.each(["gemm", "matmul"] as const)("exact GradCAM vs finite differences 
       const max = Math.max(0, ...cam);
       return Array.from(cam, (v) => (max > 0 ? Math.max(v, 0) / max : 0));
     });
-    const exact = classActivationMaps({ data: A, offset: 0, layout: "NCHW", channels: C, height: H, width: W }, camWeights(findLinearAfterPool(decodeModel(model.bytes), "features", "fd-model")), labels);
+    const exact = classActivationMaps({ data: A, layout: "NCHW", channels: C, height: H, width: W }, camWeights(findLinearAfterPool(decodeModel(model.bytes), "features", "fd-model")), labels);
     let maxCamErr = 0;
     exact.forEach((h, k) => h.data.forEach((v, p) => { maxCamErr = Math.max(maxCamErr, Math.abs(v - numeric[k]![p]!)); }));
     expect(maxCamErr).toBeLessThan(1e-3);
@@ -68,10 +68,10 @@ describe("classActivationMaps", () => {
     const head = { classes: 2, channels: 2, weights: new Float32Array([-1, -2, 1, 0.5]) };
     const chw = new Float32Array([1, 2, 3, 4, 0.5, 0.5, 0.5, 0.5]); // 2 channels, 2x2, all >= 0
     const hwc = new Float32Array([1, 0.5, 2, 0.5, 3, 0.5, 4, 0.5]);
-    const [neg, pos] = classActivationMaps({ data: chw, offset: 0, layout: "NCHW", channels: 2, height: 2, width: 2 }, head, ["a", "b"]);
+    const [neg, pos] = classActivationMaps({ data: chw, layout: "NCHW", channels: 2, height: 2, width: 2 }, head, ["a", "b"]);
     expect(Array.from(neg!.data)).toEqual([0, 0, 0, 0]);
     expect(Array.from(pos!.data)).toEqual([1.25 / 4.25, 2.25 / 4.25, 3.25 / 4.25, 1].map(Math.fround));
-    const [, posHwc] = classActivationMaps({ data: hwc, offset: 0, layout: "NHWC", channels: 2, height: 2, width: 2 }, head, ["a", "b"]);
+    const [, posHwc] = classActivationMaps({ data: hwc, layout: "NHWC", channels: 2, height: 2, width: 2 }, head, ["a", "b"]);
     expect(Array.from(posHwc!.data)).toEqual(Array.from(pos!.data));
   });
 });
