@@ -64,7 +64,68 @@ export function parseDicom(bytes: Uint8Array, path: string, options: ReadDicomOp
   } catch (err) {
     throw new DicomReadError(path, `dataset cannot be interpreted (${(err as Error).message})`, { transferSyntaxUid });
   }
+  if (transferSyntaxUid !== DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN) checkPixelDataComplete(bytes, file.dict, path, transferSyntaxUid);
   return { path, format, transferSyntaxUid, meta, dataset, dict: file.dict };
+}
+
+const DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1.99";
+
+/**
+ * dcmjs zero-fills a value that runs past the end of the file, so a truncated transfer would
+ * decode to an image whose lower part is silently black. Every Pixel Data buffer (the native
+ * value, or each encapsulated frame) must therefore be found, whole and in order, in the bytes on
+ * disk; an encapsulated frame that dcmjs merged from several fragments (Basic Offset Table
+ * present) is matched item by item. Deflated files are checked by the inflater instead.
+ */
+function checkPixelDataComplete(bytes: Uint8Array, dict: DcmjsDict, path: string, transferSyntaxUid: string): void {
+  const el = dict["7FE00010"];
+  const value = el?.Value;
+  if (!Array.isArray(value)) return;
+  const file = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const encapsulated = value.length > 1 || !["1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"].includes(transferSyntaxUid);
+  let from = 0;
+  for (const [i, buf] of value.entries()) {
+    if (!(buf instanceof ArrayBuffer) || buf.byteLength === 0) continue;
+    const part = Buffer.from(buf);
+    const end = encapsulated ? findItems(file, part, from) : findWhole(file, part, from);
+    if (end < 0) {
+      const what = value.length > 1 ? `item ${i + 1} of ${value.length}` : "the value";
+      throw new DicomReadError(path, `Pixel Data is truncated: ${what} (${part.length} bytes) is not complete in the file (${file.length} bytes)`, {
+        tag: "(7FE0,0010)",
+        transferSyntaxUid,
+      });
+    }
+    from = end;
+  }
+}
+
+/** End offset of `part` found whole within `file` at or after `from`, or -1. */
+function findWhole(file: Buffer, part: Buffer, from: number): number {
+  const probe = part.subarray(0, Math.min(64, part.length));
+  for (let at = file.indexOf(probe, from); at >= 0 && at + part.length <= file.length; at = file.indexOf(probe, at + 1)) {
+    if (file.compare(part, 0, part.length, at, at + part.length) === 0) return at + part.length;
+  }
+  return -1;
+}
+
+const ITEM_TAG = Buffer.from([0xfe, 0xff, 0x00, 0xe0]);
+
+/** Like findWhole, for `part` spread over consecutive (FFFE,E000) items; returns the end of the last item used. */
+function findItems(file: Buffer, part: Buffer, from: number): number {
+  const probe = part.subarray(0, Math.min(64, part.length));
+  for (let at = file.indexOf(probe, Math.max(from, 8)); at >= 0; at = file.indexOf(probe, at + 1)) {
+    let pos = at;
+    let off = 0;
+    while (off < part.length && pos >= 8 && file.compare(ITEM_TAG, 0, 4, pos - 8, pos - 4) === 0) {
+      const len = Math.min(file.readUInt32LE(pos - 4), part.length - off);
+      if (pos + len > file.length || file.compare(part, off, off + len, pos, pos + len) !== 0) break;
+      off += len;
+      pos += len;
+      if (off < part.length) pos += 8; // the next item's header
+    }
+    if (off === part.length) return pos;
+  }
+  return -1;
 }
 
 /**

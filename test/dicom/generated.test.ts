@@ -86,4 +86,16 @@ describe("generated with dcmtk encoders", () => {
     }
     expect(readDicom(rle).transferSyntaxUid).toBe("1.2.840.10008.1.2.5");
   });
+
+  it("multi-frame JPEG lossless split into 1 KB fragments, with and without a Basic Offset Table", async () => {
+    const frames = [pattern12, pattern12.map((v) => 4095 - v)];
+    const src = writeSynthetic(tmp.dir, "mf12.dcm", { Rows: H, Columns: W, NumberOfFrames: "2", BitsStored: 12, HighBit: 11 }, Uint16Array.from([...frames[0]!, ...frames[1]!]));
+    for (const table of ["+ot", "-ot"]) {
+      const out = join(tmp.dir, `mf12${table}.dcm`);
+      execFileSync("dcmcjpeg", ["+e1", "+fs", "1", table, src, out]);
+      const file = readDicom(out);
+      expect(file.transferSyntaxUid).toBe("1.2.840.10008.1.2.4.70");
+      for (const k of [0, 1]) expect(Array.from((await decodeStoredFrame(file, k)).values), `${table} frame ${k}`).toEqual(Array.from(frames[k]!));
+    }
+  });
 });

@@ -85,6 +85,13 @@ describe("errors name the file, the tag or syntax, and the reason", () => {
     const p = writeSynthetic(tmp.dir, "short.dcm", { Rows: 4, Columns: 4 }, new Uint16Array([1, 2, 3, 4]));
     await expectError(p, /\(7FE0,0010\).*Pixel Data holds 8 bytes for this frame, the header needs 32/);
   });
+  it.skipIf(!HAVE)("a truncated file is refused, not decoded with a zero-filled tail (native and JPEG)", async () => {
+    for (const [name, keep] of [["test1.dcm", 600_000], ["rsna_cr_jpeg_baseline.dcm", 60_000]] as const) {
+      const p = join(tmp.dir, `cut-${name}`);
+      writeFileSync(p, readFileSync(join(SHARED_DICOM, name)).subarray(0, keep));
+      await expectError(p, /\(7FE0,0010\).*Pixel Data is truncated/);
+    }
+  });
   it("a constant image is refused, not rendered blank", async () => {
     await expectError(writeSynthetic(tmp.dir, "const.dcm", header, new Uint16Array([7, 7, 7, 7])), /constant \(every stored value is 7\)/);
   });
