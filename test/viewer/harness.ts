@@ -53,6 +53,8 @@ export function heatmapPng(width: number, height: number, peak: KnownPeak): Buff
 
 export interface FakeStudy {
   studyInstanceUid: string;
+  /** The plugin's SR in the PACS (the API's `outputs.sr`), if any. */
+  srSopInstanceUid?: string;
   findings: { label: string; probability: number; threshold: number; positive: boolean }[];
   heatmaps: Map<string, Buffer>;
 }
@@ -98,6 +100,7 @@ export async function startPluginStandIn(pacsDicomwebUrl: string): Promise<Plugi
       state: "exported",
       findings: s.findings,
       model: { name: "cxr-densenet121", version: "0.1.0-test", deviceUid: "2.25.1", training: "untrained — random weights" },
+      ...(s.srSopInstanceUid ? { outputs: { sr: s.srSopInstanceUid, sc: [] } } : {}),
       heatmaps: [...s.heatmaps.keys()].map((label) => ({ label, url: `/api/studies/${encodeURIComponent(s.studyInstanceUid)}/heatmaps/${encodeURIComponent(label)}.png` })),
     });
   });

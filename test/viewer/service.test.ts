@@ -112,7 +112,7 @@ describe.runIf(requireSharedData())("viewer on the real plugin (cxr serve) and O
       expect(detail.findings).toHaveLength(14);
       expect(detail.heatmaps.length).toBeGreaterThanOrEqual(2);
       await openViewer(page, `${serviceUrl}/viewer/?studyInstanceUid=${TEST1_STUDY}&token=${TOKEN}`);
-      expect(await page.evaluate(() => document.body.dataset.renderer)).toBe(mode === "webgl" ? "gpu" : "cpu");
+      expect(await page.evaluate(() => [document.body.dataset.renderer, document.body.dataset.sourceFrom])).toEqual([mode === "webgl" ? "gpu" : "cpu", "sr"]);
       const names = await page.locator(".cxr-finding-list button").evaluateAll((bs) => bs.map((b) => b.getAttribute("aria-label")));
       expect(names).toEqual([...detail.findings!].sort((a, b) => b.probability - a.probability).map((f) => f.label));
 

@@ -4,7 +4,7 @@
  * Cornerstone's rendering paths (WebGL on SwiftShader, and CPU with WebGL disabled).
  */
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import sharp from "sharp";
@@ -40,6 +40,7 @@ const RSNA_M2 = join(SHARED_DICOM, "rsna_cr_jpeg_baseline.dcm");
 const RSNA_M1 = join(SHARED_DICOM, "rsna_cr_jpeg_baseline_fake_monochrome1.dcm");
 const TEST1_STUDY = "1.3.6.1.4.1.11129.5.5.112507010803284478207522016832191866964708";
 const RSNA_STUDY = "1.2.276.0.7230010.3.1.2.8323329.6904.1517875201.850818";
+const TEST1_SOP = "1.3.6.1.4.1.11129.5.5.110503645592756492463169821050252582267888";
 
 const PEAKS: Record<string, KnownPeak> = {
   Cardiomegaly: { px: 0.62, py: 0.6, sigma: 0.06 },
@@ -63,13 +64,19 @@ describe.skipIf(!hasData)("viewer page", () => {
     tmp = tempDir("cxr-viewer-");
     const [o] = await Promise.all([startOrthanc({ dir: join(tmp.dir, "orthanc") }), ensureViewerBuilt()]);
     orthanc = o;
+    // A second radiograph in the same study, stored first (test3's pixels under test1's study): the viewer must
+    // show the one the plugin's SR is about, not just the study's first image.
+    const decoy = join(tmp.dir, "decoy.dcm");
+    writeFileSync(decoy, readFileSync(join(SHARED_DICOM, "test3.dcm")));
+    execFileSync("dcmodify", ["-nb", "-m", `(0020,000d)=${TEST1_STUDY}`, "-m", "(0020,000e)=2.25.77001", "-m", "(0008,0018)=2.25.77002", decoy]);
+    await orthanc.rest("/instances", { body: readFileSync(decoy) });
     await orthanc.rest("/instances", { body: readFileSync(TEST1) });
     // The plugin's own result objects for test1 are in the PACS study too (SR + OT Secondary Captures), as after
     // export: the viewer must still pick the radiograph, and can fall back to the SR.
     const written = writeResultObjects({ sourcePath: TEST1, image: await loadPresentationImage(TEST1), result: SR_RESULT, outDir: join(tmp.dir, "results"), basename: "test1" });
     for (const f of [written.sr.path, ...written.sc.map((x) => x.path)]) await orthanc.rest("/instances", { body: readFileSync(f) });
     plugin = await startPluginStandIn(`${orthanc.httpUrl}/dicom-web`);
-    plugin.studies.set(TEST1_STUDY, fakeStudy(TEST1_STUDY, { width: 1024, height: 1024 }, PEAKS));
+    plugin.studies.set(TEST1_STUDY, { ...fakeStudy(TEST1_STUDY, { width: 1024, height: 1024 }, PEAKS), srSopInstanceUid: written.sr.sopInstanceUid });
     plugin.studies.set(RSNA_STUDY, fakeStudy(RSNA_STUDY, { width: 1024, height: 1024 }, { Pneumonia: { px: 0.3, py: 0.4, sigma: 0.05 } }));
   });
   afterAll(async () => {
@@ -108,6 +115,8 @@ describe.skipIf(!hasData)("viewer page", () => {
       if (mode === "webgl") expect(gl).toMatch(/SwiftShader/i);
       else expect(gl).toBeNull();
       expect(frameRequests.some((u) => u.includes(`/viewer/dicom-web/studies/${TEST1_STUDY}/series/`))).toBe(true);
+      // test1, the image the SR is about, although the study's first radiograph is another one.
+      expect(await page.evaluate(() => [document.body.dataset.sopInstanceUid, document.body.dataset.sourceFrom])).toEqual([TEST1_SOP, "sr"]);
       await page.getByRole("checkbox", { name: "Overlay" }).uncheck();
       await page.waitForFunction(() => document.body.dataset.overlayVisible === "false");
       off = await shoot(page, `${mode}-test1-overlay-off`);
@@ -206,7 +215,7 @@ describe.skipIf(!hasData)("viewer page", () => {
         await putRsna(orthanc, file);
         const p = await browser.newPage({ viewport: { width: 1000, height: 720 } });
         await openViewer(p, `${plugin.url}/viewer/?studyInstanceUid=${RSNA_STUDY}&token=${plugin.token}`);
-        expect(await p.evaluate(() => document.body.dataset.photometric)).toBe(name === "m1" ? "MONOCHROME1" : "MONOCHROME2");
+        expect(await p.evaluate(() => [document.body.dataset.photometric, document.body.dataset.sourceFrom])).toEqual([name === "m1" ? "MONOCHROME1" : "MONOCHROME2", "first-image"]);
         await p.getByRole("checkbox", { name: "Overlay" }).uncheck();
         await p.waitForFunction(() => document.body.dataset.overlayVisible === "false");
         rasters.push(await shoot(p, `${mode}-rsna-${name}`));
@@ -235,7 +244,8 @@ describe.skipIf(!hasData)("viewer page", () => {
       const closed = `http://127.0.0.1:${await freePort()}`; // nothing listens there
       await openViewer(page, `${plugin.url}/viewer/?studyInstanceUid=${TEST1_STUDY}&token=${plugin.token}&api=${encodeURIComponent(closed)}`);
       await page.screenshot({ path: join(ARTIFACTS, "cpu-test1-sr-fallback-page.png") });
-      expect(await page.evaluate(() => document.body.dataset.photometric)).toBe("MONOCHROME2"); // the radiograph, not an OT capture
+      // The radiograph the SR references (not the decoy radiograph, not an OT capture).
+      expect(await page.evaluate(() => [document.body.dataset.sopInstanceUid, document.body.dataset.sourceFrom])).toEqual([TEST1_SOP, "sr"]);
       const shown = await page.locator(".cxr-finding-list button").evaluateAll((bs) => bs.map((b) => [b.getAttribute("aria-label"), b.querySelector(".prob")!.textContent]));
       const expected = [...SR_RESULT.findings].sort((a, b) => b.probability - a.probability);
       expect(shown.map(([l]) => l)).toEqual(expected.map((f) => f.label));

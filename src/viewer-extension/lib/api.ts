@@ -63,12 +63,14 @@ export function parsePluginStudy(body: unknown, studyInstanceUid: string, apiBas
       ? { name: m.name, version: String(m.version ?? "unknown"), ...(typeof m.training === "string" ? { training: m.training } : {}) }
       : undefined;
   const dicomweb = typeof rec.dicomwebUrl === "string" ? rec.dicomwebUrl : undefined;
+  const sr = isObject(rec.outputs) && typeof rec.outputs.sr === "string" ? rec.outputs.sr : undefined;
   return {
     studyInstanceUid,
     findings,
     heatmaps,
     ...(model ? { model } : {}),
     ...(dicomweb ? { dicomwebUrl: dicomweb } : {}),
+    ...(sr ? { srSopInstanceUid: sr } : {}),
     origin: "plugin",
     notes: [],
   };
@@ -95,7 +97,7 @@ export async function fetchSrStudy(dicomwebUrl: string, opts: StudySourceOptions
   const when = (d: DicomJson) => `${str(d, "00080023") ?? ""}${str(d, "00080033") ?? ""}`;
   reports.sort((a, b) => when(b).localeCompare(when(a)));
   for (const sr of reports) {
-    const { findings, model } = findingsFromSr(sr);
+    const { findings, model, sourceSopInstanceUid } = findingsFromSr(sr);
     if (findings.length) {
       return {
         studyInstanceUid: uid,
@@ -103,6 +105,8 @@ export async function fetchSrStudy(dicomwebUrl: string, opts: StudySourceOptions
         heatmaps: [],
         ...(model ? { model } : {}),
         dicomwebUrl,
+        srSopInstanceUid: str(sr, TAG.SOPInstanceUID)!,
+        ...(sourceSopInstanceUid ? { sourceSopInstanceUid } : {}),
         origin: "pacs-sr",
         notes: [
           `Findings read from the Structured Report ${str(sr, TAG.SOPInstanceUID)} in the PACS.`,
@@ -112,6 +116,19 @@ export async function fetchSrStudy(dicomwebUrl: string, opts: StudySourceOptions
     }
   }
   throw new Error(`study ${uid}: no triage SR with findings in the PACS (${root})`);
+}
+
+/**
+ * The radiograph the plugin's SR is about (its Image Library reference), so that the overlay lands on
+ * the image the plugin analysed even when the study holds several. Undefined when the SR is not in the PACS.
+ */
+export async function srSourceImage(dicomwebUrl: string, studyInstanceUid: string, srSopInstanceUid: string, auth: RequestAuth): Promise<string | undefined> {
+  const root = absoluteRoot(dicomwebUrl);
+  const hit = (await fetchDicomJson(`${root}/studies/${studyInstanceUid}/instances?SOPInstanceUID=${encodeURIComponent(srSopInstanceUid)}`, auth))[0];
+  const series = str(hit, TAG.SeriesInstanceUID);
+  if (!series) return undefined;
+  const [sr] = await fetchDicomJson(`${root}/studies/${studyInstanceUid}/series/${series}/instances/${srSopInstanceUid}/metadata`, auth);
+  return sr ? findingsFromSr(sr).sourceSopInstanceUid : undefined;
 }
 
 /** The plugin first; if it fails for any reason and a DICOMweb root is known, the SR in the PACS. */

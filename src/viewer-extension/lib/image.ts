@@ -5,7 +5,7 @@
  */
 import { init as coreInit, RenderingEngine, Enums, setUseCPURendering, getShouldUseCPURendering, type Types } from "@cornerstonejs/core";
 import { init as dicomImageLoaderInit, wadors } from "@cornerstonejs/dicom-image-loader";
-import { findSourceImage, type SourceImage } from "./dicomweb.ts";
+import { findSourceImage, str, type SourceImage } from "./dicomweb.ts";
 import type { RequestAuth } from "./types.ts";
 
 let initialized = false;
@@ -41,6 +41,10 @@ export interface LoadedImage extends SourceImage {
   rows: number;
   columns: number;
   photometricInterpretation: string;
+  /** Who and what is on screen, for the reader to check against the worklist. */
+  patientName: string;
+  patientId: string;
+  studyDate: string;
 }
 
 /** Finds the study's radiograph in the PACS and shows it in `viewport`; resolves after the first render. */
@@ -61,6 +65,9 @@ export async function loadStudyImage(
     ...source,
     rows: image.rows,
     columns: image.columns,
-    photometricInterpretation: String(source.metadata["00280004"]?.Value?.[0] ?? "unknown"),
+    photometricInterpretation: str(source.metadata, "00280004") ?? "unknown",
+    patientName: String((source.metadata["00100010"]?.Value?.[0] as { Alphabetic?: string } | undefined)?.Alphabetic ?? "").replace(/\^/g, " ").trim(),
+    patientId: str(source.metadata, "00100020") ?? "",
+    studyDate: str(source.metadata, "00080020") ?? "",
   };
 }

@@ -31,6 +31,8 @@ export interface OverlayState {
   threshold: number;
   /** The label whose heatmap is on screen now (undefined while loading or when there is none). */
   drawnLabel: string | undefined;
+  /** Why the selected finding's heatmap is not shown (missing, unreadable, not on the image's grid). */
+  problem: string | undefined;
 }
 
 export interface TriageOverlay {
@@ -81,6 +83,7 @@ export async function attachTriageOverlay(viewport: Types.IStackViewport, opts: 
     opacity: opts.opacity ?? 0.5,
     threshold,
     drawnLabel: undefined,
+    problem: undefined,
   };
   const layers = new Map<string, Promise<HeatLayer>>();
   const listeners = new Set<(s: OverlayState) => void>();
@@ -147,10 +150,23 @@ export async function attachTriageOverlay(viewport: Types.IStackViewport, opts: 
     state.label = label;
     state.drawnLabel = undefined;
     const pending = layerFor(label);
-    const layer = pending ? await pending : undefined;
+    let layer: HeatLayer | undefined;
+    let problem: string | undefined = pending ? undefined : `no heatmap for ${label}`;
+    try {
+      layer = pending ? await pending : undefined;
+    } catch (e) {
+      problem = (e as Error).message;
+    }
     if (state.label !== label) return; // another finding was chosen meanwhile
+    // A heatmap is registered to the source image's pixel grid (possibly scaled down): same aspect ratio.
+    const dims = viewport.getImageData()?.dimensions;
+    if (layer && dims && Math.abs(layer.width / layer.height - dims[0]! / dims[1]!) > 0.01) {
+      problem = `heatmap of ${label} is ${layer.width}×${layer.height}, the image ${dims[0]}×${dims[1]}: not the same pixel grid, not shown`;
+      layer = undefined;
+    }
     current = layer;
     state.drawnLabel = layer ? label : undefined;
+    state.problem = problem;
     draw();
   };
 

@@ -45,13 +45,16 @@ export function labelFromCode(value: string | undefined, scheme: string | undefi
 export interface SrFindings {
   findings: TriageFinding[];
   model?: TriageModel;
+  /** The image the findings are about: the first IMAGE of the Image Library (DCM 111028). */
+  sourceSopInstanceUid?: string;
 }
 
 export function findingsFromSr(sr: DicomJson): SrFindings {
   const findings = new Map<string, TriageFinding>();
   let observer: string | undefined;
+  let sourceSopInstanceUid: string | undefined;
 
-  const visit = (container: DicomJson) => {
+  const visit = (container: DicomJson, inImageLibrary: boolean) => {
     const items = seq(container, TAG.ContentSequence);
     let label: string | undefined;
     let probability: number | undefined;
@@ -74,7 +77,8 @@ export function findingsFromSr(sr: DicomJson): SrFindings {
       } else if (vt === "TEXT") {
         if (conceptValue(item) === "121013" || /^device observer name$/i.test(meaning)) observer ??= str(item, TAG.TextValue);
       }
-      if (seq(item, TAG.ContentSequence).length) visit(item);
+      if (vt === "IMAGE" && inImageLibrary) sourceSopInstanceUid ??= str(seq(item, "00081199")[0], "00081155");
+      if (seq(item, TAG.ContentSequence).length) visit(item, inImageLibrary || conceptValue(item) === "111028");
     }
     if (label && probability !== undefined) {
       findings.set(label, {
@@ -85,8 +89,8 @@ export function findingsFromSr(sr: DicomJson): SrFindings {
       });
     }
   };
-  visit(sr);
+  visit(sr, false);
   // "<name> <version>": the version is the last word.
   const model = observer ? { name: observer.replace(/\s+\S+$/, "") || observer, version: /\s(\S+)$/.exec(observer)?.[1] ?? "unknown" } : undefined;
-  return { findings: [...findings.values()], ...(model ? { model } : {}) };
+  return { findings: [...findings.values()], ...(model ? { model } : {}), ...(sourceSopInstanceUid ? { sourceSopInstanceUid } : {}) };
 }

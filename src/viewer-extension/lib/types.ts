@@ -21,6 +21,10 @@ export interface TriageStudy {
   /** Heatmaps registered to the source image (same pixel grid), by finding label. */
   heatmaps: { label: string; url: string }[];
   model?: TriageModel;
+  /** SOP Instance UID of the plugin's SR in the PACS, when it names one. */
+  srSopInstanceUid?: string;
+  /** The radiograph the results are about, when known (from the SR's Image Library). */
+  sourceSopInstanceUid?: string;
   /** The PACS DICOMweb root the plugin names for this study, if it does. */
   dicomwebUrl?: string;
   /** "plugin": the plugin's API answered; "pacs-sr": read from the SR in the PACS (plugin unreachable). */

@@ -12,6 +12,7 @@ import {
   initCornerstone,
   loadStudyImage,
   loadTriageStudy,
+  srSourceImage,
 } from "../lib/index.ts";
 
 /** Where the plugin proxies the PACS DICOMweb root for this page when nothing else is named (see index.ts). */
@@ -37,12 +38,13 @@ async function main() {
   const viewportEl = document.getElementById("viewport") as HTMLDivElement;
   const viewport = createStackViewport(viewportEl);
   new ResizeObserver(() => viewport.getRenderingEngine().resize(true, true)).observe(viewportEl);
-  const image = await loadStudyImage(viewport, {
-    dicomwebUrl,
-    studyInstanceUid,
-    ...(token ? { token } : {}),
-    ...(q.get("sopInstanceUid") ? { sopInstanceUid: q.get("sopInstanceUid")! } : {}),
-  });
+  // The image the results are about: named in the address, else the SR's Image Library reference, else the study's first radiograph.
+  const auth = token ? { token } : {};
+  const fromSr = study.sourceSopInstanceUid ?? (study.srSopInstanceUid ? await srSourceImage(dicomwebUrl, studyInstanceUid, study.srSopInstanceUid, auth).catch(() => undefined) : undefined);
+  const sopInstanceUid = q.get("sopInstanceUid") ?? fromSr;
+  body.dataset.sourceFrom = q.get("sopInstanceUid") ? "address" : fromSr ? "sr" : "first-image";
+  const image = await loadStudyImage(viewport, { dicomwebUrl, studyInstanceUid, ...auth, ...(sopInstanceUid ? { sopInstanceUid } : {}) });
+  body.dataset.sopInstanceUid = image.sopInstanceUid;
   body.dataset.photometric = image.photometricInterpretation;
   body.dataset.imageSize = `${image.columns}x${image.rows}`;
 
@@ -66,13 +68,26 @@ async function main() {
   overlay.onChange(publish);
   publish();
 
+  const problemEl = document.createElement("p");
+  problemEl.className = "cxr-note cxr-problem";
+  problemEl.setAttribute("role", "status");
+  document.getElementById("controls")!.append(problemEl);
+  overlay.onChange((st) => (problemEl.textContent = st.problem ?? ""));
+  problemEl.textContent = overlay.state().problem ?? "";
+
   statusEl.textContent = [
+    [image.patientName, image.patientId && `ID ${image.patientId}`, image.studyDate && formatDate(image.studyDate)].filter(Boolean).join(" · ") || "(no patient identification)",
     `Study ${studyInstanceUid}`,
     `${image.photometricInterpretation} ${image.columns}×${image.rows}`,
     renderer === "gpu" ? "WebGL" : "CPU rendering",
     study.origin === "plugin" ? "results from the plugin" : "results from the SR in the PACS",
   ].join(" · ");
   body.dataset.ready = "true";
+}
+
+/** DICOM DA (YYYYMMDD) as YYYY-MM-DD. */
+function formatDate(da: string): string {
+  return /^\d{8}$/.test(da) ? `${da.slice(0, 4)}-${da.slice(4, 6)}-${da.slice(6)}` : da;
 }
 
 main().catch((e: unknown) => {
