@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { PNG } from "pngjs";
+import sharp from "sharp";
 import { afterAll, describe, expect, it } from "vitest";
 import { main } from "../../src/cli/main.ts";
 import { decodeStoredFrame, readDicom, windowLinear } from "../../src/dicom/index.ts";
@@ -119,6 +120,28 @@ describe.skipIf(!HAVE)("presentation images from the real files", () => {
     const png = PNG.sync.read(readFileSync(path));
     expect(img.source.kind).toBe("png");
     for (let i = 0; i < img.data.length; i += 97) expect(img.data[i]).toBe(Math.fround(png.data[i * 4]! / 255));
+  });
+
+  it("JPEG input and 16-bit PNG input take the same path (gray / full scale)", async () => {
+    const png = join(SHARED_NIH, "images", "00000001_000.png");
+    const jpeg = join(tmp.dir, "nih.jpg");
+    await sharp(png).toColourspace("b-w").jpeg({ quality: 95 }).toFile(jpeg);
+    const a = await loadPresentationImage(png);
+    const b = await loadPresentationImage(jpeg);
+    expect(b.source.kind).toBe("jpeg");
+    expect(b.steps.modality).toBe("JPEG 8-bit gray / 255");
+    let sum = 0;
+    for (let i = 0; i < a.data.length; i++) sum += Math.abs(a.data[i]! - b.data[i]!);
+    expect(sum / a.data.length).toBeLessThan(2 / 255); // JPEG q95 loss
+    // our own 16-bit output read back as input gives the presentation values to 1/65535
+    const mr = await loadPresentationImage(join(SHARED_DICOM, "MR_small_RLE.dcm"));
+    const out = join(tmp.dir, "mr16.png");
+    expect(await cxr("pixels", join(SHARED_DICOM, "MR_small_RLE.dcm"), "--out", out)).toBe(0);
+    const back = await loadPresentationImage(out);
+    expect(back.steps.modality).toBe("PNG 16-bit gray / 65535");
+    let worst = 0;
+    for (let i = 0; i < back.data.length; i++) worst = Math.max(worst, Math.abs(back.data[i]! - mr.data[i]!));
+    expect(worst).toBeLessThanOrEqual(0.5 / 65535 + 1e-7);
   });
 
   it("cxr pixels writes 16-bit PNG = round(presentation * 65535) using the full output range", async () => {
