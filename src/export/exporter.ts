@@ -26,6 +26,8 @@ export class Exporter {
   private running = false;
   private timer?: NodeJS.Timeout;
   private busy = false;
+  /** A kick arrived during a pass: run another one right after it. */
+  private dirty = false;
   private readonly destinations: Destination[];
   private idle: (() => void)[] = [];
 
@@ -51,6 +53,10 @@ export class Exporter {
   /** Look for work now (after a study is done). */
   kick(): void {
     if (!this.running) return;
+    if (this.busy) {
+      this.dirty = true;
+      return;
+    }
     clearTimeout(this.timer);
     this.timer = setTimeout(() => void this.pass(), 0);
   }
@@ -58,6 +64,7 @@ export class Exporter {
   private async pass(): Promise<void> {
     if (this.busy || !this.running) return;
     this.busy = true;
+    this.dirty = false;
     let nextDue = Infinity;
     try {
       for (const uid of this.opts.store.studiesInState("done")) {
@@ -77,6 +84,7 @@ export class Exporter {
       this.busy = false;
       for (const r of this.idle.splice(0)) r();
     }
+    if (this.dirty) nextDue = Date.now();
     if (this.running && nextDue !== Infinity) {
       clearTimeout(this.timer);
       this.timer = setTimeout(() => void this.pass(), Math.max(0, nextDue - Date.now()));

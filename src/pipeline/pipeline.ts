@@ -10,12 +10,14 @@ import { selectStudy } from "../intake/selection.ts";
 import type { OutputRecord, SqliteStudyStore } from "../intake/store.ts";
 import { deriveResultUids } from "../results/input.ts";
 import { SECONDARY_CAPTURE_IMAGE_STORAGE } from "../results/sc/capture.ts";
+import { COMPREHENSIVE_3D_SR_STORAGE } from "../results/index.ts";
 import { writeResultObjects } from "../results/write.ts";
 import type { ServiceMetrics } from "../worklist/metrics.ts";
 import { writeHeatmapPng } from "./heatmap-png.ts";
 
 /** Comprehensive SR Storage: what src/results/sr writes (TID 1500). */
-const COMPREHENSIVE_SR_STORAGE = "1.2.840.10008.5.1.4.1.1.88.33";
+// The SR is Comprehensive 3D SR (its SCOORDs may later carry 3D references); the class comes from the builder.
+const COMPREHENSIVE_SR_STORAGE = COMPREHENSIVE_3D_SR_STORAGE;
 
 export interface PipelineOptions {
   store: SqliteStudyStore;
@@ -165,7 +167,7 @@ export class Pipeline {
         heatmaps.push({ label: h.label, path });
       }
       const outputs: OutputRecord[] = [
-        { sopInstanceUid: written.sr.sopInstanceUid, studyInstanceUid: uid, kind: "sr", sopClassUid: COMPREHENSIVE_SR_STORAGE, path: written.sr.path },
+        { sopInstanceUid: written.sr.sopInstanceUid, studyInstanceUid: uid, kind: "sr", sopClassUid: String(readDicom(written.sr.path, { withPixelData: false }).dataset.SOPClassUID), path: written.sr.path },
         ...written.sc.map((s) => ({ sopInstanceUid: s.sopInstanceUid, studyInstanceUid: uid, kind: "sc" as const, sopClassUid: SECONDARY_CAPTURE_IMAGE_STORAGE, path: s.path })),
       ];
       store.recordResults(uid, {

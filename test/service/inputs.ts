@@ -19,7 +19,10 @@ export function compressedVariants(dir: string, base = "test1.dcm"): { name: str
   const jls = join(dir, "chest-jpegls.dcm");
   execFileSync("dcmcjpls", [src, jls]);
   const j2k = join(dir, "chest-j2k.dcm");
-  execFileSync("gdcmconv", ["--j2k", src, j2k]);
+  // gdcmconv keeps implicit-VR elements as UN; make the source explicit first (dcmconv +te)
+  const explicit = join(dir, "chest-explicit.dcm");
+  execFileSync("dcmconv", ["+te", src, explicit]);
+  execFileSync("gdcmconv", ["--j2k", explicit, j2k]);
   const rle = join(dir, "chest-rle.dcm");
   execFileSync("dcmcrle", [src, rle]);
   return [jls, j2k, rle].map((p) => {

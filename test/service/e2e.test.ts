@@ -1,0 +1,142 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { writeFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { pino } from "pino";
+import { resolveConfig, SOP_CLASS } from "../../src/config/service.ts";
+import { readDicom } from "../../src/dicom/read.ts";
+import { Classifier } from "../../src/inference/classifier.ts";
+import { initModelDir } from "../../src/model/model-dir.ts";
+import { startOrthanc, type OrthancHandle } from "../../src/peers/orthanc.ts";
+import { freePort } from "../../src/peers/ports.ts";
+import { startService, type RunningService } from "../../src/service.ts";
+import { CHEST_DICOM_FILES, requireSharedData, SHARED_DICOM } from "../helpers/shared-data.ts";
+import { tempDir } from "../helpers/tmp.ts";
+import { dciodvfyErrors, orthancStudyInstances, waitFor } from "./helpers.ts";
+import { asNewStudy, compressedVariants, corruptCodestream } from "./inputs.ts";
+import { echoscu, storescu, writeStorescuConfig } from "./peers.ts";
+
+const AET = "CXR_E2E";
+const SR_CLASSES = ["1.2.840.10008.5.1.4.1.1.88.33", "1.2.840.10008.5.1.4.1.1.88.34"];
+
+describe.runIf(requireSharedData())("service end to end: storescu → cxr → Orthanc", () => {
+  const tmp = tempDir("cxr-e2e-");
+  let orthanc: OrthancHandle;
+  let service: RunningService;
+  let classifier: Classifier;
+  let cfg: string;
+  let port: number;
+
+  beforeAll(async () => {
+    initModelDir({ inputSize: 64, seed: 1, out: join(tmp.dir, "model") });
+    classifier = await Classifier.load(join(tmp.dir, "model"));
+    port = await freePort();
+    orthanc = await startOrthanc({ dir: join(tmp.dir, "orthanc"), modalities: { cxr: [AET, "127.0.0.1", port] } });
+    const config = resolveConfig({
+      dataDir: join(tmp.dir, "data"),
+      model: { dir: join(tmp.dir, "model") },
+      dicom: {
+        aeTitle: AET,
+        port,
+        // The shared chest films are Secondary Capture wrappers of DX/CR: this site accepts SC input.
+        acceptedSopClasses: [SOP_CLASS.CR, SOP_CLASS.DX_PRESENTATION, SOP_CLASS.DX_PROCESSING, SOP_CLASS.SECONDARY_CAPTURE],
+      },
+      intake: { stableAgeSeconds: 1 },
+      export: { destinations: [{ aeTitle: orthanc.aet, host: "127.0.0.1", port: orthanc.dicomPort }], retryInitialSeconds: 0.5 },
+    });
+    service = await startService(config, { logger: pino({ level: "silent" }), classifier, api: false });
+    cfg = writeStorescuConfig(tmp.dir);
+  });
+  afterAll(async () => {
+    await service?.close();
+    await classifier?.close();
+    await orthanc?.stop();
+    tmp.cleanup();
+  });
+
+  async function expectResultsInOrthanc(studyUid: string, extra = 0): Promise<void> {
+    const rec = service.store.get(studyUid)!;
+    expect(rec.state, `${studyUid}: ${rec.reason}`).toBe("exported");
+    const instances = await orthancStudyInstances(orthanc, studyUid);
+    const sr = instances.filter((i) => SR_CLASSES.includes(i.sopClassUid));
+    const sc = instances.filter((i) => i.sopClassUid === SOP_CLASS.SECONDARY_CAPTURE && i.sopInstanceUid !== undefined && rec.outputs?.sc?.includes(i.sopInstanceUid));
+    expect(sr.map((i) => i.sopInstanceUid)).toEqual([rec.outputs!.sr]);
+    expect(sc.length).toBe(rec.outputs!.sc!.length);
+    expect(instances.length).toBe(1 + sc.length + extra);
+    for (const i of [...sr, ...sc]) {
+      const path = join(tmp.dir, `${i.id}.dcm`);
+      writeFileSync(path, await orthanc.bytes(`/instances/${i.id}/file`));
+      expect(await dciodvfyErrors(path), `${i.modality} ${i.sopInstanceUid}`).toEqual([]);
+    }
+  }
+
+  it("each chest DICOM (and JPEG-LS, JPEG 2000, RLE versions) gives an SR and SC in Orthanc that pass dciodvfy", async () => {
+    const files = CHEST_DICOM_FILES.map((f) => (f.includes("monochrome1") ? asNewStudy(join(SHARED_DICOM, f), join(tmp.dir, "mono1.dcm")) : join(SHARED_DICOM, f)));
+    const variants = compressedVariants(tmp.dir);
+    expect(variants.map((v) => v.transferSyntaxUid)).toEqual(["1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.5"]);
+    const all = [...files, ...variants.map((v) => v.path)];
+    const r = await storescu({ port, aec: AET, cfg, files: all });
+    expect(r.code, r.log).toBe(0);
+    const studies = all.map((f) => String(readDicom(f, { withPixelData: false }).dataset.StudyInstanceUID));
+    // stored in the syntax they were sent in
+    for (const v of variants) {
+      const sop = String(readDicom(v.path, { withPixelData: false }).dataset.SOPInstanceUID);
+      const study = String(readDicom(v.path, { withPixelData: false }).dataset.StudyInstanceUID);
+      expect(service.store.instances(study).find((i) => i.sopInstanceUid === sop)?.transferSyntaxUid).toBe(v.transferSyntaxUid);
+    }
+    await waitFor("all studies exported or failed", () => studies.every((s) => ["exported", "failed", "rejected"].includes(service.store.get(s)?.state ?? "")), 240_000);
+    for (const s of studies) await expectResultsInOrthanc(s);
+    const rec = service.store.get(studies[0]!)!;
+    expect(rec.findings).toHaveLength(14);
+    expect(rec.heatmaps!.length).toBeGreaterThan(0);
+    expect(rec.history.map((h) => h.state)).toEqual(["received", "queued", "processing", "done", "exported"]);
+  }, 300_000);
+
+  it("Orthanc → plugin: Orthanc's /modalities/cxr/store routes a study and the results come back", async () => {
+    const copy = asNewStudy(join(SHARED_DICOM, "test2.dcm"), join(tmp.dir, "routed.dcm"));
+    const study = String(readDicom(copy, { withPixelData: false }).dataset.StudyInstanceUID);
+    const uploaded = await orthanc.rest<{ ParentStudy: string }>("/instances", { body: (await import("node:fs")).readFileSync(copy) });
+    await orthanc.rest("/modalities/cxr/store", { body: { Resources: [uploaded.ParentStudy], Synchronous: true } });
+    await waitFor("routed study exported", () => ["exported", "failed"].includes(service.store.get(study)?.state ?? ""), 120_000);
+    await expectResultsInOrthanc(study, 1);
+  });
+
+  it("gatekeeping: test4..6 are rejected with the reason recorded per series", async () => {
+    const files = ["test4.dcm", "test5.dcm", "test6.dcm"].map((f) => asNewStudy(join(SHARED_DICOM, f), join(tmp.dir, `gate-${f}`)));
+    expect((await storescu({ port, aec: AET, cfg, files })).code).toBe(0);
+    const studies = files.map((f) => String(readDicom(f, { withPixelData: false }).dataset.StudyInstanceUID));
+    await waitFor("gatekeeping decisions", () => studies.every((s) => service.store.get(s)?.state === "rejected"), 30_000);
+    const reasons = studies.map((s) => service.store.get(s)!.reason);
+    expect(reasons[0]).toMatch(/body part RIBCAGE is not chest/);
+    expect(reasons[1]).toMatch(/modality CT is not CR\/DX/);
+    expect(reasons[2]).toMatch(/view XX \(PatientPosition\) is not PA\/AP/);
+    for (const s of studies) expect(service.store.seriesDecisions(s)).toEqual([expect.objectContaining({ eligible: false })]);
+  });
+
+  it("a corrupt codestream fails its study with a clear reason, is quarantined, and the service keeps serving", async () => {
+    const bad = corruptCodestream(join(tmp.dir, "chest-jpegls.dcm"), join(tmp.dir, "corrupt.dcm"));
+    asNewStudy(bad, bad);
+    const study = String(readDicom(bad, { withPixelData: false }).dataset.StudyInstanceUID);
+    expect((await storescu({ port, aec: AET, cfg, files: [bad] })).code).toBe(0);
+    await waitFor("corrupt study failed", () => service.store.get(study)?.state === "failed", 30_000);
+    expect(service.store.get(study)!.reason).toMatch(/decode failed for .*cannot be decoded/);
+    const q = service.store.quarantined().filter((x) => x.studyInstanceUid === study);
+    expect(q).toHaveLength(1);
+    expect(readdirSync(join(tmp.dir, "data", "quarantine"))).toContain(q[0]!.path.split("/").pop());
+    expect(await echoscu(port, AET)).toBe(true);
+    const next = asNewStudy(join(SHARED_DICOM, "test3.dcm"), join(tmp.dir, "after-corrupt.dcm"));
+    const nextStudy = String(readDicom(next, { withPixelData: false }).dataset.StudyInstanceUID);
+    expect((await storescu({ port, aec: AET, cfg, files: [next] })).code).toBe(0);
+    await waitFor("study after the corrupt one exported", () => service.store.get(nextStudy)?.state === "exported", 60_000);
+  });
+
+  it("idempotent: the same study sent again gives no second set of results", async () => {
+    const f = join(SHARED_DICOM, "test1.dcm");
+    const study = String(readDicom(f, { withPixelData: false }).dataset.StudyInstanceUID);
+    const before = service.store.get(study)!;
+    expect((await storescu({ port, aec: AET, cfg, files: [f] })).code).toBe(0);
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(service.store.get(study)!.outputs).toEqual(before.outputs);
+    expect(service.store.get(study)!.state).toBe("exported");
+    await expectResultsInOrthanc(study);
+  });
+});
