@@ -1,0 +1,73 @@
+import { afterAll, describe, expect, it } from "vitest";
+import { join } from "node:path";
+import { prepareDemoFiles } from "../../src/cli/commands/demo.ts";
+import type { ApiStudy } from "../../src/worklist/server.ts";
+import { requireSharedData, SHARED_DICOM } from "../helpers/shared-data.ts";
+import { tempDir } from "../helpers/tmp.ts";
+import { interrupt, spawnCxr, waitFor } from "./serve-process.ts";
+
+const TOKEN = "demo-token-0123456789abcdef";
+
+describe.runIf(requireSharedData())("cxr demo", () => {
+  const tmp = tempDir("cxr-demo-test-");
+  afterAll(() => tmp.cleanup());
+
+  it("gives test4-6 and the MONOCHROME1 RSNA copy UIDs of their own, derived from the file name", () => {
+    const a = prepareDemoFiles(SHARED_DICOM, join(tmp.dir, "a"));
+    const b = prepareDemoFiles(SHARED_DICOM, join(tmp.dir, "b"));
+    expect(a.map((i) => i.studyInstanceUid)).toEqual(b.map((i) => i.studyInstanceUid));
+    expect(new Set(a.map((i) => i.studyInstanceUid)).size).toBe(8);
+    expect(a.filter((i) => i.note).map((i) => i.file)).toEqual(["test4.dcm", "test5.dcm", "test6.dcm", "rsna_cr_jpeg_baseline_fake_monochrome1.dcm"]);
+    expect(a.find((i) => i.file === "test1.dcm")!.path).toBe(join(SHARED_DICOM, "test1.dcm"));
+  });
+
+  it("runs Orthanc + the plugin, routes the shared chest files through it, and stops cleanly on Ctrl-C", async () => {
+    const dataDir = join(tmp.dir, "demo");
+    const log = join(tmp.dir, "demo.log");
+    const { child, output } = spawnCxr(["demo", "--data-dir", dataDir, "--http-port", "0", "--no-browser", "--api-token", TOKEN], log);
+    try {
+      const worklistUrl = await waitFor("the worklist URL", 180_000, () => /^worklist: (\S+)$/m.exec(output())?.[1], log);
+      const orthancUrl = /^PACS: Orthanc (\S+) /m.exec(output())![1]!;
+      expect(worklistUrl).toMatch(new RegExp(`^http://127\\.0\\.0\\.1:\\d+/\\?token=${TOKEN}$`));
+      const api = new URL(worklistUrl).origin;
+
+      const instances = prepareDemoFiles(SHARED_DICOM, join(tmp.dir, "expected"));
+      const uidOf = (file: string) => instances.find((i) => i.file === file)!.studyInstanceUid;
+      const final = new Set(["exported", "failed", "rejected"]);
+      const studies = await waitFor(
+        "every demo study to be exported or rejected",
+        300_000,
+        async () => {
+          const r = await fetch(`${api}/api/studies`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+          const list = (await r.json()) as ApiStudy[];
+          return instances.every((i) => final.has(list.find((s) => s.studyInstanceUid === i.studyInstanceUid)?.state ?? "")) ? list : undefined;
+        },
+        log,
+      );
+      const byFile = (file: string) => studies.find((s) => s.studyInstanceUid === uidOf(file))!;
+      for (const file of ["test1.dcm", "test2.dcm", "test3.dcm", "rsna_cr_jpeg_baseline.dcm", "rsna_cr_jpeg_baseline_fake_monochrome1.dcm"]) {
+        expect(byFile(file).state, `${file}: ${byFile(file).reason}`).toBe("exported");
+        expect(byFile(file).findings).toHaveLength(14);
+      }
+      for (const file of ["test4.dcm", "test5.dcm", "test6.dcm"]) {
+        expect(byFile(file).state, file).toBe("rejected");
+        expect(byFile(file).priority).toBe("review");
+        expect(byFile(file).reason).toMatch(/^rejected: \S.+/);
+      }
+      // The results went back to the PACS: one SR series per triaged study.
+      const srs = (await (await fetch(`${orthancUrl}/tools/find`, { method: "POST", body: JSON.stringify({ Level: "Series", Query: { Modality: "SR" } }) })).json()) as string[];
+      expect(srs).toHaveLength(5);
+      // Still up (it stays until Ctrl-C), and the page is served with the printed URL.
+      expect(child.exitCode).toBeNull();
+      expect((await fetch(worklistUrl)).status).toBe(200);
+
+      const { code, signal } = await interrupt(child);
+      expect({ code, signal }).toEqual({ code: 0, signal: null });
+      expect(output()).toMatch(/stopping the plugin and Orthanc/);
+      await expect(fetch(`${orthancUrl}/system`)).rejects.toThrow();
+      await expect(fetch(`${api}/healthz`)).rejects.toThrow();
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) await interrupt(child, 5_000);
+    }
+  }, 600_000);
+});
