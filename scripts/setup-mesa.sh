@@ -73,7 +73,9 @@ declare -A SEEN=([mesa-vulkan-drivers]=1 [libvulkan1]=1)
 queue=(mesa-vulkan-drivers libvulkan1)
 while ((${#queue[@]})); do
   pkg=${queue[0]}; queue=("${queue[@]:1}")
-  depends_field=$(apt-cache "${APT_OPTS[@]}" show "$pkg" | awk '/^Depends:/ { sub(/^Depends: /, ""); print; exit }')
+  # The Depends of the version apt-get download will fetch (the candidate: backports where it has one).
+  candidate=$(apt-cache "${APT_OPTS[@]}" policy "$pkg" | awk '/Candidate:/ { print $2; exit }')
+  depends_field=$(apt-cache "${APT_OPTS[@]}" show "$pkg=$candidate" | awk '/^Depends:/ { sub(/^Depends: /, ""); print; exit }')
   IFS=',' read -ra clauses <<< "$depends_field"
   for clause in "${clauses[@]}"; do
     clause=$(echo "$clause" | sed 's/|.*//; s/^ *//; s/ *$//; s/:any//')
@@ -87,6 +89,9 @@ while ((${#queue[@]})); do
 done
 
 echo "setup-mesa: downloading ${WANT[*]}" >&2
+# A clean folder each time this runs (it only runs when the result is incomplete).
+rm -rf "$MESA/root" "$MESA"/debs/*.deb
+mkdir -p "$MESA/root"
 (cd "$MESA/debs" && apt-get "${APT_OPTS[@]}" download "${WANT[@]}" >/dev/null)
 for deb in "$MESA"/debs/*.deb; do dpkg-deb -x "$deb" "$MESA/root"; done
 
