@@ -62,6 +62,35 @@ describe("worklist page", () => {
     await page.close();
   });
 
+  it("shows a trained model's data and headline metrics", async () => {
+    const trained = createApiServer({
+      store,
+      config: { api: apiConfigSchema.parse({ tokens: [TOKEN] }), priority: priorityConfigSchema.parse({}) },
+      metrics: createMetrics({ defaultMetrics: false }),
+      logger: pino({ level: "silent" }),
+      model: {
+        name: "cxr-triage DenseNet121-14",
+        version: "5d5d4f412ea0",
+        deviceUid: "2.25.2",
+        training: {
+          summary: "transfer learning: classifier head trained on frozen trunk features",
+          data: "NIH ChestX-ray14 (520 images): train 352, valid 79, test 89",
+          metrics: { inputSize: 224, valid: { mean_auroc: 0.5854, labels: {} }, test: { mean_auroc: 0.63994 }, history: [{ epoch: 1 }] },
+        },
+      },
+    });
+    const { url } = await trained.listen(0, "127.0.0.1");
+    const page = await browser.newPage();
+    await page.goto(`${url}/?token=${TOKEN}`);
+    const model = page.locator("#model.trained");
+    await model.waitFor();
+    expect(await model.textContent()).toBe(
+      "Model cxr-triage DenseNet121-14 5d5d4f412ea0 — trained on: NIH ChestX-ray14 (520 images): train 352, valid 79, test 89 — metrics: valid mean AUROC 0.585 · test mean AUROC 0.640",
+    );
+    await page.close();
+    await trained.close();
+  });
+
   it("says so when the address has no token", async () => {
     const page = await browser.newPage();
     const response = await page.goto(`${base}/`);

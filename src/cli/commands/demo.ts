@@ -7,10 +7,11 @@ import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { CliError } from "../main.ts";
 import { readDicom } from "../../dicom/read.ts";
 import { deriveUid } from "../../dicom/uid.ts";
-import { readModelCard, CARD_FILE, type ModelCard } from "../../model/card.ts";
+import type { ModelCard } from "../../model/card.ts";
 import { initModelDir } from "../../model/model-dir.ts";
 import { startOrthanc, type OrthancHandle } from "../../peers/orthanc.ts";
 import { freePort } from "../../peers/ports.ts";
+import { buildDemoModel, hasDemoModel } from "../../training/demo.ts";
 import { ensureViewerBuilt } from "../../viewer-extension/index.ts";
 import { generateApiToken, type ApiStudy } from "../../worklist/server.ts";
 
@@ -78,10 +79,13 @@ export function prepareDemoFiles(sourceDir: string, workDir: string): DemoInstan
   });
 }
 
-/** The demo model: kept in the data folder across runs; created once, seeded, when absent. */
+/**
+ * The demo model, written into the data folder on every start (a few seconds, deterministic): the
+ * project's trained demo model (models/demo, `cxr model demo`) when the checkout has it, else a seeded
+ * untrained DenseNet121-14 (`cxr model init --seed 1 --input-size 224`), which the page flags as such.
+ */
 export function ensureDemoModel(dir: string): ModelCard {
-  if (existsSync(join(dir, CARD_FILE))) return readModelCard(dir);
-  return initModelDir({ inputSize: 224, seed: 1, out: dir });
+  return hasDemoModel() ? buildDemoModel(dir) : initModelDir({ inputSize: 224, seed: 1, out: dir });
 }
 
 export interface DemoOptions {
@@ -144,8 +148,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoRun> {
   const modelDir = join(dataDir, "model");
   const card = ensureDemoModel(modelDir);
   const trained = card.training.data !== undefined;
-  out(`model: ${card.name} ${card.version} (${modelDir})`);
-  out(`  ${trained ? `trained on ${card.training.data}` : "UNTRAINED — the findings are not meaningful"}: ${card.training.summary}`);
+  out(`model: ${card.name} ${card.version} (${modelDir}, ${hasDemoModel() ? "the project's demo model, models/demo" : "models/demo is absent: seeded random weights"})`);
+  out(trained ? `  trained on: ${card.training.data}` : `  UNTRAINED — the findings are not meaningful: ${card.training.summary}`);
 
   // The worklist works without the viewer: a failed build is reported, and the demo goes on.
   await ensureViewerBuilt({ log: (m) => out(m) }).catch((err: Error) => out(`viewer page unavailable: ${err.message}`));

@@ -96,12 +96,30 @@ async function getJson(path) {
   return body;
 }
 
+/**
+ * The headline numbers of a card's free-form metrics: top-level numbers, and per top-level section
+ * (e.g. "test", "valid") its mean AUROC/AUC/accuracy. The whole card is at GET /api/model.
+ */
+function summarizeMetrics(metrics) {
+  if (!metrics) return "none reported";
+  const headline = /^(mean_?)?(auroc|auc|accuracy|sensitivity|specificity)$/i;
+  const name = (k) => k.replace(/_/g, " ").replace(/\b(auroc|auc)\b/gi, (x) => x.toUpperCase());
+  const parts = [];
+  for (const [key, value] of Object.entries(metrics)) {
+    if (typeof value === "number" && headline.test(key)) parts.push(`${name(key)} ${value.toFixed(3)}`);
+    else if (value && typeof value === "object" && !Array.isArray(value)) {
+      for (const [k, v] of Object.entries(value)) if (typeof v === "number" && headline.test(k)) parts.push(`${key} ${name(k)} ${v.toFixed(3)}`);
+    }
+  }
+  return parts.length ? parts.slice(0, 4).join(" · ") : "see the model card (GET /api/model)";
+}
+
 let modelShown = false;
 async function loadModel() {
   const el = document.querySelector("#model");
   try {
     const m = await getJson("/api/model");
-    const metrics = m.training.metrics ? Object.entries(m.training.metrics).map(([k, v]) => `${k} ${typeof v === "number" ? v.toFixed(3) : JSON.stringify(v)}`).join(", ") : "none reported";
+    const metrics = summarizeMetrics(m.training.metrics);
     const untrained = /untrained/i.test(m.training.summary) && !m.training.data;
     const trainedOn = m.training.data ? `trained on: ${m.training.data}` : m.training.summary;
     el.textContent = `${untrained ? "⚠ NOT FOR CLINICAL USE — " : ""}Model ${m.name} ${m.version} — ${trainedOn} — metrics: ${metrics}`;
