@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { inflateRawSync } from "node:zlib";
 import { dcmjs, type DcmjsDict } from "./dcmjs.ts";
 import { DicomReadError } from "./errors.ts";
 
@@ -16,7 +17,7 @@ export interface DicomFile {
   meta: Record<string, unknown>;
   /** The dataset, naturalized by dcmjs (keywords as keys). PixelData is absent when read with withPixelData=false. */
   dataset: Record<string, unknown>;
-  /** The same dataset denormalized (tag → {vr, Value}), for the pixel decoders (they need the raw VR of PixelData). */
+  /** The same dataset denaturalized (tag → {vr, Value}), for the pixel decoders (they need the raw VR of PixelData). */
   dict: DcmjsDict;
 }
 
@@ -51,6 +52,8 @@ export function parseDicom(bytes: Uint8Array, path: string, options: ReadDicomOp
       includeUntilTagValue: false,
     });
   } catch (err) {
+    // dcmjs's inflater fails obscurely on a cut deflated stream; zlib says what is wrong
+    if (format === "part10" && metaNamesDeflate(new Uint8Array(buffer))) inflatedDataset(new Uint8Array(buffer), path);
     throw new DicomReadError(path, `not a readable DICOM dataset (${(err as Error).message})`);
   }
   // with untilTag dcmjs still lists (7FE0,0010), with a placeholder value; drop it so "no pixels" is visible
@@ -64,25 +67,48 @@ export function parseDicom(bytes: Uint8Array, path: string, options: ReadDicomOp
   } catch (err) {
     throw new DicomReadError(path, `dataset cannot be interpreted (${(err as Error).message})`, { transferSyntaxUid });
   }
-  if (transferSyntaxUid !== DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN) checkPixelDataComplete(bytes, file.dict, path, transferSyntaxUid);
+  const onDisk = transferSyntaxUid === DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN ? inflatedDataset(new Uint8Array(buffer), path) : bytes;
+  checkPixelDataComplete(onDisk, file.dict, path, transferSyntaxUid);
   return { path, format, transferSyntaxUid, meta, dataset, dict: file.dict };
 }
 
 const DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1.99";
+const NATIVE_SYNTAXES = new Set([IMPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN, DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN, "1.2.840.10008.1.2.2"]);
+
+function metaNamesDeflate(part10: Uint8Array): boolean {
+  const view = Buffer.from(part10.buffer, part10.byteOffset, part10.byteLength);
+  if (view.length < 144) return false;
+  const metaEnd = Math.min(view.length, 132 + 12 + view.readUInt32LE(132 + 8));
+  return view.subarray(132, metaEnd).includes(DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN);
+}
+
+/**
+ * The dataset bytes of a deflated Part 10 file, inflated by zlib, which (unlike the inflater
+ * inside dcmjs) fails on a truncated or corrupt stream instead of returning what it got.
+ */
+function inflatedDataset(part10: Uint8Array, path: string): Uint8Array {
+  const view = Buffer.from(part10.buffer, part10.byteOffset, part10.byteLength);
+  const metaEnd = 132 + 12 + view.readUInt32LE(132 + 8);
+  try {
+    return inflateRawSync(view.subarray(metaEnd));
+  } catch (err) {
+    throw new DicomReadError(path, `deflated dataset cannot be inflated (${(err as Error).message})`, { transferSyntaxUid: DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN });
+  }
+}
 
 /**
  * dcmjs zero-fills a value that runs past the end of the file, so a truncated transfer would
  * decode to an image whose lower part is silently black. Every Pixel Data buffer (the native
  * value, or each encapsulated frame) must therefore be found, whole and in order, in the bytes on
  * disk; an encapsulated frame that dcmjs merged from several fragments (Basic Offset Table
- * present) is matched item by item. Deflated files are checked by the inflater instead.
+ * present) is matched item by item. For a deflated file the bytes are the inflated dataset.
  */
 function checkPixelDataComplete(bytes: Uint8Array, dict: DcmjsDict, path: string, transferSyntaxUid: string): void {
   const el = dict["7FE00010"];
   const value = el?.Value;
   if (!Array.isArray(value)) return;
   const file = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const encapsulated = value.length > 1 || !["1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"].includes(transferSyntaxUid);
+  const encapsulated = value.length > 1 || !NATIVE_SYNTAXES.has(transferSyntaxUid);
   let from = 0;
   for (const [i, buf] of value.entries()) {
     if (!(buf instanceof ArrayBuffer) || buf.byteLength === 0) continue;

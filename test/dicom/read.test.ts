@@ -85,12 +85,16 @@ describe("errors name the file, the tag or syntax, and the reason", () => {
     const p = writeSynthetic(tmp.dir, "short.dcm", { Rows: 4, Columns: 4 }, new Uint16Array([1, 2, 3, 4]));
     await expectError(p, /\(7FE0,0010\).*Pixel Data holds 8 bytes for this frame, the header needs 32/);
   });
-  it.skipIf(!HAVE)("a truncated file is refused, not decoded with a zero-filled tail (native and JPEG)", async () => {
+  it.skipIf(!HAVE)("a truncated file is refused, not decoded with a zero-filled tail (native, JPEG, deflated)", async () => {
     for (const [name, keep] of [["test1.dcm", 600_000], ["rsna_cr_jpeg_baseline.dcm", 60_000]] as const) {
       const p = join(tmp.dir, `cut-${name}`);
       writeFileSync(p, readFileSync(join(SHARED_DICOM, name)).subarray(0, keep));
       await expectError(p, /\(7FE0,0010\).*Pixel Data is truncated/);
     }
+    const dfl = join(tmp.dir, "cut-image_dfl.dcm");
+    const whole = readFileSync(join(SHARED_DICOM, "image_dfl.dcm"));
+    writeFileSync(dfl, whole.subarray(0, whole.length - 200));
+    await expectError(dfl, /transfer syntax 1\.2\.840\.10008\.1\.2\.1\.99: deflated dataset cannot be inflated \(unexpected end of file\)/);
   });
   it("a constant image is refused, not rendered blank", async () => {
     await expectError(writeSynthetic(tmp.dir, "const.dcm", header, new Uint16Array([7, 7, 7, 7])), /constant \(every stored value is 7\)/);
