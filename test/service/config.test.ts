@@ -1,0 +1,68 @@
+import { describe, expect, it } from "vitest";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { execFileSync } from "node:child_process";
+import { ConfigError, DECODABLE_TRANSFER_SYNTAXES, loadServiceConfig, parseDestinationSpec, resolveConfig, SOP_CLASS } from "../../src/config/service.ts";
+import { tempDir } from "../helpers/tmp.ts";
+
+const FIXTURES = new URL("../../fixtures/service/", import.meta.url).pathname;
+
+describe("service configuration", () => {
+  it("defaults: loopback listener, CR/DX only (no Secondary Capture), decodable syntaxes, no destinations", () => {
+    const c = resolveConfig({});
+    expect(c.dicom).toMatchObject({ aeTitle: "CXR_TRIAGE", port: 11112, bindAddress: "127.0.0.1" });
+    expect(c.dicom.acceptedSopClasses).toEqual([SOP_CLASS.CR, SOP_CLASS.DX_PRESENTATION, SOP_CLASS.DX_PROCESSING]);
+    expect(c.dicom.acceptedTransferSyntaxes).toEqual(DECODABLE_TRANSFER_SYNTAXES);
+    expect(c.export.destinations).toEqual([]);
+    expect(c.api.httpPort).toBe(8080);
+    expect(c.priority.urgentWeight).toBe(2);
+  });
+
+  it("reads the example YAML and JSON files of fixtures/service", () => {
+    const y = loadServiceConfig(join(FIXTURES, "cxr-serve.yaml"));
+    expect(y.export.destinations).toEqual([{ kind: "dimse", aeTitle: "ORTHANC", host: "127.0.0.1", port: 4242 }]);
+    expect(y.dicom.allowedHosts).toEqual({ ORTHANC: ["127.0.0.1"] });
+    const j = loadServiceConfig(join(FIXTURES, "cxr-serve.json"));
+    expect(j.intake.stableAgeSeconds).toBe(5);
+  });
+
+  it("flags override the file", () => {
+    const c = loadServiceConfig(join(FIXTURES, "cxr-serve.yaml"), {
+      port: 104, aeTitle: "OTHER", bind: "0.0.0.0", destinations: ["PACS@pacs.example:11112", "ARCH@[::1]:104"],
+      dataDir: "/tmp/x", model: "/m", httpPort: 9000, apiToken: "a-token-of-sixteen-chars",
+    });
+    expect(c.dicom).toMatchObject({ port: 104, aeTitle: "OTHER", bindAddress: "0.0.0.0" });
+    expect(c.export.destinations).toEqual([parseDestinationSpec("PACS@pacs.example:11112"), { kind: "dimse", aeTitle: "ARCH", host: "::1", port: 104 }]);
+    expect(c.dataDir).toBe("/tmp/x");
+    expect(c.model.dir).toBe("/m");
+    expect(c.api.httpPort).toBe(9000);
+    expect(c.api.tokens).toContain("a-token-of-sixteen-chars");
+  });
+
+  it("names the bad key in its error", () => {
+    expect(() => resolveConfig({ dicom: { port: "eleven" } })).toThrow(/dicom\.port: /);
+    expect(() => resolveConfig({ dicom: { aeTitle: "WAY_TOO_LONG_AE_TITLE" } })).toThrow(/dicom\.aeTitle: /);
+    expect(() => resolveConfig({ selection: { emptyBodyPart: "maybe" } })).toThrow(/selection\.emptyBodyPart: /);
+    expect(() => resolveConfig({ export: { destinations: [{ aeTitle: "X", host: "h" }] } })).toThrow(/export\.destinations\.0/);
+    expect(() => resolveConfig({ dicom: { prot: 5 } })).toThrow(/dicom.*prot/);
+    expect(() => parseDestinationSpec("nohost")).toThrow(ConfigError);
+    const t = tempDir();
+    writeFileSync(join(t.dir, "bad.yaml"), "dicom: [unclosed");
+    expect(() => loadServiceConfig(join(t.dir, "bad.yaml"))).toThrow(/bad\.yaml: not valid YAML/);
+    t.cleanup();
+  });
+
+  it("cxr serve prints one clear line for a bad config file", () => {
+    const t = tempDir();
+    writeFileSync(join(t.dir, "bad.json"), JSON.stringify({ intake: { stableAgeSeconds: -1 } }));
+    let out = "";
+    try {
+      execFileSync(process.execPath, ["bin/cxr.js", "serve", "--config", join(t.dir, "bad.json")], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    } catch (err) {
+      out = (err as { stderr: string }).stderr;
+    }
+    t.cleanup();
+    expect(out.trim().split("\n")).toHaveLength(1);
+    expect(out).toMatch(/^cxr: config .*bad\.json: invalid configuration — intake\.stableAgeSeconds: /);
+  });
+});
