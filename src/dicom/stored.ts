@@ -100,7 +100,9 @@ function grayStoredValues(decoded: DecodedFrame, pm: PixelModule, encapsulated: 
     return signed ? (v << signShift) >> signShift : v;
   };
   if (spp === 1) {
-    for (let i = 0; i < n; i++) out[i] = stored(words[i]!);
+    // the hot path (every radiograph): the same arithmetic as stored(), inlined
+    if (signed) for (let i = 0; i < n; i++) out[i] = (((words[i]! >>> shift) & mask) << signShift) >> signShift;
+    else for (let i = 0; i < n; i++) out[i] = (words[i]! >>> shift) & mask;
     return { values: out };
   }
   const planar = decoded.planarConfiguration === 1;
