@@ -54,7 +54,11 @@ export function prioritize(rec: StudyRecord, cfg: PriorityConfig): PriorityResul
   // Strongest first, so the reason starts with what drove the priority.
   const byStrength = [...judged].sort((a, b) => b.weight * b.probability - a.weight * a.probability);
   const urgent = byStrength.filter((f) => f.positive && f.weight >= cfg.urgentWeight);
-  if (urgent.length > 0) return { priority: "urgent", score, reason: urgent.map(describe).join("; ") };
+  if (urgent.length > 0) {
+    // The urgent findings explain the class; the other positive ones are counted so none seems absent.
+    const others = byStrength.filter((f) => f.positive).length - urgent.length;
+    return { priority: "urgent", score, reason: urgent.map(describe).join("; ") + (others > 0 ? ` (+${others} other positive finding${others > 1 ? "s" : ""})` : "") };
+  }
   const positive = byStrength.filter((f) => f.positive);
   if (positive.length > 0) return { priority: "review", score, reason: positive.map(describe).join("; ") };
   const highest = [...judged].sort((a, b) => b.probability / b.threshold - a.probability / a.threshold)[0]!;

@@ -12,6 +12,12 @@ describe("prioritize", () => {
     expect(p).toEqual({ priority: "urgent", score: 1.82, reason: "Pneumothorax 0.91 ≥ 0.42" });
   });
 
+  it("counts the other positive findings of an urgent study", () => {
+    const p = prioritize(study("1b", { probs: { Pneumothorax: 0.6, Effusion: 0.7, Cardiomegaly: 0.9, Nodule: 0.8 } }), defaults);
+    // weights: Effusion 1.4, Pneumothorax 1.2, Cardiomegaly 0.9, Nodule 0.8 — all ≥ 0.5
+    expect(p).toEqual({ priority: "urgent", score: 1.4, reason: "Effusion 0.70 ≥ 0.50; Pneumothorax 0.60 ≥ 0.50 (+2 other positive findings)" });
+  });
+
   it("makes a positive non-urgent finding 'review', strongest first", () => {
     const p = prioritize(study("2", { probs: { Cardiomegaly: 0.7, Nodule: 0.6, Effusion: 0.3 } }), defaults);
     // Effusion 0.3 is below 0.5; max weight×p: Cardiomegaly 0.7, Effusion 2×0.3 = 0.6, Nodule 0.6

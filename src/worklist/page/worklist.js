@@ -55,18 +55,20 @@ function render(changedUid) {
       const study = document.createElement("td");
       const link = document.createElement("a");
       link.href = viewerHref(s);
-      link.textContent = s.studyDescription || "open in viewer";
+      link.textContent = "open in viewer";
+      const description = document.createElement("div");
+      description.textContent = s.studyDescription ? `Study Description: ${s.studyDescription}` : "";
       const uid = document.createElement("div");
       uid.className = "uid";
       uid.textContent = s.studyInstanceUid;
-      study.append(link, uid);
+      study.append(link, description, uid);
       tr.append(
         badge,
         cell(s.score.toFixed(2)),
         cell(s.reason, "reason"),
         cell(s.state, `state-${s.state}`),
         cell(since(s.receivedAt), "since"),
-        cell([personName(s.patientName), s.patientId].filter(Boolean).join(" · ") || "—"),
+        cell([...new Set([personName(s.patientName), s.patientId])].filter(Boolean).join(" · ") || "—"),
         study,
       );
       tr.dataset.receivedAt = s.receivedAt;
