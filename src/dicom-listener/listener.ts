@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from "node:crypto";
-import { close, fsync, mkdirSync, open, openSync, readFileSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import { close, existsSync, fsync, mkdirSync, open, openSync, readFileSync, renameSync, unlinkSync, writeSync } from "node:fs";
 import { createServer as createTcpServer, type Server as NetServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { createServer as createTlsServer, type TLSSocket } from "node:tls";
@@ -114,14 +114,31 @@ class SpoolFileWritable extends Writable {
     cb();
   }
 
-  override _final(cb: (err?: Error | null) => void): void {
+  /**
+   * Makes the bytes durable and closes the file. Called by finishInstance after the rename, so that
+   * the file's fsync and its folder's fsync run at the same time.
+   */
+  async syncAndClose(): Promise<void> {
     const fd = this.fd;
     this.fd = undefined;
-    if (fd === undefined) return cb();
-    fsync(fd, (err) => {
-      if (err && !this.failure) this.failure = err;
-      close(fd, () => cb());
-    });
+    if (fd === undefined) return;
+    try {
+      await fsyncAsync(fd);
+    } finally {
+      await closeAsync(fd);
+    }
+  }
+
+  /** Closes without syncing (the instance is discarded). */
+  async discard(): Promise<void> {
+    const fd = this.fd;
+    this.fd = undefined;
+    if (fd !== undefined) await closeAsync(fd);
+    try {
+      unlinkSync(this.path);
+    } catch {
+      /* already moved or never created */
+    }
   }
 }
 
@@ -164,11 +181,7 @@ export function startListener(opts: ListenerOptions): Promise<DicomListener> {
   /** After the last fragment: the file is fsynced; parse its header, move it into place, record it. */
   async function finishInstance(w: SpoolFileWritable, request: CStoreRequest, callingAe: string): Promise<StoreResult & { stored?: StoredInstance }> {
     if (w.failure) {
-      try {
-        unlinkSync(w.path);
-      } catch {
-        /* never created */
-      }
+      await w.discard();
       logger.error({ err: w.failure.message, sop: request.getAffectedSopInstanceUid() }, "cannot write received instance");
       return { status: STORE_STATUS.outOfResources, comment: `cannot write instance: ${w.failure.message}`.slice(0, 64) };
     }
@@ -176,11 +189,13 @@ export function startListener(opts: ListenerOptions): Promise<DicomListener> {
     try {
       header = extractHeader(readDicom(w.path, { withPixelData: false }).dataset);
     } catch (err) {
+      await w.syncAndClose().catch(() => undefined);
       quarantine(w.path, `unreadable dataset from ${callingAe}: ${(err as Error).message}`);
       return { status: STORE_STATUS.cannotUnderstand, comment: "dataset cannot be parsed" };
     }
     const sop = header.sopInstanceUid;
     const missing = (["studyInstanceUid", "seriesInstanceUid", "sopInstanceUid"] as const).filter((k) => !header[k] || !isValidUid(header[k]!));
+    if (missing.length || sop !== request.getAffectedSopInstanceUid().replace(/\0/g, "").trim()) await w.syncAndClose().catch(() => undefined);
     if (missing.length) {
       quarantine(w.path, `instance ${sop ?? "(no SOP Instance UID)"} from ${callingAe}: missing or invalid ${missing.join(", ")}`, header.studyInstanceUid);
       return { status: STORE_STATUS.datasetMismatch, comment: `missing or invalid ${missing.join(", ")}`.slice(0, 64) };
@@ -209,15 +224,20 @@ export function startListener(opts: ListenerOptions): Promise<DicomListener> {
       studyDescription: header.studyDescription,
     };
     try {
-      mkdirSync(studyDir, { recursive: true });
+      if (!existsSync(studyDir)) {
+        mkdirSync(studyDir, { recursive: true });
+        await fsyncDir(spoolDir);
+      }
+      // Rename first, then fsync the data and the new directory entry together. Safe because the
+      // store is the authority: the instance is recorded (and success answered) only after both.
       renameSync(w.path, finalPath);
-      await fsyncDir(studyDir);
-      await fsyncDir(incomingDir);
+      await Promise.all([w.syncAndClose(), fsyncDir(studyDir)]);
       const outcome = store.addInstance(inst);
       const stored: StoredInstance = { sopInstanceUid: sop!, studyInstanceUid: studyUid, path: finalPath, outcome, callingAeTitle: callingAe };
       return { status: STORE_STATUS.success, stored };
     } catch (err) {
       logger.error({ err: (err as Error).message, sop, study: studyUid }, "cannot record received instance");
+      await w.discard().catch(() => undefined);
       return { status: STORE_STATUS.outOfResources, comment: `cannot record instance: ${(err as Error).message}`.slice(0, 64) };
     }
   }
