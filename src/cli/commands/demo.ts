@@ -1,5 +1,6 @@
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { copyFileSync, createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
@@ -250,6 +251,16 @@ export async function runDemo(opts: DemoOptions): Promise<DemoRun> {
   }
 }
 
+const DEFAULT_DEMO_HTTP_PORT = 8080;
+
+function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once("error", () => resolve(false));
+    srv.listen(port, "127.0.0.1", () => srv.close(() => resolve(true)));
+  });
+}
+
 /** Opens the page in the desktop's browser, where there is a desktop. */
 function openBrowser(url: string, out: (line: string) => void): void {
   if (!process.env.DISPLAY && !process.env.WAYLAND_DISPLAY) return;
@@ -264,12 +275,16 @@ export function register(program: Command): void {
     .description("run the whole product locally: Orthanc as the PACS, the plugin, the shared chest files routed through it; prints the worklist URL and stays up until Ctrl-C")
     .option("--data-dir <dir>", "folder for Orthanc, the plugin's store and the demo model", DEFAULT_DEMO_DATA_DIR)
     .option("--source <dir>", "folder with the shared chest DICOM files", DEFAULT_DEMO_SOURCE)
-    .option("--http-port <n>", "port of the worklist page and API (0 = any free port)", "8080")
+    .option("--http-port <n>", "port of the worklist page and API (0 = any free port; default 8080, or a free one when 8080 is taken)")
     .option("--api-token <token>", "bearer token for the API and page (default: a new random one)")
     .option("--no-browser", "do not open the worklist in the desktop's browser")
-    .action(async (opts: { dataDir: string; source: string; httpPort: string; apiToken?: string; browser: boolean }) => {
-      const httpPort = Number(opts.httpPort);
+    .action(async (opts: { dataDir: string; source: string; httpPort?: string; apiToken?: string; browser: boolean }) => {
+      let httpPort = Number(opts.httpPort ?? DEFAULT_DEMO_HTTP_PORT);
       if (!Number.isInteger(httpPort) || httpPort < 0 || httpPort > 65535) throw new CliError(`--http-port must be a port number, got "${opts.httpPort}"`);
+      if (opts.httpPort === undefined && !(await portIsFree(httpPort))) {
+        httpPort = await freePort();
+        process.stdout.write(`port ${DEFAULT_DEMO_HTTP_PORT} is taken: the worklist uses port ${httpPort}\n`);
+      }
       if (opts.apiToken !== undefined && opts.apiToken.length < 16) throw new CliError("--api-token needs at least 16 characters");
       const out = (line: string) => process.stdout.write(`${line}\n`);
       // Listen for Ctrl-C from the start, so that a stop during start-up still shuts everything down.
