@@ -11,10 +11,8 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import * as ort from "onnxruntime-node";
 import { Classifier } from "../src/inference/classifier.ts";
-import { camWeights, classActivationMaps } from "../src/inference/gradcam.ts";
 import { keepOutputs, modelInput } from "../src/inference/onnx-graph.ts";
 import { createSession, isProvider } from "../src/inference/providers.ts";
-import { findLinearAfterPool } from "../src/model/head.ts";
 import { initModelDir } from "../src/model/model-dir.ts";
 import { decodeModel } from "../src/model/onnx-builder.ts";
 import { tempDir } from "../test/helpers/tmp.ts";
@@ -50,7 +48,6 @@ interface Row {
   ratio: number; ratioOfMedians: number;
   /** CPU time of the process per image (all ORT threads): the work done, least sensitive to other load. */
   bareCpuMsPerImage: number; cxrCpuMsPerImage: number; cpuRatio: number;
-  heatmapsMsPerImage: number;
 }
 const rows: Row[] = [];
 const tmp = tempDir("cxr-bench-infer-");
@@ -95,12 +92,6 @@ try {
         // Alternate the order so that neither side always runs right after the other.
         if (i % 2) { a.push(await runBare()); b.push(await runCxr()); } else { b.push(await runCxr()); a.push(await runBare()); }
       }
-      // The GradCAM part alone (14 maps from one image's feature map), which the ratio includes.
-      const head = camWeights(findLinearAfterPool(decodeModel(bytes), classifier.card.outputs.features, "bench"));
-      const grid = (await classifier.inferTensor(tensors[0]!)).heatmaps[0]!;
-      const fm = { data: new Float32Array(1024 * grid.width * grid.height).map((_, i) => Math.abs(Math.sin(i))), layout: "NCHW" as const, channels: 1024, height: grid.height, width: grid.width };
-      const cam: number[] = [];
-      for (let i = 0; i < 30; i++) { const t0 = performance.now(); classActivationMaps(fm, head, classifier.card.labels.map((l) => l.name)); cam.push(performance.now() - t0); }
       const row: Row = {
         size, batch,
         bareMsPerImage: { min: Math.min(...a), median: median(a) },
@@ -108,7 +99,6 @@ try {
         ratio: Math.min(...b) / Math.min(...a),
         ratioOfMedians: median(b) / median(a),
         bareCpuMsPerImage: Math.min(...cpuA), cxrCpuMsPerImage: Math.min(...cpuB), cpuRatio: Math.min(...cpuB) / Math.min(...cpuA),
-        heatmapsMsPerImage: median(cam),
       };
       rows.push(row);
       await classifier.close();
@@ -125,7 +115,7 @@ const report = { benchmark: "infer", provider, threads: threads ?? "ort-default"
 console.log(JSON.stringify(report, null, 2));
 console.log("");
 console.log("(a) = bare session.run, probabilities-only model; (b) = cxr tensor → 14 probabilities + 14 heatmaps; ms per image");
-console.log("size  batch  (a) wall min/median  (b) wall min/median  b/a min  b/a median  (a) cpu  (b) cpu  b/a cpu  GradCAM ms");
+console.log("size  batch  (a) wall min/median  (b) wall min/median  b/a min  b/a median  (a) cpu  (b) cpu  b/a cpu");
 const mm = (x: { min: number; median: number }) => `${x.min.toFixed(1)} / ${x.median.toFixed(1)}`;
-for (const r of rows) console.log(`${String(r.size).padEnd(6)}${String(r.batch).padEnd(7)}${mm(r.bareMsPerImage).padStart(19)}  ${mm(r.cxrMsPerImage).padStart(19)}  ${r.ratio.toFixed(3).padStart(7)}  ${r.ratioOfMedians.toFixed(3).padStart(10)}  ${r.bareCpuMsPerImage.toFixed(1).padStart(7)}  ${r.cxrCpuMsPerImage.toFixed(1).padStart(7)}  ${r.cpuRatio.toFixed(3).padStart(7)}  ${r.heatmapsMsPerImage.toFixed(2).padStart(10)}`);
+for (const r of rows) console.log(`${String(r.size).padEnd(6)}${String(r.batch).padEnd(7)}${mm(r.bareMsPerImage).padStart(19)}  ${mm(r.cxrMsPerImage).padStart(19)}  ${r.ratio.toFixed(3).padStart(7)}  ${r.ratioOfMedians.toFixed(3).padStart(10)}  ${r.bareCpuMsPerImage.toFixed(1).padStart(7)}  ${r.cxrCpuMsPerImage.toFixed(1).padStart(7)}  ${r.cpuRatio.toFixed(3).padStart(7)}`);
 console.log(`peak RSS ${Math.round(peakRssMiB)} MiB`);

@@ -3,10 +3,10 @@ import { join } from "node:path";
 import type { PresentationImage } from "../image/presentation.ts";
 import { toModelTensor } from "../image/tensor.ts";
 import { MODEL_FILE, readModelCard, type CodedConcept, type ModelCard } from "../model/card.ts";
-import { findLinearAfterPool } from "../model/head.ts";
-import { decodeModel } from "../model/onnx-builder.ts";
-import { camWeights, classActivationMaps, upsampleHeatmap, type CamWeights, type Heatmap } from "./gradcam.ts";
-import { modelInput } from "./onnx-graph.ts";
+import { findLinearAfterPool, type ClassifierHead } from "../model/head.ts";
+import { decodeModel, encodeModel } from "../model/onnx-builder.ts";
+import { normalizeActivationMaps, upsampleHeatmap, type Heatmap } from "./gradcam.ts";
+import { CAM_OUTPUT, modelInput, withClassActivationMaps } from "./onnx-graph.ts";
 import type { Provider } from "./providers.ts";
 import { SessionPool, type Outputs } from "./session-pool.ts";
 
@@ -44,7 +44,8 @@ export interface ClassifierOptions {
 export class Classifier {
   private constructor(
     readonly card: ModelCard,
-    readonly head: CamWeights,
+    /** The dense layer after global average pooling, as read from model.onnx ([channels][classes]). */
+    readonly head: ClassifierHead,
     private readonly pool: SessionPool,
     private readonly modelPath: string,
     private readonly keepFeatures: boolean,
@@ -57,8 +58,13 @@ export class Classifier {
     const bytes = readFileSync(modelPath);
     const model = decodeModel(bytes, modelPath);
     // GradCAM's weights: the dense layer after global average pooling of the features output.
-    const head = camWeights(findLinearAfterPool(model, card.outputs.features, modelPath));
+    const head = findLinearAfterPool(model, card.outputs.features, modelPath);
     if (head.classes !== card.labels.length) throw new Error(`${modelPath}: the dense head has ${head.classes} outputs but the card lists ${card.labels.length} labels`);
+    const featureDims = model.graph?.output?.find((o) => o.name === card.outputs.features)?.type?.tensorType?.shape?.dim ?? [];
+    const featureChannels = featureDims[1]?.dimValue != null ? Number(featureDims[1].dimValue) : undefined;
+    if (featureDims.length !== 4 || (featureChannels !== undefined && featureChannels !== head.channels)) {
+      throw new Error(`${modelPath}: output "${card.outputs.features}" must be an NCHW feature map [N,${head.channels},H,W] for GradCAM`);
+    }
     const input = modelInput(model, modelPath);
     const s = card.input.size;
     const imageDims = card.input.layout === "NCHW" ? [3, s, s] : [s, s, 3];
@@ -66,8 +72,11 @@ export class Classifier {
     if (fixed.length !== 3 || fixed.some((d, i) => typeof d === "number" && d !== imageDims[i])) {
       throw new Error(`${modelPath}: input "${input.name}" has shape [${input.dims.join(",")}], the card says ${card.input.layout} ${s}x${s}`);
     }
-    const pool = await SessionPool.create(bytes, modelPath, { name: input.name, imageDims, fixedBatch: typeof input.dims[0] === "number" }, opts);
-    return new Classifier(card, head, pool, modelPath, opts.keepFeatures ?? false);
+    const keepFeatures = opts.keepFeatures ?? false;
+    const session = encodeModel(withClassActivationMaps(model, card.outputs.features, head, modelPath));
+    const outputs = [card.outputs.probabilities, CAM_OUTPUT, ...(keepFeatures ? [card.outputs.features] : [])];
+    const pool = await SessionPool.create(session, modelPath, { name: input.name, imageDims, fixedBatch: typeof input.dims[0] === "number", outputs }, opts);
+    return new Classifier(card, head, pool, modelPath, keepFeatures);
   }
 
   /** The provider the sessions run on (differs from the requested one only after an allowed fallback). */
@@ -94,33 +103,23 @@ export class Classifier {
 
   private interpret(outputs: Outputs, inferenceMs: number): InferenceResult {
     const { probabilities: probName, features: featName } = this.card.outputs;
-    const probs = outputs[probName], feats = outputs[featName];
-    if (!probs || !feats) throw new Error(`${this.modelPath}: the run did not return outputs "${probName}" and "${featName}"`);
+    const probs = outputs[probName], cams = outputs[CAM_OUTPUT];
+    if (!probs || !cams) throw new Error(`${this.modelPath}: the run did not return outputs "${probName}" and "${CAM_OUTPUT}"`);
     const findings = this.card.labels.map((l, k) => {
       const probability = probs.data[k]!;
       return { label: l.name, code: l.code, probability, threshold: l.threshold, positive: probability >= l.threshold };
     });
-    // [1,C,H,W] (NCHW) or [1,H,W,C]: the dense head's channel count says which axis is channels.
-    if (feats.dims.length !== 4) throw new Error(`${this.modelPath}: output "${featName}" has shape [${feats.dims.join(",")}], expected a 4-D feature map`);
-    const [, d1, d2, d3] = feats.dims as [number, number, number, number];
-    const layout = d1 === this.head.channels ? "NCHW" : "NHWC";
-    const fm = layout === "NCHW"
-      ? { data: feats.data, layout, channels: d1, height: d2, width: d3 } as const
-      : { data: feats.data, layout, channels: d3, height: d1, width: d2 } as const;
-    const heatmaps = classActivationMaps(fm, this.head, this.card.labels.map((l) => l.name));
+    const [, , height, width] = cams.dims as [number, number, number, number];
+    const heatmaps = normalizeActivationMaps(cams.data, this.card.labels.map((l) => l.name), height, width);
     const result: InferenceResult = { findings, heatmaps, card: this.card, inferenceMs };
-    if (this.keepFeatures) result.features = channelMajor(fm);
+    if (this.keepFeatures) {
+      const f = outputs[featName];
+      if (!f) throw new Error(`${this.modelPath}: the run did not return output "${featName}"`);
+      const [, channels, fh, fw] = f.dims as [number, number, number, number];
+      result.features = { channels, height: fh, width: fw, data: f.data.slice() };
+    }
     return result;
   }
 
   close(): Promise<void> { return this.pool.close(); }
-}
-
-function channelMajor(fm: { data: Float32Array; layout: "NCHW" | "NHWC"; channels: number; height: number; width: number }): FeatureGrid {
-  const { channels: C, height: H, width: W } = fm;
-  const P = H * W;
-  const data = new Float32Array(C * P);
-  if (fm.layout === "NCHW") data.set(fm.data.subarray(0, C * P));
-  else for (let p = 0; p < P; p++) for (let c = 0; c < C; c++) data[c * P + p] = fm.data[p * C + c]!;
-  return { channels: C, height: H, width: W, data };
 }

@@ -1,82 +1,25 @@
-import type { ClassifierHead } from "../model/head.ts";
-
 /** One class activation map: [0,1] values at the feature-grid size, row-major. */
 export interface Heatmap { label: string; width: number; height: number; data: Float32Array }
-
-/** The dense head's weights by class: weights[k*channels + c] = W_kc (each class's row contiguous). */
-export interface CamWeights { classes: number; channels: number; weights: Float32Array }
-
-/** From the head as src/model/head.ts reads it from the ONNX ([channels][classes], Keras layout). */
-export function camWeights(head: ClassifierHead): CamWeights {
-  const { channels: C, classes: K, kernel } = head;
-  const weights = new Float32Array(K * C);
-  for (let c = 0; c < C; c++) for (let k = 0; k < K; k++) weights[k * C + c] = kernel[c * K + k]!;
-  return { classes: K, channels: C, weights };
-}
-
-/** One image's final feature map. */
-export interface FeatureMap {
-  data: Float32Array;
-  layout: "NCHW" | "NHWC";
-  channels: number;
-  height: number;
-  width: number;
-}
 
 /**
  * Exact GradCAM for features → GlobalAveragePool → Dense: the gradient of class k's logit with respect to
  * A_c(y,x) is W_kc / (H*W) at every position, so GradCAM's channel weights are W_kc / (H*W) and the map is
- * ReLU(sum_c W_kc A_c) / (H*W). The constant 1/(H*W) vanishes in the normalisation: each map is divided
- * by its maximum, so it spans [0,1]. A map with no positive value (no evidence for the class anywhere)
- * is all zeros, not a division by zero.
+ * ReLU(sum_c W_kc A_c) / (H*W). The session computes ReLU(sum_c W_kc A_c) (see `withClassActivationMaps`);
+ * here the constant vanishes in the normalisation: each map is divided by its maximum, so it spans [0,1].
+ * A map with no positive value (no evidence for the class anywhere) is all zeros, not a division by zero.
+ *
+ * `raw`: one image's maps, [labels.length][height*width], already ReLU'd.
  */
-export function classActivationMaps(fm: FeatureMap, head: CamWeights, labels: string[]): Heatmap[] {
-  const { channels: C, height: H, width: W } = fm;
-  if (C !== head.channels) throw new Error(`features have ${C} channels but the dense head reads ${head.channels}`);
-  if (labels.length !== head.classes) throw new Error(`${labels.length} labels for a dense head with ${head.classes} classes`);
-  const P = H * W;
-  // Position-major (HWC) view of this image's map, so that each position's C values are contiguous and every
-  // CAM value is one dot product accumulated in a register (NHWC needs no copy).
-  let A: Float32Array;
-  if (fm.layout === "NHWC") {
-    A = fm.data.subarray(0, P * C);
-  } else {
-    A = new Float32Array(P * C);
-    for (let c = 0; c < C; c++) {
-      const base = c * P;
-      for (let p = 0; p < P; p++) A[p * C + c] = fm.data[base + p]!;
-    }
-  }
-  const cams = labels.map(() => new Float32Array(P));
-  const maxima = new Float64Array(labels.length);
-  for (let k = 0; k < labels.length; k++) {
-    const wk = head.weights.subarray(k * C, (k + 1) * C);
-    const cam = cams[k]!;
-    let max = 0;
-    for (let p = 0; p < P; p++) {
-      const off = p * C;
-      // Four partial sums: independent additions keep the CPU's floating-point pipeline full.
-      let s0 = 0, s1 = 0, s2 = 0, s3 = 0, c = 0;
-      for (; c + 3 < C; c += 4) {
-        s0 += wk[c]! * A[off + c]!;
-        s1 += wk[c + 1]! * A[off + c + 1]!;
-        s2 += wk[c + 2]! * A[off + c + 2]!;
-        s3 += wk[c + 3]! * A[off + c + 3]!;
-      }
-      for (; c < C; c++) s0 += wk[c]! * A[off + c]!;
-      const sum = s0 + s1 + s2 + s3;
-      const v = sum > 0 ? sum : 0;
-      cam[p] = v;
-      if (v > max) max = v;
-    }
-    maxima[k] = max;
-  }
+export function normalizeActivationMaps(raw: Float32Array, labels: string[], height: number, width: number): Heatmap[] {
+  const P = height * width;
+  if (raw.length !== labels.length * P) throw new Error(`${raw.length} activation values for ${labels.length} maps of ${width}x${height}`);
   return labels.map((label, k) => {
-    const data = cams[k]!;
-    const max = maxima[k]!;
-    if (max > 0 && Number.isFinite(max)) for (let p = 0; p < P; p++) data[p] = data[p]! / max;
+    const data = raw.slice(k * P, (k + 1) * P);
+    let max = 0;
+    for (let p = 0; p < P; p++) if (data[p]! > max) max = data[p]!;
+    if (max > 0 && Number.isFinite(max)) for (let p = 0; p < P; p++) data[p] = data[p]! > 0 ? data[p]! / max : 0;
     else data.fill(0);
-    return { label, width: W, height: H, data };
+    return { label, width, height, data };
   });
 }
 

@@ -12,9 +12,9 @@ interface Runner {
 }
 
 class InProcessRunner implements Runner {
-  constructor(private readonly session: ort.InferenceSession, private readonly inputName: string) {}
+  constructor(private readonly session: ort.InferenceSession, private readonly io: SessionIo) {}
   async run(input: Float32Array, dims: number[]): Promise<Outputs> {
-    const out = await this.session.run({ [this.inputName]: new ort.Tensor("float32", input, dims) });
+    const out = await this.session.run({ [this.io.name]: new ort.Tensor("float32", input, dims) }, this.io.outputs);
     const result: Outputs = {};
     for (const [name, t] of Object.entries(out)) result[name] = { data: t.data as Float32Array, dims: [...t.dims] };
     return result;
@@ -37,8 +37,8 @@ class WorkerRunner implements Runner {
     worker.on("exit", (code) => failAll(new Error(`session worker exited (code ${code})`)));
   }
 
-  static start(model: Uint8Array, options: ort.InferenceSession.SessionOptions, inputName: string): Promise<WorkerRunner> {
-    const worker = new Worker(new URL("./session-worker.mjs", import.meta.url), { workerData: { model, options, inputName } });
+  static start(model: Uint8Array, options: ort.InferenceSession.SessionOptions, io: SessionIo): Promise<WorkerRunner> {
+    const worker = new Worker(new URL("./session-worker.mjs", import.meta.url), { workerData: { model, options, inputName: io.name, outputNames: io.outputs } });
     return new Promise((resolve, reject) => {
       const onMessage = (msg: { type: string; message?: string }) => {
         worker.off("error", onError);
@@ -75,6 +75,16 @@ export interface PoolSettings extends SessionSettings {
   batchSize?: number;
 }
 
+/** The session's image input and the outputs fetched from each run. */
+export interface SessionIo {
+  name: string;
+  /** Dims of one image, without the batch dimension. */
+  imageDims: number[];
+  /** A fixed batch dimension in the model: one image per run. */
+  fixedBatch: boolean;
+  outputs: string[];
+}
+
 interface Job { input: Float32Array; resolve: (o: Outputs) => void; reject: (e: Error) => void }
 
 /**
@@ -94,24 +104,23 @@ export class SessionPool {
     readonly provider: Provider,
     readonly fallbackReason: string | undefined,
     readonly batchSize: number,
-    /** Dims of one image, without the batch dimension. */
     private readonly imageDims: number[],
   ) {
     this.idle = [...runners];
   }
 
-  static async create(model: Uint8Array, modelPath: string, input: { name: string; imageDims: number[]; fixedBatch: boolean }, settings: PoolSettings): Promise<SessionPool> {
+  static async create(model: Uint8Array, modelPath: string, io: SessionIo, settings: PoolSettings): Promise<SessionPool> {
     const poolSize = Math.max(1, Math.floor(settings.poolSize ?? 1));
-    const batchSize = input.fixedBatch ? 1 : Math.max(1, Math.floor(settings.batchSize ?? 1));
+    const batchSize = io.fixedBatch ? 1 : Math.max(1, Math.floor(settings.batchSize ?? 1));
     const first = await createSession(model, settings, modelPath);
-    const runners: Runner[] = [new InProcessRunner(first.session, input.name)];
+    const runners: Runner[] = [new InProcessRunner(first.session, io)];
     try {
-      for (let i = 1; i < poolSize; i++) runners.push(await WorkerRunner.start(model, sessionOptions(first.provider, settings.threads), input.name));
+      for (let i = 1; i < poolSize; i++) runners.push(await WorkerRunner.start(model, sessionOptions(first.provider, settings.threads), io));
     } catch (err) {
       await Promise.all(runners.map((r) => r.close()));
       throw new Error(`${modelPath}: session worker could not start on "${first.provider}": ${(err as Error).message}`);
     }
-    return new SessionPool(runners, first.provider, first.fallbackReason, batchSize, input.imageDims);
+    return new SessionPool(runners, first.provider, first.fallbackReason, batchSize, io.imageDims);
   }
 
   get size(): number { return this.runners.length; }

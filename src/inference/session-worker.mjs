@@ -4,7 +4,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import * as ort from "onnxruntime-node";
 
-const { model, options, inputName } = workerData;
+const { model, options, inputName, outputNames } = workerData;
 let session;
 try {
   session = await ort.InferenceSession.create(model, options);
@@ -20,7 +20,7 @@ parentPort.on("message", async (msg) => {
     return;
   }
   try {
-    const out = await session.run({ [inputName]: new ort.Tensor("float32", msg.input, msg.dims) });
+    const out = await session.run({ [inputName]: new ort.Tensor("float32", msg.input, msg.dims) }, outputNames);
     const outputs = {};
     const transfer = [];
     for (const [name, t] of Object.entries(out)) {

@@ -43,7 +43,7 @@ describe("Classifier on a small conv → GAP → Gemm → sigmoid model", () => 
     try {
       const head = classifier.head;
       expect([head.classes, head.channels]).toEqual([14, model.channels]);
-      model.weights.forEach((row, k) => row.forEach((w, c) => expect(head.weights[k * model.channels + c]).toBe(w)));
+      model.weights.forEach((row, k) => row.forEach((w, c) => expect(head.kernel[c * 14 + k]).toBe(w)));
     } finally {
       await classifier.close();
     }

@@ -1,8 +1,9 @@
 import * as ort from "onnxruntime-node";
 import { describe, expect, it } from "vitest";
-import { camWeights, classActivationMaps, upsampleHeatmap } from "../../src/inference/gradcam.ts";
+import { normalizeActivationMaps, upsampleHeatmap } from "../../src/inference/gradcam.ts";
+import { CAM_OUTPUT, withClassActivationMaps } from "../../src/inference/onnx-graph.ts";
 import { findLinearAfterPool } from "../../src/model/head.ts";
-import { decodeModel } from "../../src/model/onnx-builder.ts";
+import { decodeModel, encodeModel } from "../../src/model/onnx-builder.ts";
 import { NIH_LABELS } from "../../src/model/labels.ts";
 import { buildSmallModel, seededRandom } from "./small-model.ts";
 
@@ -10,10 +11,13 @@ const C = 8, H = 5, W = 6, K = 14, P = H * W;
 const labels = [...NIH_LABELS];
 
 describe.each(["gemm", "matmul"] as const)("exact GradCAM vs finite differences through ORT (%s head)", (head) => {
-  it("d logit_k / dA_c(y,x) = W_kc/(H*W), and the CAM from numerical gradients equals classActivationMaps", async () => {
-    // The model's input IS the feature map: features → GAP → Flatten → dense → logits.
+  it("d logit_k / dA_c(y,x) = W_kc/(H*W), and the CAM from numerical gradients equals the session's exact maps", async () => {
+    // The model's input IS the feature map: features → GAP → Flatten → dense → logits; the classifier's
+    // GradCAM output is added to it exactly as Classifier.load does.
     const model = buildSmallModel({ seed: 7, channels: C, classes: K, head, featuresAsInput: true });
-    const session = await ort.InferenceSession.create(model.bytes);
+    const graph = decodeModel(model.bytes);
+    const withCam = encodeModel(withClassActivationMaps(graph, "features", findLinearAfterPool(graph, "features", "fd-model"), "fd-model"));
+    const session = await ort.InferenceSession.create(withCam);
     const rnd = seededRandom(11);
     const A = new Float32Array(C * P).map(() => rnd() * 2 - 0.4);
     // One batch: every element perturbed by +eps and by -eps (the graph is linear in A, so central
@@ -27,6 +31,8 @@ describe.each(["gemm", "matmul"] as const)("exact GradCAM vs finite differences 
     }
     const out = await session.run({ features: new ort.Tensor("float32", batch, [n, C, H, W]) });
     const logits = out.logits!.data as Float32Array;
+    const exactRaw = (await session.run({ features: new ort.Tensor("float32", A, [1, C, H, W]) }))[CAM_OUTPUT]!;
+    expect(exactRaw.dims).toEqual([1, K, H, W]);
     await session.release();
     const grad = new Float64Array(K * C * P); // [k][c*P + p]
     for (let e = 0; e < C * P; e++) for (let k = 0; k < K; k++) grad[k * C * P + e] = (logits[2 * e * K + k]! - logits[(2 * e + 1) * K + k]!) / (2 * eps);
@@ -49,7 +55,7 @@ describe.each(["gemm", "matmul"] as const)("exact GradCAM vs finite differences 
       const max = Math.max(0, ...cam);
       return Array.from(cam, (v) => (max > 0 ? Math.max(v, 0) / max : 0));
     });
-    const exact = classActivationMaps({ data: A, layout: "NCHW", channels: C, height: H, width: W }, camWeights(findLinearAfterPool(decodeModel(model.bytes), "features", "fd-model")), labels);
+    const exact = normalizeActivationMaps(exactRaw.data as Float32Array, labels, H, W);
     let maxCamErr = 0;
     exact.forEach((h, k) => h.data.forEach((v, p) => { maxCamErr = Math.max(maxCamErr, Math.abs(v - numeric[k]![p]!)); }));
     expect(maxCamErr).toBeLessThan(1e-3);
@@ -63,16 +69,14 @@ describe.each(["gemm", "matmul"] as const)("exact GradCAM vs finite differences 
   });
 });
 
-describe("classActivationMaps", () => {
-  it("is all zeros where no position has positive evidence, and reads NHWC like NCHW", () => {
-    const head = { classes: 2, channels: 2, weights: new Float32Array([-1, -2, 1, 0.5]) };
-    const chw = new Float32Array([1, 2, 3, 4, 0.5, 0.5, 0.5, 0.5]); // 2 channels, 2x2, all >= 0
-    const hwc = new Float32Array([1, 0.5, 2, 0.5, 3, 0.5, 4, 0.5]);
-    const [neg, pos] = classActivationMaps({ data: chw, layout: "NCHW", channels: 2, height: 2, width: 2 }, head, ["a", "b"]);
-    expect(Array.from(neg!.data)).toEqual([0, 0, 0, 0]);
-    expect(Array.from(pos!.data)).toEqual([1.25 / 4.25, 2.25 / 4.25, 3.25 / 4.25, 1].map(Math.fround));
-    const [, posHwc] = classActivationMaps({ data: hwc, layout: "NHWC", channels: 2, height: 2, width: 2 }, head, ["a", "b"]);
-    expect(Array.from(posHwc!.data)).toEqual(Array.from(pos!.data));
+describe("normalizeActivationMaps", () => {
+  it("divides each map by its maximum, and gives all zeros where no position has positive evidence", () => {
+    const raw = new Float32Array([0, 0, 0, 0, 1.25, 2.25, 3.25, 4.25]); // two 2x2 maps, ReLU'd
+    const [none, some] = normalizeActivationMaps(raw, ["a", "b"], 2, 2);
+    expect(Array.from(none!.data)).toEqual([0, 0, 0, 0]);
+    expect(Array.from(some!.data)).toEqual([1.25 / 4.25, 2.25 / 4.25, 3.25 / 4.25, 1].map(Math.fround));
+    expect([some!.label, some!.width, some!.height]).toEqual(["b", 2, 2]);
+    expect(Array.from(raw.slice(4))).toEqual([1.25, 2.25, 3.25, 4.25]); // the session's output is left as it was
   });
 });
 
