@@ -1,0 +1,133 @@
+/**
+ * End-to-end latency of the service: per study, from the end of its C-STORE (storescu exits) to its
+ * SR and every SC stored in Orthanc (polled over Orthanc's REST API every 50 ms), for uncompressed
+ * and JPEG 2000 inputs, with 1 and 4 concurrent senders (one association per study, as modalities do).
+ *
+ *   npx tsx bench/e2e.ts [--studies 8] [--input-size 224] [--concurrency 2]
+ *
+ * The service runs in this process with `intake.singleImageImmediately` (a one-image study starts
+ * when its association ends; otherwise the stable age would dominate the latency) and a seeded,
+ * untrained DenseNet121-14 at the given input size on the CPU. The peer is Orthanc from the repo's
+ * fixture (the PACS that receives the results). Prints one JSON object, then a table (ms).
+ */
+import { execFileSync, spawn } from "node:child_process";
+import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pino } from "pino";
+import { resolveConfig, SOP_CLASS } from "../src/config/service.ts";
+import { readDicom } from "../src/dicom/read.ts";
+import { initModelDir } from "../src/model/model-dir.ts";
+import { startOrthanc } from "../src/peers/orthanc.ts";
+import { freePort } from "../src/peers/ports.ts";
+import { startService } from "../src/service.ts";
+import { SHARED_DICOM } from "../test/helpers/shared-data.ts";
+
+const arg = (name: string, dflt: number) => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? Number(process.argv[i + 1]) : dflt;
+};
+const STUDIES = arg("--studies", 8);
+const INPUT_SIZE = arg("--input-size", 224);
+const CONCURRENCY = arg("--concurrency", 2);
+const AET = "CXR_E2E_BENCH";
+
+const quantile = (xs: number[], q: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const pos = (s.length - 1) * q;
+  const lo = Math.floor(pos);
+  return s[lo]! + (s[Math.min(lo + 1, s.length - 1)]! - s[lo]!) * (pos - lo);
+};
+
+const work = mkdtempSync(join(tmpdir(), "cxr-bench-e2e-"));
+const orthanc = await startOrthanc({ dir: join(work, "orthanc") });
+try {
+  initModelDir({ inputSize: INPUT_SIZE, seed: 1, out: join(work, "model") });
+  const port = await freePort();
+  const config = resolveConfig({
+    dataDir: join(work, "data"),
+    model: { dir: join(work, "model") },
+    dicom: { aeTitle: AET, port, acceptedSopClasses: [SOP_CLASS.CR, SOP_CLASS.DX_PRESENTATION, SOP_CLASS.DX_PROCESSING, SOP_CLASS.SECONDARY_CAPTURE] },
+    intake: { stableAgeSeconds: 30, singleImageImmediately: true },
+    pipeline: { concurrency: CONCURRENCY },
+    export: { destinations: [{ aeTitle: orthanc.aet, host: "127.0.0.1", port: orthanc.dicomPort }], retryInitialSeconds: 0.2 },
+  });
+  const service = await startService(config, { logger: pino({ level: "warn" }), api: false });
+
+  let serial = 0;
+  function makeInput(kind: "uncompressed" | "jpeg2000"): { path: string; study: string } {
+    const i = serial++;
+    const src = join(SHARED_DICOM, `test${(i % 3) + 1}.dcm`);
+    const path = join(work, `${kind}-${i}.dcm`);
+    if (kind === "uncompressed") copyFileSync(src, path);
+    else {
+      const explicit = join(work, `explicit-${i}.dcm`);
+      execFileSync("dcmconv", ["+te", src, explicit]);
+      execFileSync("gdcmconv", ["--j2k", explicit, path]);
+    }
+    execFileSync("dcmodify", ["-nb", "-gst", "-gse", "-gin", path]);
+    return { path, study: String(readDicom(path, { withPixelData: false }).dataset.StudyInstanceUID) };
+  }
+
+  const cfgLines = ["[[TransferSyntaxes]]", "[U]", "TransferSyntax1 = 1.2.840.10008.1.2", "[J]", "TransferSyntax1 = 1.2.840.10008.1.2.4.90", "[[PresentationContexts]]", "[P]", "PresentationContext1 = 1.2.840.10008.5.1.4.1.1.7\\U", "PresentationContext2 = 1.2.840.10008.5.1.4.1.1.7\\J", "[[Profiles]]", "[Default]", "PresentationContexts = P"];
+  const cfg = join(work, "storescu.cfg");
+  (await import("node:fs")).writeFileSync(cfg, `${cfgLines.join("\n")}\n`);
+
+  function send(path: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const child = spawn("storescu", ["-xf", cfg, "Default", "-aet", "MODALITY", "-aec", AET, "127.0.0.1", String(port), path], { stdio: ["ignore", "ignore", "pipe"] });
+      let err = "";
+      child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+      child.on("close", (code) => (code === 0 && !/E:/.test(err) ? resolve(performance.now()) : reject(new Error(`storescu ${path}: ${err}`))));
+    });
+  }
+
+  async function resultsInOrthanc(study: string): Promise<number> {
+    for (;;) {
+      const rec = service.store.get(study);
+      if (rec?.state === "failed" || rec?.state === "rejected") throw new Error(`study ${study} ${rec.state}: ${rec.reason}`);
+      const expected = rec?.outputs?.sr ? 1 + (rec.outputs.sc?.length ?? 0) : 0;
+      if (expected) {
+        const found = await orthanc.rest<{ ID: string; Type: string }[]>("/tools/lookup", { method: "POST", body: study });
+        const id = found.find((f) => f.Type === "Study")?.ID;
+        if (id && (await orthanc.rest<unknown[]>(`/studies/${id}/instances`)).length >= expected) return performance.now();
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  // Warm-up (first inference, codec initialisation, first association to Orthanc): not measured.
+  for (const input of ["uncompressed", "jpeg2000"] as const) {
+    const w = makeInput(input);
+    await send(w.path);
+    await resultsInOrthanc(w.study);
+  }
+
+  const scenarios: { input: "uncompressed" | "jpeg2000"; senders: number; latenciesMs: number[]; p50: number; p95: number; wallS: number }[] = [];
+  for (const input of ["uncompressed", "jpeg2000"] as const) {
+    for (const senders of [1, 4]) {
+      const inputs = Array.from({ length: STUDIES }, () => makeInput(input));
+      const latencies: number[] = [];
+      const t0 = performance.now();
+      await Promise.all(
+        Array.from({ length: senders }, async (_, k) => {
+          for (let i = k; i < inputs.length; i += senders) {
+            const storedAt = await send(inputs[i]!.path);
+            const doneAt = await resultsInOrthanc(inputs[i]!.study);
+            latencies.push(doneAt - storedAt);
+          }
+        }),
+      );
+      scenarios.push({ input, senders, latenciesMs: latencies.map(Math.round), p50: Math.round(quantile(latencies, 0.5)), p95: Math.round(quantile(latencies, 0.95)), wallS: +((performance.now() - t0) / 1000).toFixed(1) });
+    }
+  }
+  await service.close();
+  const result = { bench: "e2e", studiesPerScenario: STUDIES, modelInputSize: INPUT_SIZE, pipelineConcurrency: CONCURRENCY, peer: "Orthanc (fixtures/orthanc/orthanc.json)", scenarios };
+  console.log(JSON.stringify(result));
+  console.log("");
+  console.log("input          senders   p50 ms   p95 ms   wall s");
+  for (const s of scenarios) console.log(`${s.input.padEnd(14)} ${String(s.senders).padStart(7)}   ${String(s.p50).padStart(6)}   ${String(s.p95).padStart(6)}   ${String(s.wallS).padStart(6)}`);
+} finally {
+  await orthanc.stop();
+  rmSync(work, { recursive: true, force: true });
+}
