@@ -204,6 +204,59 @@ describe.skipIf(!hasData)("viewer page", () => {
       expect(meanDiffInDisc(after, before, e.x, e.y, 0.03 * boxW())).toBeGreaterThan(40);
     });
 
+    it("the overlay follows pan and zoom; window/level changes the image, not the overlay; double-click resets", async () => {
+      // State from the previous test: Effusion at opacity 0.5.
+      const vp = (await page.locator("#viewport").boundingBox())!;
+      const cx = vp.x + vp.width / 2, cy = vp.y + vp.height / 2;
+      const drag = async (button: "left" | "middle" | "right", dx: number, dy: number) => {
+        await page.mouse.move(cx, cy);
+        await page.mouse.down({ button });
+        await page.mouse.move(cx + dx, cy + dy, { steps: 4 });
+        await page.mouse.up({ button });
+      };
+      const start = await shoot(page, `${mode}-test1-before-gestures`);
+      const hot0 = hottestPoint(start, off);
+
+      await drag("middle", 100, -100); // brings the Effusion peak towards the centre, so it stays in view when zoomed
+      const panned = await shoot(page, `${mode}-test1-panned`);
+      const hot1 = hottestPoint(panned, off);
+      expect(Math.hypot(hot1.x - (hot0.x + 100), hot1.y - (hot0.y - 100))).toBeLessThan(3);
+
+      await drag("right", 0, -100); // zoom × e^0.5 about the viewport centre
+      const zoomed = await shoot(page, `${mode}-test1-zoomed`);
+      const hot2 = hottestPoint(zoomed, off);
+      const z = Math.exp(0.5), ccx = (zoomed.width - 1) / 2, ccy = (zoomed.height - 1) / 2;
+      expect(Math.hypot(hot2.x - (ccx + (hot1.x - ccx) * z), hot2.y - (ccy + (hot1.y - ccy) * z))).toBeLessThan(5);
+
+      await drag("left", 120, 60); // wider, darker window
+      const windowed = await shoot(page, `${mode}-test1-windowed`);
+      const hot3 = hottestPoint(windowed, off);
+      expect(Math.hypot(hot3.x - hot2.x, hot3.y - hot2.y)).toBeLessThan(2);
+      expect(meanDiffInDisc(windowed, zoomed, ccx, ccy, 0.2 * zoomed.width)).toBeGreaterThan(5);
+
+      // Double-click: the initial window and the fitted view again (Cornerstone's WebGL reset fits without the
+      // ~1 % margin of the first display, so positions are compared with a few pixels' tolerance).
+      await page.mouse.dblclick(cx, cy);
+      await page.waitForTimeout(200);
+      const reset = await shoot(page, `${mode}-test1-reset`);
+      const hot4 = hottestPoint(reset, off);
+      expect(Math.hypot(hot4.x - hot0.x, hot4.y - hot0.y)).toBeLessThan(6);
+      const meanLum = (r: Raster) => {
+        // Central disc, away from the overlay (grey = window) and from the borders the reset fits differently.
+        let sum = 0, n = 0;
+        for (let y = 0; y < r.height; y++) {
+          for (let x = 0; x < r.width; x++) {
+            if ((x - ccx) ** 2 + (y - ccy) ** 2 > (0.3 * r.width) ** 2) continue;
+            sum += lum(r, y * r.width + x);
+            n++;
+          }
+        }
+        return sum / n;
+      };
+      expect(Math.abs(meanLum(reset) - meanLum(start))).toBeLessThan(3);
+      expect(Math.abs(meanLum(windowed) - meanLum(start))).toBeGreaterThan(5);
+    });
+
     it("the panel lists the 14 findings by probability with flags, the model and the disclaimer", async () => {
       const names = await page.locator(".cxr-finding-list button").evaluateAll((bs) => bs.map((b) => b.getAttribute("aria-label")!));
       const study = plugin.studies.get(TEST1_STUDY)!;

@@ -30,6 +30,71 @@ export function initCornerstone(setup: CornerstoneSetup = {}): "cpu" | "gpu" {
   return getShouldUseCPURendering() ? "cpu" : "gpu";
 }
 
+/**
+ * The reading gestures of a radiograph viewer: window/level on the left button (right = wider,
+ * down = brighter… as in most PACS viewers), pan on the middle button, zoom on the right button,
+ * double-click to reset. Written on the core viewport API rather than @cornerstonejs/tools, which
+ * would double the bundle (and its build time) for three gestures. The overlay follows pan and zoom.
+ */
+export function enableReadingTools(viewport: Types.IStackViewport): () => void {
+  const el = viewport.element;
+  let drag: { button: number; x: number; y: number; lastX: number; lastY: number; voi: Types.VOIRange; zoom: number } | undefined;
+  const down = (e: PointerEvent) => {
+    const voi = viewport.getProperties().voiRange;
+    if (!voi) return;
+    drag = { button: e.button, x: e.clientX, y: e.clientY, lastX: e.clientX, lastY: e.clientY, voi: { ...voi }, zoom: viewport.getZoom() };
+    el.setPointerCapture(e.pointerId);
+    e.preventDefault();
+  };
+  const move = (e: PointerEvent) => {
+    if (!drag) return;
+    const dx = e.clientX - drag.x;
+    const dy = e.clientY - drag.y;
+    if (drag.button === 0) {
+      // One viewport width of travel changes the window by its own width.
+      const width0 = drag.voi.upper - drag.voi.lower;
+      const k = width0 / Math.max(1, el.clientWidth);
+      const width = Math.max(1, width0 + dx * k);
+      const center = (drag.voi.upper + drag.voi.lower) / 2 - dy * k;
+      viewport.setProperties({ voiRange: { lower: center - width / 2, upper: center + width / 2 } });
+    } else if (drag.button === 1) {
+      // Move the camera by the world distance the pointer travelled: the same on the WebGL and the CPU
+      // path (their setPan/getPan use different units).
+      const a = viewport.canvasToWorld([drag.lastX, drag.lastY]);
+      const b = viewport.canvasToWorld([e.clientX, e.clientY]);
+      const { focalPoint, position } = viewport.getCamera();
+      const shift = (p: Types.Point3): Types.Point3 => [p[0] - (b[0] - a[0]), p[1] - (b[1] - a[1]), p[2] - (b[2] - a[2])];
+      viewport.setCamera({ focalPoint: shift(focalPoint!), position: shift(position!) });
+    } else if (drag.button === 2) {
+      viewport.setZoom(drag.zoom * Math.exp(-dy / 200));
+    }
+    drag.lastX = e.clientX;
+    drag.lastY = e.clientY;
+    viewport.render();
+  };
+  const up = () => (drag = undefined);
+  const reset = () => {
+    viewport.resetProperties();
+    viewport.resetCamera();
+    viewport.render();
+  };
+  const noMenu = (e: Event) => e.preventDefault();
+  el.addEventListener("pointerdown", down);
+  el.addEventListener("pointermove", move);
+  el.addEventListener("pointerup", up);
+  el.addEventListener("pointercancel", up);
+  el.addEventListener("dblclick", reset);
+  el.addEventListener("contextmenu", noMenu);
+  return () => {
+    el.removeEventListener("pointerdown", down);
+    el.removeEventListener("pointermove", move);
+    el.removeEventListener("pointerup", up);
+    el.removeEventListener("pointercancel", up);
+    el.removeEventListener("dblclick", reset);
+    el.removeEventListener("contextmenu", noMenu);
+  };
+}
+
 /** Creates a stack viewport on `element` (a sized, empty div). */
 export function createStackViewport(element: HTMLDivElement, id = "cxr-triage"): Types.IStackViewport {
   const engine = new RenderingEngine(`${id}-engine`);

@@ -9,7 +9,7 @@
  */
 export { attachTriageOverlay, type TriageOverlay, type TriageOverlayOptions, type OverlayState } from "./overlay.ts";
 export { createFindingsPanel, createOverlayControls, DISCLAIMER, type FindingsPanel, type FindingsPanelOptions } from "./panel.ts";
-export { initCornerstone, createStackViewport, loadStudyImage, type LoadedImage } from "./image.ts";
+export { initCornerstone, createStackViewport, enableReadingTools, loadStudyImage, type LoadedImage } from "./image.ts";
 export { loadTriageStudy, fetchPluginStudy, fetchSrStudy, parsePluginStudy, srSourceImage } from "./api.ts";
 export { findingsFromSr } from "./sr.ts";
 export { heatColor, heatLut, colorizeHeatmap, DEFAULT_HEAT_THRESHOLD } from "./colormap.ts";

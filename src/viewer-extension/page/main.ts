@@ -9,6 +9,7 @@ import {
   createFindingsPanel,
   createOverlayControls,
   createStackViewport,
+  enableReadingTools,
   initCornerstone,
   loadStudyImage,
   loadTriageStudy,
@@ -45,6 +46,7 @@ async function main() {
   body.dataset.sourceFrom = q.get("sopInstanceUid") ? "address" : fromSr ? "sr" : "first-image";
   const image = await loadStudyImage(viewport, { dicomwebUrl, studyInstanceUid, ...auth, ...(sopInstanceUid ? { sopInstanceUid } : {}) });
   body.dataset.sopInstanceUid = image.sopInstanceUid;
+  enableReadingTools(viewport);
   body.dataset.photometric = image.photometricInterpretation;
   body.dataset.imageSize = `${image.columns}x${image.rows}`;
 
