@@ -206,15 +206,16 @@ export async function runDemo(opts: DemoOptions): Promise<DemoRun> {
     await waitForHealth(apiUrl, service, serviceLog);
     out(`plugin: AE ${DEMO_PLUGIN_AET} on DICOM port ${pluginDicom}, API ${apiUrl} (log ${serviceLog})`);
 
-    // Upload to the PACS, then have the PACS send each study to the plugin, as its routing rule would.
-    const orthancStudies = new Set<string>();
+    // Upload to the PACS, then have the PACS send the new images to the plugin, as its routing rule
+    // would: the images only, not whole studies, which hold the plugin's SR/SC after a first run.
+    const orthancInstances: string[] = [];
     for (const inst of instances) {
-      const stored = await orthanc.rest<{ ParentStudy: string; Status: string }>("/instances", { body: readFileSync(inst.path) });
-      orthancStudies.add(stored.ParentStudy);
+      const stored = await orthanc.rest<{ ID: string; Status: string }>("/instances", { body: readFileSync(inst.path) });
+      orthancInstances.push(stored.ID);
       out(`  ${inst.file.padEnd(44)} study ${inst.studyInstanceUid}${inst.note ? `  (${inst.note})` : ""}`);
     }
-    await orthanc.rest("/modalities/cxr/store", { body: { Resources: [...orthancStudies], Synchronous: true } });
-    out(`Orthanc sent ${orthancStudies.size} studies to the plugin (POST /modalities/cxr/store)`);
+    await orthanc.rest("/modalities/cxr/store", { body: { Resources: orthancInstances, Synchronous: true } });
+    out(`Orthanc sent the ${orthancInstances.length} images to the plugin (POST /modalities/cxr/store)`);
 
     const worklistUrl = `${apiUrl}/?token=${encodeURIComponent(opts.apiToken)}`;
     const expected = new Map<string, string[]>();
