@@ -4,8 +4,8 @@ import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import { loadPresentationImage, type PresentationImage } from "../image/presentation.ts";
 import { toModelTensor, type InputSpec } from "../image/tensor.ts";
-import { buildDenseNet121Model, FEATURE_CHANNELS, FEATURES_OUTPUT, INPUT_NAME, trunkWeights, type WeightMap } from "../model/densenet121.ts";
-import { encodeModel } from "../model/onnx-builder.ts";
+import { buildDenseNet121Model, FEATURE_CHANNELS, FEATURES_OUTPUT, featureGridSize, INPUT_NAME, trunkWeights, type WeightMap } from "../model/densenet121.ts";
+import { ElemType, encodeModel, valueInfo } from "../model/onnx-builder.ts";
 import type { Augmentation } from "./augment.ts";
 import { applyAugmentation, augmentationKey } from "./augment.ts";
 import { Progress } from "./progress.ts";
@@ -146,4 +146,70 @@ export async function extractFeatures(trunk: Trunk, reqs: FeatureRequest[], opts
   }
   bar?.done();
   return { features, computed: pending.length, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** Output of transition 4 (AveragePool `pool4_pool`): the input of dense block 5. */
+export const BLOCK5_INPUT = "pool4_pool";
+export const BLOCK5_CHANNELS = 512;
+
+/**
+ * For last-block fine-tuning: the frozen part of the network (up to transition 4) runs once per image
+ * in ORT, and its output (512 x g x g, g = feature grid size) is cached on disk in NHWC order for tfjs.
+ */
+export async function extractBlock5Inputs(
+  weights: WeightMap,
+  spec: InputSpec,
+  paths: string[],
+  opts: { cacheDir: string; threads?: number; batchSize?: number; progress?: boolean; label?: string },
+): Promise<{ inputs: Float32Array[]; grid: number; computed: number; seconds: number }> {
+  const model = buildDenseNet121Model({ inputSize: spec.size, weights: trunkWeights(weights), part: "trunk" });
+  const grid = featureGridSize(spec.size);
+  model.graph!.output = [valueInfo(BLOCK5_INPUT, ElemType.FLOAT, ["N", BLOCK5_CHANNELS, grid, grid])];
+  const bytes = encodeModel(model);
+  const key = createHash("sha256").update(bytes).update(JSON.stringify(spec)).digest("hex");
+  const dir = join(opts.cacheDir, `${key.slice(0, 32)}-block5`);
+  mkdirSync(dir, { recursive: true });
+  const per = BLOCK5_CHANNELS * grid * grid;
+  const inputs = new Array<Float32Array>(paths.length);
+  const pending: { i: number; file: string }[] = [];
+  paths.forEach((p, i) => {
+    const file = join(dir, `${fileSha256(p)}.f32`);
+    if (existsSync(file)) {
+      const b = readFileSync(file);
+      if (b.byteLength === per * 4) {
+        inputs[i] = new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+        return;
+      }
+    }
+    pending.push({ i, file });
+  });
+  const t0 = performance.now();
+  if (pending.length) {
+    const session = await ort.InferenceSession.create(bytes, { executionProviders: ["cpu"], intraOpNumThreads: opts.threads ?? 2, interOpNumThreads: 1 });
+    const bar = opts.progress === false ? undefined : new Progress(opts.label ?? "block 5 inputs", pending.length);
+    const batch = opts.batchSize ?? 8;
+    try {
+      for (let s = 0; s < pending.length; s += batch) {
+        const chunk = pending.slice(s, s + batch);
+        const imgs = await Promise.all(chunk.map(({ i }) => loadPresentationImage(paths[i]!)));
+        const x = new Float32Array(imgs.length * 3 * spec.size * spec.size);
+        imgs.forEach((img, k) => x.set(toModelTensor(img, spec), k * 3 * spec.size * spec.size));
+        const out = await session.run({ [INPUT_NAME]: new ort.Tensor("float32", x, [imgs.length, 3, spec.size, spec.size]) });
+        const data = out[BLOCK5_INPUT]!.data as Float32Array;
+        const plane = grid * grid;
+        chunk.forEach(({ i, file }, k) => {
+          const nhwc = new Float32Array(per);
+          for (let c = 0; c < BLOCK5_CHANNELS; c++) for (let p = 0; p < plane; p++) nhwc[p * BLOCK5_CHANNELS + c] = data[k * per + c * plane + p]!;
+          inputs[i] = nhwc;
+          writeFileSync(`${file}.${process.pid}.tmp`, new Uint8Array(nhwc.buffer));
+          renameSync(`${file}.${process.pid}.tmp`, file);
+        });
+        bar?.tick(chunk.length);
+      }
+      bar?.done();
+    } finally {
+      await session.release();
+    }
+  }
+  return { inputs, grid, computed: pending.length, seconds: (performance.now() - t0) / 1000 };
 }

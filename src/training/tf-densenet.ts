@@ -60,7 +60,25 @@ export function forward(params: Params, x: tf.Tensor4D, start: Start = "image"):
     if (!v) throw new Error(`missing parameter ${name}`);
     return v;
   };
-  const conv = (name: string, t: tf.Tensor4D, stride: number, pad: "same" | "valid" = "valid") => tf.conv2d(t, p(`${name}/kernel`) as tf.Tensor4D, stride, pad);
+  const conv = (name: string, t: tf.Tensor4D, stride: number, pad: "same" | "valid" = "valid"): tf.Tensor4D => {
+    const k = p(`${name}/kernel`) as tf.Tensor4D;
+    const [kh, kw, cin, cout] = k.shape;
+    if (stride !== 1 || kh !== kw || (kh !== 1 && pad !== "same")) return tf.conv2d(t, k, stride, pad);
+    // Stride-1 1x1 and 3x3 "same" convolutions as one matMul over (shifted) pixels: tfjs-cpu's
+    // conv2d backward kernels are naive loops (15 s for one 1x1 filter gradient of block 5 at
+    // batch 4), its matMul is blocked; the webgpu backend is fine either way.
+    const [n, h, w] = t.shape;
+    let cols: tf.Tensor = t;
+    if (kh > 1) {
+      const r = (kh - 1) / 2;
+      const padded = tf.pad(t, [[0, 0], [r, r], [r, r], [0, 0]]);
+      const shifts: tf.Tensor4D[] = [];
+      for (let dy = 0; dy < kh; dy++) for (let dx = 0; dx < kw; dx++) shifts.push(tf.slice(padded, [0, dy, dx, 0], [n, h, w, cin]));
+      cols = tf.concat(shifts, 3); // channel order (dy, dx, cin) = HWIO's row-major order
+    }
+    const y = tf.matMul(tf.reshape(cols, [n * h * w, kh * kw * cin]), tf.reshape(k, [kh * kw * cin, cout]));
+    return tf.reshape(y, [n, h, w, cout]);
+  };
   const bn = (name: string, t: tf.Tensor4D) =>
     tf.batchNorm(t, p(`${name}/moving_mean`) as tf.Tensor1D, p(`${name}/moving_variance`) as tf.Tensor1D, p(`${name}/beta`) as tf.Tensor1D, p(`${name}/gamma`) as tf.Tensor1D, BN_EPSILON);
   let h: tf.Tensor4D = x;

@@ -12,6 +12,7 @@ import { predictHead } from "../../src/training/head-trainer.ts";
 import { checkForLeakage, findSplitLeakage, LeakageError, patientSplit } from "../../src/training/leakage.ts";
 import { readModelWeights } from "../../src/model/model-dir.ts";
 import { trainModel } from "../../src/training/train.ts";
+import { trainFullNetwork } from "../../src/training/full-trainer.ts";
 import { requireSharedData, SHARED_NIH } from "../helpers/shared-data.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
@@ -122,5 +123,30 @@ describe.runIf(has)("training on the shared NIH split (transfer learning, cached
     expect(resumed.head.history.map((h) => h.trainLoss)).toEqual(full.head.history.map((h) => h.trainLoss));
     expect(Array.from(resumed.head.best.kernel)).toEqual(Array.from(full.head.best.kernel));
     expect(resumed.card.deviceUid).toBe(full.card.deviceUid);
+  }, 300_000);
+});
+
+describe.runIf(has)("last-dense-block fine-tuning (tfjs cpu, cached block-5 inputs)", () => {
+  const tmp = tempDir("cxr-lastblock-");
+  afterAll(() => tmp.cleanup());
+
+  it("trains dense block 5, the final BN and the head; everything below stays frozen", async () => {
+    const [header, ...rows] = parseCsv(readFileSync(LABELS, "utf8"));
+    const s = header!.indexOf("Split");
+    const pick = (split: string, n: number) => rows.filter((r) => r[s] === split).slice(0, n);
+    const labels = join(tmp.dir, "tiny.csv");
+    writeFileSync(labels, toCsv(header!, [...pick("train", 8), ...pick("valid", 4), ...pick("test", 4)]));
+    const start = join(tmp.dir, "start");
+    initModelDir({ inputSize: SIZE, seed: 4, out: start });
+    const out = join(tmp.dir, "out");
+    const r = await trainFullNetwork({ labels, images: IMAGES, model: start, out, epochs: 1, seed: 1, batchSize: 4, backend: "cpu", scope: "last-block", cacheDir: join(tmp.dir, "cache"), progress: false, bootstrapIterations: 20, log: () => {} });
+    expect(r.run.history).toHaveLength(1);
+    expect(r.stepSeconds).toHaveLength(2);
+    const before = readModelWeights(join(start, "model.onnx"));
+    const after = readModelWeights(join(out, "checkpoints", "last.onnx"));
+    const changed = (name: string) => before.get(name)!.data.some((v, i) => v !== after.get(name)!.data[i]);
+    for (const name of ["conv5_block1_1_conv/kernel", "conv5_block16_2_conv/kernel", "conv5_block3_0_bn/gamma", "bn/beta", "predictions/kernel"]) expect(changed(name), name).toBe(true);
+    for (const name of ["conv1/conv/kernel", "conv4_block24_2_conv/kernel", "pool4_conv/kernel", "pool4_bn/gamma", "bn/moving_mean"]) expect(changed(name), name).toBe(false);
+    expect((readModelCard(out).training.metrics as { lastDenseBlockTrained: boolean }).lastDenseBlockTrained).toBe(true);
   }, 300_000);
 });

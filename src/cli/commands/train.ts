@@ -26,8 +26,9 @@ export function register(program: Command): void {
     .option("--epochs <n>", "maximum epochs", num, 30)
     .option("--seed <s>", "seed (shuffles, normalisation sample, augmentation, bootstrap)", num, 1)
     .option("--backend <name>", "cpu: head on cached trunk features (tfjs-backend-cpu); webgpu: whole network trainable (tfjs-backend-webgpu on Dawn)", "cpu")
+    .option("--fine-tune <scope>", "what is trained: head (cached GAP features), last-block (dense block 5 + BN + head on cached block-5 inputs), whole (every layer); default head on cpu, whole on webgpu")
     .option("--input-size <n>", "model input size (default: the starting model's)", num)
-    .option("--batch-size <n>", "batch size", num, 32)
+    .option("--batch-size <n>", "batch size (default 32 for the head, 8 otherwise)", num)
     .option("--learning-rate <lr>", "Adam learning rate (default 1e-3 for the head, 1e-4 for the whole network)", num)
     .option("--patience <n>", "early stopping: epochs without a better valid mean AUROC", num, 8)
     .option("--resume", "continue from <out>/checkpoints", false)
@@ -49,7 +50,7 @@ export function register(program: Command): void {
           epochs: o.epochs as number,
           seed: o.seed as number,
           inputSize: o.inputSize as number | undefined,
-          batchSize: o.batchSize as number,
+          batchSize: (o.batchSize as number | undefined) ?? 32,
           learningRate: (o.learningRate as number | undefined) ?? 1e-3,
           patience: o.patience as number,
           resume: o.resume as boolean,
@@ -58,11 +59,14 @@ export function register(program: Command): void {
           allowLeakage: o.allowLeakage as boolean,
           augmentation: { ...DEFAULT_AUGMENTATION, copies: o.augmentCopies as number, horizontalFlip: o.hflip as boolean },
         };
-        if (o.backend === "webgpu") {
-          if ((o.augmentCopies as number) > 0 || o.resume) throw new CliError("--backend webgpu does not support --augment-copies or --resume yet");
-          const r = await trainFullNetwork({ ...common, backend: "webgpu", learningRate: (o.learningRate as number | undefined) ?? 1e-4 });
+        const scope = (o.fineTune as string | undefined) ?? (o.backend === "webgpu" ? "whole" : "head");
+        if (!["head", "last-block", "whole"].includes(scope)) throw new CliError(`--fine-tune must be head, last-block or whole, got "${scope}"`);
+        if (scope === "head" && o.backend !== "cpu") throw new CliError("--fine-tune head runs on the cpu backend (cached features); use --backend cpu");
+        if (scope !== "head") {
+          if ((o.augmentCopies as number) > 0 || o.resume) throw new CliError(`--fine-tune ${scope} does not support --augment-copies or --resume (the head trainer does)`);
+          const r = await trainFullNetwork({ ...common, backend: o.backend as "cpu" | "webgpu", scope: scope as "whole" | "last-block", learningRate: (o.learningRate as number | undefined) ?? 1e-4, batchSize: (o.batchSize as number | undefined) ?? 8 });
           process.stdout.write(
-            `${r.outDir}: whole network on ${r.backend}, ${r.imagesPerSecond.toFixed(2)} images/s per training step; device UID ${r.card.deviceUid}; valid mean AUROC ${r.run.initialValidMeanAuroc.toFixed(4)} → ${r.valid.mean_auroc?.toFixed(4)}\n`,
+            `${r.outDir}: ${scope === "whole" ? "whole network" : "last dense block"} on ${r.backend}, ${r.imagesPerSecond.toFixed(2)} images/s per training step; device UID ${r.card.deviceUid}; valid mean AUROC ${r.run.initialValidMeanAuroc.toFixed(4)} → ${r.valid.mean_auroc?.toFixed(4)}\n`,
           );
           return;
         }
