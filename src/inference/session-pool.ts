@@ -40,14 +40,17 @@ class WorkerRunner implements Runner {
   static start(model: Uint8Array, options: ort.InferenceSession.SessionOptions, io: SessionIo): Promise<WorkerRunner> {
     const worker = new Worker(new URL("./session-worker.mjs", import.meta.url), { workerData: { model, options, inputName: io.name, outputNames: io.outputs } });
     return new Promise((resolve, reject) => {
+      const settle = () => { worker.off("message", onMessage); worker.off("error", onError); worker.off("exit", onExit); };
       const onMessage = (msg: { type: string; message?: string }) => {
-        worker.off("error", onError);
+        settle();
         if (msg.type === "ready") resolve(new WorkerRunner(worker));
         else { void worker.terminate(); reject(new Error(msg.message)); }
       };
-      const onError = (err: Error) => { worker.off("message", onMessage); reject(err); };
+      const onError = (err: Error) => { settle(); reject(err); };
+      const onExit = (code: number) => { settle(); reject(new Error(`session worker exited (code ${code}) before its session was ready`)); };
       worker.once("message", onMessage);
       worker.once("error", onError);
+      worker.once("exit", onExit);
     });
   }
 
@@ -122,8 +125,6 @@ export class SessionPool {
     }
     return new SessionPool(runners, first.provider, first.fallbackReason, batchSize, io.imageDims);
   }
-
-  get size(): number { return this.runners.length; }
 
   /** Runs one image's tensor (possibly batched with others); the outputs have a batch dimension of 1. */
   run(input: Float32Array): Promise<Outputs> {
