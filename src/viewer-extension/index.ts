@@ -89,12 +89,14 @@ export function createDicomwebProxy(pacsDicomwebUrl: string, opts: { headers?: R
       return;
     }
     const path = req.url ?? "/";
-    if (path.split("?")[0]!.split("/").includes("..")) {
-      res.writeHead(400).end("bad path");
+    // Only below the DICOMweb root: URL parsing resolves "..", also percent-encoded, so check the result.
+    const target = new URL(`${root}${path.startsWith("/") ? path : `/${path}`}`);
+    if (!target.href.startsWith(`${root}/`)) {
+      res.writeHead(400, { "content-type": "text/plain" }).end(`not below the DICOMweb root: ${path}`);
       return;
     }
     try {
-      const upstream = await fetch(`${root}${path.startsWith("/") ? path : `/${path}`}`, {
+      const upstream = await fetch(target, {
         method: req.method,
         headers: { ...(req.headers.accept ? { Accept: String(req.headers.accept) } : {}), ...opts.headers },
       });

@@ -2,6 +2,8 @@
  * The viewer's browser-side SR reader (the fallback when the plugin is unreachable) against the
  * project's own TID 1500 SR writer and reader (src/results), on DICOM JSON as WADO-RS returns it.
  */
+import { createServer, request } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { dcmjs } from "../../src/dicom/dcmjs.ts";
 import { describe, expect, it } from "vitest";
@@ -14,6 +16,7 @@ import { findingsFromSr, labelFromCode } from "../../src/viewer-extension/lib/sr
 import type { DicomJson } from "../../src/viewer-extension/lib/dicomweb.ts";
 import { colorizeHeatmap, heatColor } from "../../src/viewer-extension/lib/colormap.ts";
 import { parsePluginStudy } from "../../src/viewer-extension/lib/api.ts";
+import { createDicomwebProxy } from "../../src/viewer-extension/index.ts";
 import { requireSharedData, SHARED_DICOM } from "../helpers/shared-data.ts";
 import { syntheticCard, syntheticResult } from "../results/synthetic.ts";
 
@@ -66,5 +69,40 @@ describe("viewer pure helpers", () => {
     );
     expect(s.heatmaps[0]!.url).toBe("http://plugin:8080/api/studies/1.2.3/heatmaps/Mass.png");
     expect(s.model).toEqual({ name: "m", version: "1", training: "untrained" });
+  });
+});
+
+describe("DICOMweb proxy", () => {
+  it("forwards GETs below the root with Accept, and nothing outside it (also percent-encoded dot segments)", async () => {
+    const seen: { url: string; accept: string | undefined }[] = [];
+    const upstream = createServer((req, res) => {
+      seen.push({ url: req.url!, accept: req.headers.accept });
+      res.writeHead(200, { "content-type": "application/dicom+json" }).end("[]");
+    });
+    await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", r));
+    const proxy = createServer(createDicomwebProxy(`http://127.0.0.1:${(upstream.address() as AddressInfo).port}/dicom-web/`));
+    await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+    const base = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    try {
+      const ok = await fetch(`${base}/studies/1.2.3/series?Modality=SR`, { headers: { Accept: "application/dicom+json" } });
+      expect([ok.status, await ok.text()]).toEqual([200, "[]"]);
+      expect(seen).toEqual([{ url: "/dicom-web/studies/1.2.3/series?Modality=SR", accept: "application/dicom+json" }]);
+      // Sent as raw request targets (fetch would normalise the dot segments before sending).
+      const rawGet = (path: string) =>
+        new Promise<number>((resolve, reject) => {
+          const req = request({ host: "127.0.0.1", port: (proxy.address() as AddressInfo).port, path }, (res) => {
+            res.resume();
+            resolve(res.statusCode!);
+          });
+          req.on("error", reject);
+          req.end();
+        });
+      for (const bad of ["/../system", "/%2e%2e/instances", "/studies/%2E%2E/%2e%2e/system"]) expect(await rawGet(bad)).toBe(400);
+      expect((await fetch(`${base}/studies`, { method: "POST", body: "x" })).status).toBe(405);
+      expect(seen).toHaveLength(1);
+    } finally {
+      await new Promise((r) => proxy.close(r));
+      await new Promise((r) => upstream.close(r));
+    }
   });
 });
