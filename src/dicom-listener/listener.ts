@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from "node:crypto";
-import { close, existsSync, fsync, mkdirSync, open, openSync, readFileSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import { close, existsSync, fsync, mkdirSync, open, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync } from "node:fs";
 import { createServer as createTcpServer, type Server as NetServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { createServer as createTlsServer, type TLSSocket } from "node:tls";
@@ -160,6 +160,8 @@ export function startListener(opts: ListenerOptions): Promise<DicomListener> {
   const incomingDir = join(spoolDir, "incoming");
   mkdirSync(incomingDir, { recursive: true });
   mkdirSync(quarantineDir, { recursive: true });
+  // Partial receptions of a process that died mid-transfer: never acknowledged, so the sender resends them.
+  for (const f of readdirSync(incomingDir)) if (f.endsWith(".part")) unlinkSync(join(incomingDir, f));
   const accepted = new Set(config.acceptedSopClasses);
   const syntaxes = new Set(config.acceptedTransferSyntaxes);
   const allowedCalling = new Set(config.allowedCallingAeTitles.map((a) => a.trim()));

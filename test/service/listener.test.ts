@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { execFileSync } from "node:child_process";
 import { readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pino } from "pino";
@@ -104,5 +105,35 @@ describe("C-STORE SCP (dcmjs-dimse) against dcmtk storescu", () => {
     expect(q.at(-1)?.reason).toMatch(/missing or invalid studyInstanceUid/);
     expect(readdirSync(join(tmp.dir, "quarantine")).length).toBeGreaterThan(0);
     expect(await echoscu(listener.port, "CXR_TEST")).toBe(true);
+  });
+});
+
+describe("DICOM TLS when a certificate is configured", () => {
+  it("accepts C-STORE over TLS from storescu (+tls) and refuses plain TCP", async () => {
+    if (!requireSharedData()) return;
+    const tmp = tempDir("cxr-tls-");
+    const key = join(tmp.dir, "node.key");
+    const cert = join(tmp.dir, "node.pem");
+    execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1"], { stdio: "ignore" });
+    const store = new SqliteStudyStore(join(tmp.dir, "store.sqlite"));
+    const listener = await startListener({
+      config: listenerConfigSchema.parse({ port: await freePort(), aeTitle: "CXR_TLS", acceptedSopClasses: [SOP_CLASS.SECONDARY_CAPTURE], tls: { cert, key } }),
+      store,
+      spoolDir: join(tmp.dir, "spool"),
+      quarantineDir: join(tmp.dir, "quarantine"),
+      logger: pino({ level: "silent" }),
+    });
+    try {
+      const file = join(SHARED_DICOM, "test1.dcm");
+      // storescu authenticates with the same key pair and trusts the node's certificate
+      const tls = await storescu({ port: listener.port, aec: "CXR_TLS", files: [file], extraArgs: ["+tls", key, cert, "+cf", cert] });
+      expect(tls.log, tls.log).toMatch(/Received Store Response \(Success\)/);
+      expect(store.instanceCount(String(readDicom(file, { withPixelData: false }).dataset.StudyInstanceUID))).toBe(1);
+      expect(await echoscu(listener.port, "CXR_TLS")).toBe(false);
+    } finally {
+      await listener.close();
+      store.close();
+      tmp.cleanup();
+    }
   });
 });

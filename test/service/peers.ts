@@ -40,9 +40,9 @@ export function writeStorescuConfig(dir: string): string {
 export interface StorescuResult { code: number; log: string }
 
 /** dcmtk storescu sending `files` as they are (compressed stays compressed). Resolves with its exit code. */
-export function storescu(opts: { port: number; aec: string; aet?: string; cfg: string; files: string[]; host?: string }): Promise<StorescuResult> {
+export function storescu(opts: { port: number; aec: string; aet?: string; cfg?: string; files: string[]; host?: string; extraArgs?: string[] }): Promise<StorescuResult> {
   return new Promise((resolve) => {
-    const args = ["-v", "-xf", opts.cfg, "Default", "-aet", opts.aet ?? "MODALITY", "-aec", opts.aec, opts.host ?? "127.0.0.1", String(opts.port), ...opts.files];
+    const args = ["-v", ...(opts.cfg ? ["-xf", opts.cfg, "Default"] : []), ...(opts.extraArgs ?? []), "-aet", opts.aet ?? "MODALITY", "-aec", opts.aec, opts.host ?? "127.0.0.1", String(opts.port), ...opts.files];
     const child = spawn("storescu", args, { stdio: ["ignore", "pipe", "pipe"] });
     let log = "";
     child.stdout.on("data", (d: Buffer) => (log += d.toString()));
