@@ -9,6 +9,7 @@ import { initModelDir } from "../../src/model/model-dir.ts";
 import { startOrthanc, type OrthancHandle } from "../../src/peers/orthanc.ts";
 import { freePort } from "../../src/peers/ports.ts";
 import { startService, type RunningService } from "../../src/service.ts";
+import { Exporter } from "../../src/export/exporter.ts";
 import { CHEST_DICOM_FILES, requireSharedData, SHARED_DICOM } from "../helpers/shared-data.ts";
 import { tempDir } from "../helpers/tmp.ts";
 import { dciodvfyErrors, orthancStudyInstances, waitFor } from "./helpers.ts";
@@ -127,6 +128,22 @@ describe.runIf(requireSharedData())("service end to end: storescu → cxr → Or
     const nextStudy = String(readDicom(next, { withPixelData: false }).dataset.StudyInstanceUID);
     expect((await storescu({ port, aec: AET, cfg, files: [next] })).code).toBe(0);
     await waitFor("study after the corrupt one exported", () => service.store.get(nextStudy)?.state === "exported", 60_000);
+  });
+
+  it("STOW-RS destination: the results of a study go to a DICOMweb server (a second Orthanc)", async () => {
+    const second = await startOrthanc({ dir: join(tmp.dir, "orthanc-stow") });
+    try {
+      const study = String(readDicom(join(SHARED_DICOM, "test1.dcm"), { withPixelData: false }).dataset.StudyInstanceUID);
+      const url = `${second.httpUrl}/dicom-web`;
+      const exporter = new Exporter({ store: service.store, config: { ...service.config, export: { ...service.config.export, destinations: [{ kind: "stow", url, headers: {} }] } }, logger: pino({ level: "silent" }) });
+      expect(await exporter.exportStudy(study)).toBeUndefined();
+      const rec = service.store.get(study)!;
+      const uids = (await orthancStudyInstances(second, study)).map((i) => i.sopInstanceUid).sort();
+      expect(uids).toEqual([rec.outputs!.sr!, ...rec.outputs!.sc!].sort());
+      expect(service.store.exports(study).filter((e) => e.destination === url).every((e) => e.sent)).toBe(true);
+    } finally {
+      await second.stop();
+    }
   });
 
   it("idempotent: the same study sent again gives no second set of results", async () => {
