@@ -24,6 +24,8 @@ describe("service configuration", () => {
     expect(y.dicom.allowedHosts).toEqual({ ORTHANC: ["127.0.0.1"] });
     const j = loadServiceConfig(join(FIXTURES, "cxr-serve.json"));
     expect(j.intake.stableAgeSeconds).toBe(5);
+    // the demo's template (cxr demo passes it to cxr serve) is a valid service configuration too
+    expect(loadServiceConfig(join(FIXTURES, "../demo/cxr-demo.yaml")).intake.singleImageImmediately).toBe(true);
   });
 
   it("flags override the file", () => {
