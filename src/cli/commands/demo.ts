@@ -104,7 +104,7 @@ export interface DemoRun {
   instances: DemoInstance[];
   /** Resolves when every demo study reached exported, failed or rejected. */
   settled: Promise<void>;
-  /** Stops the plugin (SIGINT, then SIGKILL after 20 s) and Orthanc; resolves true when the plugin exited cleanly (status 0). */
+  /** Stops the plugin (SIGTERM, then SIGKILL after 20 s) and Orthanc; resolves true when the plugin exited cleanly (status 0). */
   stop(): Promise<boolean>;
 }
 
@@ -126,7 +126,11 @@ function tail(path: string, lines = 15): string {
   return existsSync(path) ? readFileSync(path, "utf8").trimEnd().split("\n").slice(-lines).join("\n") : "";
 }
 
-/** SIGINT, then SIGKILL after `graceMs`; resolves with how the process ended ("exit 0", "SIGKILL"...). */
+/**
+ * SIGTERM, then SIGKILL after `graceMs`; resolves with how the process ended ("exit 0", "SIGKILL"...).
+ * Not SIGINT: after a Ctrl-C in a terminal the child has had its own SIGINT already (the whole
+ * foreground process group gets it) and is shutting down; a second SIGINT would cut that short.
+ */
 function stopChild(child: ChildProcess, graceMs: number): Promise<string> {
   const ended = () => (child.signalCode !== null ? child.signalCode : `exit ${child.exitCode}`);
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(`already ended (${ended()})`);
@@ -136,7 +140,7 @@ function stopChild(child: ChildProcess, graceMs: number): Promise<string> {
       clearTimeout(timer);
       res(ended());
     });
-    child.kill("SIGINT");
+    child.kill("SIGTERM");
   });
 }
 
