@@ -7,7 +7,7 @@ import { readDicom } from "../dicom/read.ts";
 import { presentationFromDicom } from "../image/presentation.ts";
 import type { Classifier } from "../inference/classifier.ts";
 import { selectStudy } from "../intake/selection.ts";
-import type { OutputRecord, SqliteStudyStore } from "../intake/store.ts";
+import type { InstanceRecord, OutputRecord, SqliteStudyStore } from "../intake/store.ts";
 import { deriveResultUids } from "../results/input.ts";
 import { SECONDARY_CAPTURE_IMAGE_STORAGE } from "../results/sc/capture.ts";
 import { COMPREHENSIVE_3D_SR_STORAGE } from "../results/index.ts";
@@ -90,13 +90,16 @@ export class Pipeline {
     for (const uid of this.opts.store.stableStudies(stableBefore)) this.assembleStudy(uid);
   }
 
-  private ownOutputUids(): Set<string> {
-    return new Set((this.opts.store.db.prepare("SELECT sop_uid FROM outputs").all() as { sop_uid: string }[]).map((r) => r.sop_uid));
+  /** Which of these instances are result objects this plugin wrote (routed back by a PACS). */
+  private ownOutputUids(instances: InstanceRecord[]): Set<string> {
+    const isOutput = this.opts.store.db.prepare("SELECT 1 FROM outputs WHERE sop_uid = ?");
+    return new Set(instances.filter((i) => isOutput.get(i.sopInstanceUid)).map((i) => i.sopInstanceUid));
   }
 
   private assembleStudy(uid: string): void {
     const { store, config, logger } = this.opts;
-    const selection = selectStudy(store.instances(uid), config.selection, this.ownOutputUids());
+    const instances = store.instances(uid);
+    const selection = selectStudy(instances, config.selection, this.ownOutputUids(instances));
     store.setSeriesDecisions(uid, selection.series);
     if (selection.chosen) {
       if (store.transition(uid, "queued", { from: ["received"], reason: null })) logger.info({ study: uid }, "study queued");
@@ -128,7 +131,8 @@ export class Pipeline {
   private async process(uid: string): Promise<void> {
     const { store, config, classifier, logger, metrics } = this.opts;
     const started = Date.now();
-    const selection = selectStudy(store.instances(uid), config.selection, this.ownOutputUids());
+    const instances = store.instances(uid);
+    const selection = selectStudy(instances, config.selection, this.ownOutputUids(instances));
     const chosen = selection.chosen;
     if (!chosen) {
       store.transition(uid, "rejected", { from: ["processing"], reason: selection.reason });

@@ -150,10 +150,13 @@ describe.runIf(requireSharedData())("service end to end: storescu → cxr → Or
     const f = join(SHARED_DICOM, "test1.dcm");
     const study = String(readDicom(f, { withPixelData: false }).dataset.StudyInstanceUID);
     const before = service.store.get(study)!;
-    expect((await storescu({ port, aec: AET, cfg, files: [f] })).code).toBe(0);
-    await new Promise((r) => setTimeout(r, 2500));
+    // the source again, and one of our own SC heatmaps routed back by a PACS (a loop must not start)
+    const ownSc = service.store.outputs(study).find((o) => o.kind === "sc")!;
+    expect((await storescu({ port, aec: AET, cfg, files: [f, ownSc.path] })).code).toBe(0);
+    await waitFor("study settled again", () => service.store.get(study)!.history.length > before.history.length && service.store.get(study)!.state === "exported", 30_000);
     expect(service.store.get(study)!.outputs).toEqual(before.outputs);
-    expect(service.store.get(study)!.state).toBe("exported");
+    const decisions = service.store.seriesDecisions(study);
+    expect(decisions.find((d) => !d.eligible)?.reason).toBe("one of this plugin's own result objects");
     await expectResultsInOrthanc(study);
   });
 });
