@@ -57,6 +57,14 @@ describe.runIf(requireSharedData())("cxr demo", () => {
       // The results went back to the PACS: one SR series per triaged study.
       const srs = (await (await fetch(`${orthancUrl}/tools/find`, { method: "POST", body: JSON.stringify({ Level: "Series", Query: { Modality: "SR" } }) })).json()) as string[];
       expect(srs).toHaveLength(5);
+      // The service's stages fed the Prometheus metrics the API serves.
+      const metrics = await (await fetch(`${api}/metrics`)).text();
+      const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(metrics)?.[1]);
+      expect(value("cxr_instances_received_total")).toBeGreaterThanOrEqual(8);
+      expect(value("cxr_inference_seconds_count")).toBeGreaterThanOrEqual(5);
+      expect(value("cxr_study_latency_seconds_count")).toBeGreaterThanOrEqual(5);
+      expect(metrics).toMatch(/^cxr_exports_total\{destination="ORTHANC@127\.0\.0\.1:\d+"\} ([1-9]\d*)$/m);
+      expect(metrics).toMatch(/^cxr_studies\{state="rejected"\} 3$/m);
       // Still up (it stays until Ctrl-C), and the page is served with the printed URL.
       expect(child.exitCode).toBeNull();
       expect((await fetch(worklistUrl)).status).toBe(200);
