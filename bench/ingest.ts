@@ -27,6 +27,7 @@ const arg = (name: string, dflt: number) => {
 };
 const N = arg("--n", 40);
 const RUNS = arg("--runs", 3);
+const MAX_PDU = arg("--max-pdu", listenerConfigSchema.parse({}).maxPduLength);
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
@@ -76,7 +77,7 @@ try {
     const store = new SqliteStudyStore(join(dir, "store.sqlite"));
     const port = await freePort();
     const listener = await startListener({
-      config: listenerConfigSchema.parse({ port, aeTitle: "CXR_BENCH", acceptedSopClasses: [SOP_CLASS.CR, SOP_CLASS.DX_PRESENTATION, SOP_CLASS.SECONDARY_CAPTURE] }),
+      config: listenerConfigSchema.parse({ port, aeTitle: "CXR_BENCH", maxPduLength: MAX_PDU, acceptedSopClasses: [SOP_CLASS.CR, SOP_CLASS.DX_PRESENTATION, SOP_CLASS.SECONDARY_CAPTURE] }),
       store,
       spoolDir: join(dir, "spool"),
       quarantineDir: join(dir, "quarantine"),
@@ -106,6 +107,7 @@ try {
     files: N,
     bytesPerFile: 1049354,
     runs: RUNS,
+    maxPduLength: MAX_PDU,
     cxr: { ms: cxrMs.map(Math.round), medianMs: Math.round(cxr), instancesPerSecond: +(N / (cxr / 1000)).toFixed(1), mbPerSecond: +mbps(cxr).toFixed(1) },
     storescp: { ms: dcmtkMs.map(Math.round), medianMs: Math.round(dcmtk), instancesPerSecond: +(N / (dcmtk / 1000)).toFixed(1), mbPerSecond: +mbps(dcmtk).toFixed(1) },
     ratio: +(dcmtk / cxr).toFixed(3),
