@@ -56,6 +56,7 @@ describe("worklist page", () => {
     // Colour-coded: urgent rows carry the red badge.
     expect(await row.locator(".badge").evaluate((el) => getComputedStyle(el).backgroundColor)).toBe("rgb(198, 40, 40)");
     expect(await page.locator('tr[data-uid="1.2.3.1"] .since').textContent()).toBe("30 min");
+    expect((await row.locator(".state").getAttribute("title"))?.split("\n").map((l) => l.split(" ")[0])).toEqual(["received", "exported"]);
     expect(await row.locator("a").getAttribute("href")).toBe(`/viewer/?studyInstanceUid=1.2.3.3&token=${TOKEN}`);
     expect(await page.locator("#counts").textContent()).toBe("3 studies: 1 urgent, 1 review, 1 routine");
     await page.screenshot({ path: artifactPath("worklist-page.png"), fullPage: true });

@@ -38,6 +38,13 @@ function cell(text, className) {
   return td;
 }
 
+/** The state, with its timestamped history on hover (received → queued → … as recorded by the service). */
+function stateCell(s) {
+  const td = cell(s.state, `state state-${s.state}`);
+  td.title = s.history.map((h) => `${h.state} ${new Date(h.at).toLocaleString()}`).join("\n");
+  return td;
+}
+
 function render(changedUid) {
   const rows = [...studies.values()].sort(compare);
   tbody.replaceChildren(
@@ -66,7 +73,7 @@ function render(changedUid) {
         badge,
         cell(s.score.toFixed(2)),
         cell(s.reason, "reason"),
-        cell(s.state, `state-${s.state}`),
+        stateCell(s),
         cell(since(s.receivedAt), "since"),
         cell([...new Set([personName(s.patientName), s.patientId])].filter(Boolean).join(" · ") || "—"),
         study,
