@@ -7,7 +7,8 @@
  * Sender: dcmtk storescu, one association, N files (test1..3 with new UIDs, 1 MB each, implicit VR LE).
  * Both receivers and the sender run with TCP_NODELAY=1 (dcmtk reads it from the environment; the
  * cxr listener sets TCP_NODELAY on every socket). storescp writes each file (no fsync, as dcmtk does);
- * cxr writes, fsyncs file + folder, parses the header and commits the instance to SQLite (synchronous=FULL).
+ * cxr writes, fsyncs the file and its folder entry (in parallel), parses the header and commits the
+ * instance to SQLite (WAL, synchronous=NORMAL; the fsynced spool is what recovery trusts) before it answers.
  * Prints one JSON object, then a table of medians; ratio = cxr throughput / storescp throughput (target ≥ 0.8).
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";

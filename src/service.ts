@@ -5,6 +5,7 @@ import type { ServiceConfig } from "./config/service.ts";
 import { startListener, type DicomListener } from "./dicom-listener/listener.ts";
 import { destinationName, Exporter } from "./export/exporter.ts";
 import { Classifier } from "./inference/classifier.ts";
+import { recoverSpool } from "./intake/recover.ts";
 import { SqliteStudyStore, STUDY_STATES } from "./intake/store.ts";
 import { Pipeline } from "./pipeline/pipeline.ts";
 import { createMetrics, type ServiceMetrics } from "./worklist/metrics.ts";
@@ -50,6 +51,7 @@ export async function startService(config: ServiceConfig, opts: StartServiceOpti
   const paths = dataPaths(config.dataDir);
   mkdirSync(config.dataDir, { recursive: true });
   const store = new SqliteStudyStore(paths.store);
+  recoverSpool(store, paths.spool, logger);
   const metrics = createMetrics({ defaultMetrics: opts.api !== false });
   const ownClassifier = !opts.classifier;
   let classifier: Classifier;

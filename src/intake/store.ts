@@ -6,8 +6,10 @@ import type { CodedConcept } from "../model/card.ts";
 /**
  * The durable store of the service (SQLite in WAL mode, better-sqlite3): studies with their state
  * history, received instances, series decisions, result objects and their exports. Every write is
- * a committed transaction before the caller goes on (synchronous=FULL), so what the listener has
- * answered "success" for survives a SIGKILL, and the pipeline resumes from what is recorded.
+ * a committed transaction before the caller goes on, so what the listener has answered "success"
+ * for survives a SIGKILL, and the pipeline resumes from what is recorded. Commits are not fsynced
+ * (synchronous=NORMAL): after a power loss the last ones can be missing; the spool files are
+ * fsynced and recoverSpool() records them again, and every later stage is idempotent.
  */
 
 export type StudyState = "received" | "queued" | "processing" | "done" | "exported" | "failed" | "rejected";
@@ -179,8 +181,7 @@ export class SqliteStudyStore implements StudyStore {
     mkdirSync(dirname(path), { recursive: true });
     this.db = new Database(path);
     this.db.pragma("journal_mode = WAL");
-    // FULL: a commit is on disk before better-sqlite3 returns, which the C-STORE answer relies on.
-    this.db.pragma("synchronous = FULL");
+    this.db.pragma("synchronous = NORMAL");
     this.db.pragma("busy_timeout = 5000");
     this.db.exec(SCHEMA);
   }

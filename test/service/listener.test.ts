@@ -6,6 +6,7 @@ import { pino } from "pino";
 import { listenerConfigSchema, SOP_CLASS } from "../../src/config/service.ts";
 import { startListener, type DicomListener } from "../../src/dicom-listener/listener.ts";
 import { readDicom } from "../../src/dicom/read.ts";
+import { recoverSpool } from "../../src/intake/recover.ts";
 import { SqliteStudyStore } from "../../src/intake/store.ts";
 import { freePort } from "../../src/peers/ports.ts";
 import { requireSharedData, SHARED_DICOM } from "../helpers/shared-data.ts";
@@ -70,6 +71,16 @@ describe("C-STORE SCP (dcmjs-dimse) against dcmtk storescu", () => {
       expect(store.get(String(src.dataset.StudyInstanceUID))?.state).toBe("received");
     }
     expect(readdirSync(join(tmp.dir, "spool", "incoming"))).toEqual([]);
+  });
+
+  it("spool recovery records instances whose store commits were lost (power loss), with the same hash", async () => {
+    if (!requireSharedData()) return;
+    const before = store.db.prepare("SELECT sop_uid, path, sha256, size, transfer_syntax_uid FROM instances ORDER BY sop_uid").all();
+    expect(before.length).toBeGreaterThan(0);
+    store.db.exec("DELETE FROM instances");
+    expect(recoverSpool(store, join(tmp.dir, "spool"), pino({ level: "silent" }))).toBe(before.length);
+    expect(store.db.prepare("SELECT sop_uid, path, sha256, size, transfer_syntax_uid FROM instances ORDER BY sop_uid").all()).toEqual(before);
+    expect(recoverSpool(store, join(tmp.dir, "spool"), pino({ level: "silent" }))).toBe(0);
   });
 
   it("a second identical copy changes nothing", async () => {
