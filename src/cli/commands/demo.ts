@@ -101,7 +101,6 @@ export interface DemoOptions {
 export interface DemoRun {
   worklistUrl: string;
   orthancUrl: string;
-  instances: DemoInstance[];
   /** Resolves when every demo study reached exported, failed or rejected. */
   settled: Promise<void>;
   /** Stops the plugin (SIGTERM, then SIGKILL after 20 s) and Orthanc; resolves true when the plugin exited cleanly (status 0). */
@@ -249,7 +248,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoRun> {
       }
     })();
 
-    return { worklistUrl, orthancUrl: orthanc.httpUrl, instances, settled, stop };
+    return { worklistUrl, orthancUrl: orthanc.httpUrl, settled, stop };
   } catch (err) {
     await stop();
     throw err;
