@@ -64,14 +64,26 @@ export function calibrationSpec(rows: { label: string; bins: CalibrationBin[] }[
         mark: { type: "line", strokeDash: [4, 4], color: "#999" },
         encoding: { x: { field: "x", type: "quantitative" }, y: { field: "y", type: "quantitative" } },
       },
+      // One line per label through its bins in order of predicted probability; points sized by bin count
+      // in a separate layer (size on a line mark would split the line).
       {
         data: { values },
-        mark: { type: "line", point: true },
+        mark: { type: "line", strokeWidth: 1.2 },
         encoding: {
           x: { field: "predicted", type: "quantitative", title: "Mean predicted probability", scale: { domain: [0, 1] } },
           y: { field: "observed", type: "quantitative", title: "Observed frequency", scale: { domain: [0, 1] } },
           color: { field: "label", type: "nominal", title: "Label", scale: { scheme: "category20" } },
-          size: { field: "n", type: "quantitative", title: "Images in bin" },
+          order: { field: "predicted", type: "quantitative" },
+        },
+      },
+      {
+        data: { values },
+        mark: { type: "point", filled: true },
+        encoding: {
+          x: { field: "predicted", type: "quantitative" },
+          y: { field: "observed", type: "quantitative" },
+          color: { field: "label", type: "nominal", scale: { scheme: "category20" } },
+          size: { field: "n", type: "quantitative", title: "Images in bin", scale: { range: [15, 250] } },
         },
       },
     ],
