@@ -17,10 +17,11 @@ type CStoreResponse = responses.CStoreResponse;
 import type { Logger } from "pino";
 import type { ListenerConfig } from "../config/service.ts";
 import { SOP_CLASS } from "../config/service.ts";
-import { readDicom } from "../dicom/read.ts";
+import { parseDicom, readDicom } from "../dicom/read.ts";
 import { isValidUid } from "../dicom/uid.ts";
 import { extractHeader } from "../intake/header.ts";
 import type { InstanceOutcome, NewInstance, SqliteStudyStore } from "../intake/store.ts";
+import { pixelDataOffset } from "./header-extent.ts";
 import { part10Header } from "./part10.ts";
 
 const { Scp, Dataset } = dimse;
@@ -90,8 +91,13 @@ class SpoolFileWritable extends Writable {
   result?: StoreResult;
   private fd: number | undefined;
 
-  constructor(readonly path: string, header: Buffer, readonly request: CStoreRequest, readonly transferSyntaxUid: string) {
+  /** The first dataset bytes (up to HEAD_LIMIT), kept to parse the header without reading the file back. */
+  readonly head: Buffer[] = [];
+  headLength = 0;
+
+  constructor(readonly path: string, readonly part10: Buffer, readonly request: CStoreRequest, readonly transferSyntaxUid: string) {
     super({ highWaterMark: 1 << 20 });
+    const header = part10;
     try {
       this.fd = openSync(path, "w");
       writeSync(this.fd, header);
@@ -107,6 +113,10 @@ class SpoolFileWritable extends Writable {
         while (at < chunk.length) at += writeSync(this.fd, chunk, at);
         this.hash.update(chunk);
         this.size += chunk.length;
+        if (this.headLength < HEAD_LIMIT) {
+          this.head.push(chunk);
+          this.headLength += chunk.length;
+        }
       } catch (err) {
         this.failure = err as Error;
       }
@@ -139,6 +149,29 @@ class SpoolFileWritable extends Writable {
     } catch {
       /* already moved or never created */
     }
+  }
+}
+
+const HEAD_LIMIT = 256 * 1024;
+const LITTLE_ENDIAN_SYNTAXES_WITHOUT_DEFLATE = (ts: string) => ts !== "1.2.840.10008.1.2.2" && ts !== "1.2.840.10008.1.2.1.99";
+
+/**
+ * The received header (everything before the top-level Pixel Data) from the bytes kept in memory;
+ * undefined when they do not hold all of it (the caller then reads the file).
+ */
+function headerFromHead(w: SpoolFileWritable): Record<string, unknown> | undefined {
+  if (!LITTLE_ENDIAN_SYNTAXES_WITHOUT_DEFLATE(w.transferSyntaxUid)) return undefined;
+  const head = Buffer.concat(w.head, w.headLength);
+  let datasetEnd: number | undefined = head.length;
+  if (w.size > head.length) {
+    datasetEnd = pixelDataOffset(head, w.transferSyntaxUid !== "1.2.840.10008.1.2");
+    if (datasetEnd === undefined) return undefined;
+  }
+  const bytes = Buffer.concat([w.part10, head.subarray(0, datasetEnd)]);
+  try {
+    return parseDicom(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), w.path, { withPixelData: false }).dataset;
+  } catch {
+    return undefined; // the file read gives the definitive answer (and error)
   }
 }
 
@@ -189,7 +222,7 @@ export function startListener(opts: ListenerOptions): Promise<DicomListener> {
     }
     let header;
     try {
-      header = extractHeader(readDicom(w.path, { withPixelData: false }).dataset);
+      header = extractHeader(headerFromHead(w) ?? readDicom(w.path, { withPixelData: false }).dataset);
     } catch (err) {
       await w.syncAndClose().catch(() => undefined);
       quarantine(w.path, `unreadable dataset from ${callingAe}: ${(err as Error).message}`);
