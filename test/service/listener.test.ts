@@ -119,6 +119,36 @@ describe("C-STORE SCP (dcmjs-dimse) against dcmtk storescu", () => {
   });
 });
 
+describe("maximum associations", () => {
+  it("refuses an association beyond maxAssociations while one is open, and accepts again after", async () => {
+    if (!requireSharedData()) return;
+    const tmp = tempDir("cxr-maxassoc-");
+    const store = new SqliteStudyStore(join(tmp.dir, "store.sqlite"));
+    const listener = await startListener({
+      config: listenerConfigSchema.parse({ port: await freePort(), aeTitle: "CXR_ONE", maxAssociations: 1, acceptedSopClasses: [SOP_CLASS.SECONDARY_CAPTURE] }),
+      store,
+      spoolDir: join(tmp.dir, "spool"),
+      quarantineDir: join(tmp.dir, "quarantine"),
+      logger: pino({ level: "silent" }),
+    });
+    try {
+      const files = Array.from({ length: 60 }, () => join(SHARED_DICOM, "test1.dcm"));
+      const first = storescu({ port: listener.port, aec: "CXR_ONE", files });
+      const deadline = Date.now() + 10_000;
+      while (listener.activeAssociations() === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      expect(listener.activeAssociations()).toBe(1);
+      expect(await echoscu(listener.port, "CXR_ONE")).toBe(false);
+      expect((await first).code).toBe(0);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(await echoscu(listener.port, "CXR_ONE")).toBe(true);
+    } finally {
+      await listener.close();
+      store.close();
+      tmp.cleanup();
+    }
+  });
+});
+
 describe("DICOM TLS when a certificate is configured", () => {
   it("accepts C-STORE over TLS from storescu (+tls) and refuses plain TCP", async () => {
     if (!requireSharedData()) return;
