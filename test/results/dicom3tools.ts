@@ -11,7 +11,7 @@ export function dciodvfy(path: string): { errors: string[]; warnings: string[]; 
 }
 
 /**
- * The dciodvfy warnings our outputs may carry, each explained in docs/CONFORMANCE.md. A warning not
+ * The dciodvfy warnings our outputs may carry, each explained in the README's DICOM conformance section. A warning not
  * on this list fails the tests, so the conformance section cannot fall behind the files.
  */
 export const ACCEPTED_WARNINGS: { pattern: RegExp; why: string }[] = [
