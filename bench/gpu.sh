@@ -28,36 +28,9 @@ done
 NODE=${CXR_NODE:-$(command -v node || true)}
 [ -n "$NODE" ] || { echo "gpu.sh: no node on PATH (set CXR_NODE to a Node 20 binary)" >&2; exit 1; }
 [ -f node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1 ] || { echo "gpu.sh: node_modules/onnxruntime-node is missing; bring node_modules with the repo" >&2; exit 1; }
-MESA_LIB=$REPO/.cache/mesa/root/usr/lib/x86_64-linux-gnu
-[ -e "$MESA_LIB/libvulkan.so.1" ] || { echo "gpu.sh: $MESA_LIB/libvulkan.so.1 is missing; run scripts/setup-mesa.sh where there is network and bring .cache/mesa" >&2; exit 1; }
-
-WORK=$REPO/.cache/gpu-bench
-mkdir -p "$WORK/xdg" && chmod 700 "$WORK/xdg"
-export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$WORK/xdg}
-if ((LAVAPIPE)); then
-  # shellcheck disable=SC1091
-  source "$REPO/.cache/mesa/env.sh"
-  DEVICE="lavapipe (Mesa software Vulkan)"
-else
-  export LD_LIBRARY_PATH="$MESA_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  ICD=""
-  for f in /usr/share/vulkan/icd.d/nvidia_icd.json /etc/vulkan/icd.d/nvidia_icd.json /usr/share/vulkan/icd.d/nvidia_icd.x86_64.json; do
-    [ -f "$f" ] && { ICD=$f; break; }
-  done
-  if [ -z "$ICD" ]; then
-    glx=$(ldconfig -p 2>/dev/null | awk '/libGLX_nvidia\.so\.0/ { print $NF; exit }')
-    [ -n "$glx" ] || glx=$(ls /usr/lib/x86_64-linux-gnu/libGLX_nvidia.so.0 /usr/lib64/libGLX_nvidia.so.0 2>/dev/null | head -1 || true)
-    if [ -z "$glx" ]; then
-      echo "gpu.sh: no NVIDIA Vulkan driver: neither nvidia_icd.json nor libGLX_nvidia.so.0 found (a container needs NVIDIA_DRIVER_CAPABILITIES to include graphics)" >&2
-      exit 1
-    fi
-    ICD=$WORK/nvidia_icd.json
-    printf '{ "file_format_version": "1.0.0", "ICD": { "library_path": "%s", "api_version": "1.3.0" } }\n' "$glx" > "$ICD"
-  fi
-  export VK_ICD_FILENAMES=$ICD
-  DEVICE=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1 || echo "NVIDIA GPU (nvidia-smi unavailable)")
-fi
-echo "gpu.sh: Vulkan ICD $VK_ICD_FILENAMES; device: $DEVICE" >&2
+SCRIPT=gpu.sh WORK=$REPO/.cache/gpu-bench
+# shellcheck source=bench/gpu-env.sh
+source "$REPO/bench/gpu-env.sh"
 
 cat > "$WORK/run.mts" <<'EOF'
 import { mkdtempSync, rmSync } from "node:fs";
