@@ -7,9 +7,12 @@
  * Sender: dcmtk storescu, one association, N files (test1..3 with new UIDs, 1 MB each, implicit VR LE).
  * Both receivers and the sender run with TCP_NODELAY=1 (dcmtk reads it from the environment; the
  * cxr listener sets TCP_NODELAY on every socket). storescp writes each file (no fsync, as dcmtk does);
- * cxr writes, fsyncs the file and its folder entry (in parallel), parses the header and commits the
+ * cxr writes, fdatasyncs the file and fsyncs its folder entry (in parallel), parses the header and commits the
  * instance to SQLite (WAL, synchronous=NORMAL; the fsynced spool is what recovery trusts) before it answers.
- * Prints one JSON object, then a table of medians; ratio = cxr throughput / storescp throughput (target ≥ 0.8).
+ * Prints one JSON object, then a table of medians; ratio = cxr throughput / storescp throughput with one
+ * sender (target ≥ 0.8) — the headline, with durability on. Also shown: 4 concurrent senders (N files
+ * split over 4 storescu associations; storescp with --fork, a process per association), and a row
+ * labelled DIAGNOSTIC with cxr's fsyncs switched off (not durable; it shows what the disk flush costs).
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
@@ -70,11 +73,16 @@ try {
   execFileSync("dcmodify", ["-nb", "-gst", "-gse", "-gin", ...files]);
   const bytes = files.length * 1049354;
 
-  const cxrMs: number[] = [];
-  const dcmtkMs: number[] = [];
-  for (let run = 0; run < RUNS; run++) {
-    // cxr listener, fresh store and spool per run
-    const dir = join(work, `cxr-${run}`);
+  // Four senders at once: the N files split into 4 lists, one storescu (one association) each.
+  const quarters = [0, 1, 2, 3].map((q) => files.filter((_, i) => i % 4 === q));
+  const sendConcurrently = async (port: number, aec: string) => {
+    const t0 = performance.now();
+    await Promise.all(quarters.map((q) => sendAll(port, aec, q)));
+    return performance.now() - t0;
+  };
+
+  async function cxrRun(tag: string, syncToDisk: boolean, send: (port: number) => Promise<number>): Promise<number> {
+    const dir = join(work, `cxr-${tag}`);
     const store = new SqliteStudyStore(join(dir, "store.sqlite"));
     const port = await freePort();
     const listener = await startListener({
@@ -83,43 +91,82 @@ try {
       spoolDir: join(dir, "spool"),
       quarantineDir: join(dir, "quarantine"),
       logger: pino({ level: "silent" }),
+      syncToDisk,
     });
-    cxrMs.push(await sendAll(port, "CXR_BENCH", files));
-    const stored = store.db.prepare("SELECT COUNT(*) AS n FROM instances").get() as { n: number };
-    if (stored.n !== N) throw new Error(`cxr stored ${stored.n} of ${N}`);
-    await listener.close();
-    store.close();
+    try {
+      const ms = await send(port);
+      const stored = store.db.prepare("SELECT COUNT(*) AS n FROM instances").get() as { n: number };
+      if (stored.n !== N) throw new Error(`cxr (${tag}) stored ${stored.n} of ${N}`);
+      return ms;
+    } finally {
+      await listener.close();
+      store.close();
+    }
+  }
 
-    // dcmtk storescp
-    const out = join(work, `dcmtk-${run}`);
+  async function storescpRun(tag: string, fork: boolean, send: (port: number) => Promise<number>): Promise<number> {
+    const out = join(work, `dcmtk-${tag}`);
     mkdirSync(out);
     const sport = await freePort();
-    const scp: ChildProcess = spawn("storescp", ["-aet", "STORESCP", "+xa", "-dhl", "-od", out, String(sport)], { env, stdio: "ignore" });
-    await waitEcho(sport, "STORESCP");
-    dcmtkMs.push(await sendAll(sport, "STORESCP", files));
-    scp.kill("SIGTERM");
-    await new Promise((r) => scp.once("exit", r));
+    // --fork: one child process per association, as a real multi-sender storescp runs.
+    const scp: ChildProcess = spawn("storescp", ["-aet", "STORESCP", "+xa", "-dhl", ...(fork ? ["--fork"] : []), "-od", out, String(sport)], { env, stdio: "ignore" });
+    try {
+      await waitEcho(sport, "STORESCP");
+      return await send(sport);
+    } finally {
+      scp.kill("SIGTERM");
+      await new Promise((r) => scp.once("exit", r));
+    }
   }
-  const mbps = (ms: number) => bytes / 1e6 / (ms / 1000);
-  const cxr = median(cxrMs);
-  const dcmtk = median(dcmtkMs);
+
+  const rows = {
+    cxr: [] as number[],
+    storescp: [] as number[],
+    cxrNoSync: [] as number[],
+    cxr4: [] as number[],
+    storescp4: [] as number[],
+  };
+  for (let run = 0; run < RUNS; run++) {
+    rows.cxr.push(await cxrRun(`${run}`, true, (port) => sendAll(port, "CXR_BENCH", files)));
+    rows.storescp.push(await storescpRun(`${run}`, false, (port) => sendAll(port, "STORESCP", files)));
+    rows.cxrNoSync.push(await cxrRun(`nosync-${run}`, false, (port) => sendAll(port, "CXR_BENCH", files)));
+    rows.cxr4.push(await cxrRun(`4-${run}`, true, (port) => sendConcurrently(port, "CXR_BENCH")));
+    rows.storescp4.push(await storescpRun(`4-${run}`, true, (port) => sendConcurrently(port, "STORESCP")));
+  }
+  const summary = (ms: number[]) => {
+    const m = median(ms);
+    return { ms: ms.map(Math.round), medianMs: Math.round(m), instancesPerSecond: +(N / (m / 1000)).toFixed(1), mbPerSecond: +(bytes / 1e6 / (m / 1000)).toFixed(1) };
+  };
   const result = {
     bench: "ingest",
     files: N,
     bytesPerFile: 1049354,
     runs: RUNS,
     maxPduLength: MAX_PDU,
-    cxr: { ms: cxrMs.map(Math.round), medianMs: Math.round(cxr), instancesPerSecond: +(N / (cxr / 1000)).toFixed(1), mbPerSecond: +mbps(cxr).toFixed(1) },
-    storescp: { ms: dcmtkMs.map(Math.round), medianMs: Math.round(dcmtk), instancesPerSecond: +(N / (dcmtk / 1000)).toFixed(1), mbPerSecond: +mbps(dcmtk).toFixed(1) },
-    ratio: +(dcmtk / cxr).toFixed(3),
+    cxr: summary(rows.cxr),
+    storescp: summary(rows.storescp),
+    ratio: +(median(rows.storescp) / median(rows.cxr)).toFixed(3),
     target: 0.8,
+    fourSenders: {
+      cxr: summary(rows.cxr4),
+      storescpFork: summary(rows.storescp4),
+      ratio: +(median(rows.storescp4) / median(rows.cxr4)).toFixed(3),
+    },
+    diagnosticNoSync: { cxr: summary(rows.cxrNoSync), ratio: +(median(rows.storescp) / median(rows.cxrNoSync)).toFixed(3) },
   };
   console.log(JSON.stringify(result));
   console.log("");
-  console.log("receiver   median ms   inst/s   MB/s");
-  console.log(`cxr        ${String(result.cxr.medianMs).padStart(9)}   ${String(result.cxr.instancesPerSecond).padStart(6)}   ${String(result.cxr.mbPerSecond).padStart(4)}`);
-  console.log(`storescp   ${String(result.storescp.medianMs).padStart(9)}   ${String(result.storescp.instancesPerSecond).padStart(6)}   ${String(result.storescp.mbPerSecond).padStart(4)}`);
-  console.log(`ratio (cxr throughput / storescp throughput): ${result.ratio}  (target ≥ ${result.target})`);
+  const line = (name: string, r: ReturnType<typeof summary>) =>
+    console.log(`${name.padEnd(44)} ${String(r.medianMs).padStart(9)}   ${String(r.instancesPerSecond).padStart(6)}   ${String(r.mbPerSecond).padStart(5)}`);
+  console.log(`${"receiver".padEnd(44)} median ms   inst/s    MB/s`);
+  line("cxr (1 sender)", result.cxr);
+  line("storescp (1 sender)", result.storescp);
+  line("cxr (4 senders)", result.fourSenders.cxr);
+  line("storescp --fork (4 senders)", result.fourSenders.storescpFork);
+  line("DIAGNOSTIC cxr without fsync (not durable)", result.diagnosticNoSync.cxr);
+  console.log(`ratio (cxr throughput / storescp throughput, 1 sender): ${result.ratio}  (target ≥ ${result.target})`);
+  console.log(`ratio with 4 senders (cxr / storescp --fork): ${result.fourSenders.ratio}`);
+  console.log(`DIAGNOSTIC ratio without fsync (cxr not durable / storescp, 1 sender): ${result.diagnosticNoSync.ratio}`);
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

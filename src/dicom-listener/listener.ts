@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from "node:crypto";
-import { close, existsSync, fsync, mkdirSync, open, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import { close, existsSync, fdatasync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync, writev } from "node:fs";
 import { createServer as createTcpServer, type Server as NetServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { createServer as createTlsServer, type TLSSocket } from "node:tls";
@@ -21,7 +21,9 @@ import { parseDicom, readDicom } from "../dicom/read.ts";
 import { isValidUid } from "../dicom/uid.ts";
 import { extractHeader } from "../intake/header.ts";
 import type { InstanceOutcome, NewInstance, SqliteStudyStore } from "../intake/store.ts";
+import { DirectorySync } from "./dir-sync.ts";
 import { pixelDataOffset } from "./header-extent.ts";
+import { PDU_TYPE, PduReader, splitPDataTf, type PresentationDataValue } from "./pdu-reader.ts";
 import { part10Header } from "./part10.ts";
 
 const { Scp, Dataset } = dimse;
@@ -63,6 +65,11 @@ export interface ListenerOptions {
   onStored?: (inst: StoredInstance) => void;
   /** An association ended; `studies` are the studies it delivered instances of (with the count it delivered). */
   onAssociationEnded?: (studies: Map<string, number>) => void;
+  /**
+   * Default true. false skips the fdatasync/fsync calls — ONLY for bench/ingest's diagnostic row
+   * (how much of the time is the disk flush); success is then no longer a durability promise.
+   */
+  syncToDisk?: boolean;
 }
 
 export interface DicomListener {
@@ -73,6 +80,16 @@ export interface DicomListener {
   close(): Promise<void>;
 }
 
+/** The parts of dcmjs-dimse's Network (not in its typings) that CxrScp.replacePduAccumulator drives. */
+interface DimseNetworkInternals {
+  lastPduTime?: number;
+  statistics: { addBytesReceived(n: number): void };
+  _reset(): void;
+  emit(event: "networkError", err: Error): unknown;
+  _processPdu(pdu: Buffer): Promise<void>;
+  _processPDataTf(pdu: { getPdvs(): PresentationDataValue[] }): Promise<void>;
+}
+
 interface StoreResult {
   status: number;
   comment?: string;
@@ -81,8 +98,10 @@ interface StoreResult {
 /**
  * Receives one C-STORE dataset straight to its spool file: the Part 10 header first, then every
  * PDV fragment as it arrives (nothing of the size of the image is held in memory), hashing as it
- * goes. A write error is remembered rather than thrown so the association keeps its framing and the
- * sender gets a failure status for this instance.
+ * goes. Writes go to the thread pool (one `writev` per batch of fragments that queued up while the
+ * previous write ran), so copying into the page cache overlaps the parsing of the next PDUs. A write
+ * error is remembered rather than thrown so the association keeps its framing and the sender gets a
+ * failure status for this instance.
  */
 class SpoolFileWritable extends Writable {
   readonly hash = createHash("sha256");
@@ -95,45 +114,80 @@ class SpoolFileWritable extends Writable {
   readonly head: Buffer[] = [];
   headLength = 0;
 
-  constructor(readonly path: string, readonly part10: Buffer, readonly request: CStoreRequest, readonly transferSyntaxUid: string) {
+  constructor(
+    readonly path: string,
+    readonly part10: Buffer,
+    readonly request: CStoreRequest,
+    readonly transferSyntaxUid: string,
+    private readonly syncToDisk: boolean,
+  ) {
     super({ highWaterMark: 1 << 20 });
-    const header = part10;
     try {
       this.fd = openSync(path, "w");
-      writeSync(this.fd, header);
+      writeSync(this.fd, part10);
     } catch (err) {
       this.failure = err as Error;
     }
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    if (this.fd !== undefined && !this.failure) {
-      try {
-        let at = 0;
-        while (at < chunk.length) at += writeSync(this.fd, chunk, at);
-        this.hash.update(chunk);
-        this.size += chunk.length;
-        if (this.headLength < HEAD_LIMIT) {
-          this.head.push(chunk);
-          this.headLength += chunk.length;
-        }
-      } catch (err) {
-        this.failure = err as Error;
+    this.writeChunks([chunk], cb);
+  }
+
+  override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
+    this.writeChunks(
+      chunks.map((c) => c.chunk),
+      cb,
+    );
+  }
+
+  private writeChunks(buffers: Buffer[], cb: (err?: Error | null) => void): void {
+    const fd = this.fd;
+    if (fd === undefined || this.failure) return cb();
+    let length = 0;
+    for (const b of buffers) {
+      this.hash.update(b);
+      length += b.length;
+      if (this.headLength < HEAD_LIMIT) {
+        this.head.push(b);
+        this.headLength += b.length;
       }
     }
-    cb();
+    this.size += length;
+    const rest = (bufs: Buffer[], left: number) => {
+      writev(fd, bufs, (err, written) => {
+        if (err) {
+          this.failure = err;
+          return cb();
+        }
+        if (written >= left) return cb();
+        // A short write (regular files only do this when the disk is full): write what is left.
+        let skip = written;
+        const remaining: Buffer[] = [];
+        for (const b of bufs) {
+          if (skip >= b.length) skip -= b.length;
+          else {
+            remaining.push(b.subarray(skip));
+            skip = 0;
+          }
+        }
+        rest(remaining, left - written);
+      });
+    };
+    rest(buffers, length);
   }
 
   /**
-   * Makes the bytes durable and closes the file. Called by finishInstance after the rename, so that
-   * the file's fsync and its folder's fsync run at the same time.
+   * Makes the bytes durable and closes the file. `fdatasync` rather than `fsync`: it writes the data
+   * and the metadata needed to read it back (the file size and block allocation), leaving out only
+   * timestamps; the directory entry is made durable separately (DirectorySync in finishInstance).
    */
   async syncAndClose(): Promise<void> {
     const fd = this.fd;
     this.fd = undefined;
     if (fd === undefined) return;
     try {
-      await fsyncAsync(fd);
+      if (this.syncToDisk) await fdatasyncAsync(fd);
     } finally {
       await closeAsync(fd);
     }
@@ -175,21 +229,16 @@ function headerFromHead(w: SpoolFileWritable): Record<string, unknown> | undefin
   }
 }
 
-const fsyncAsync = promisify(fsync);
-const openAsync = promisify(open);
+const fdatasyncAsync = promisify(fdatasync);
 const closeAsync = promisify(close);
-
-async function fsyncDir(dir: string): Promise<void> {
-  const fd = await openAsync(dir, "r");
-  try {
-    await fsyncAsync(fd);
-  } finally {
-    await closeAsync(fd);
-  }
-}
 
 export function startListener(opts: ListenerOptions): Promise<DicomListener> {
   const { config, store, spoolDir, quarantineDir, logger } = opts;
+  const syncToDisk = opts.syncToDisk ?? true;
+  const directorySync = new DirectorySync();
+  const syncDirectory = (dir: string) => (syncToDisk ? directorySync.sync(dir) : Promise.resolve());
+  /** Study folders known to exist with a durable entry in the spool folder (skips a stat per instance). */
+  const durableStudyDirs = new Set<string>();
   const incomingDir = join(spoolDir, "incoming");
   mkdirSync(incomingDir, { recursive: true });
   mkdirSync(quarantineDir, { recursive: true });
@@ -259,14 +308,20 @@ export function startListener(opts: ListenerOptions): Promise<DicomListener> {
       studyDescription: header.studyDescription,
     };
     try {
-      if (!existsSync(studyDir)) {
-        mkdirSync(studyDir, { recursive: true });
-        await fsyncDir(spoolDir);
+      if (!durableStudyDirs.has(studyDir)) {
+        if (!existsSync(studyDir)) mkdirSync(studyDir, { recursive: true });
+        await syncDirectory(spoolDir);
+        durableStudyDirs.add(studyDir);
       }
-      // Rename first, then fsync the data and the new directory entry together. Safe because the
-      // store is the authority: the instance is recorded (and success answered) only after both.
+      // Durability before success: the answer goes out only after (a) the file's bytes and size are
+      // on disk (fdatasync) and (b) its directory entry in the study folder is on disk (an fsync of
+      // the folder that started after the rename; concurrent instances of the study share one), and
+      // the study folder's own entry in the spool folder was made durable when it was created. Both
+      // run at the same time, after the rename. The store commit (WAL, synchronous=NORMAL) may be
+      // lost to a power cut, which is why recoverSpool() re-records the spool at start: the spool,
+      // not SQLite, is the durable record.
       renameSync(w.path, finalPath);
-      await Promise.all([w.syncAndClose(), fsyncDir(studyDir)]);
+      await Promise.all([w.syncAndClose(), syncDirectory(studyDir)]);
       const outcome = store.addInstance(inst);
       const stored: StoredInstance = { sopInstanceUid: sop!, studyInstanceUid: studyUid, path: finalPath, outcome, callingAeTitle: callingAe };
       return { status: STORE_STATUS.success, stored };
@@ -288,12 +343,50 @@ export function startListener(opts: ListenerOptions): Promise<DicomListener> {
     constructor(socket: Socket | TLSSocket, scpOpts: Record<string, unknown>) {
       super(socket, scpOpts);
       this.socket = socket;
+      this.replacePduAccumulator(socket);
       this.peer = (socket.remoteAddress ?? "").replace(/^::ffff:/, "");
       this.on("close", () => {
         if (this.counted) active--;
         this.counted = false;
         if (this.delivered.size) opts.onAssociationEnded?.(new Map(this.delivered));
         this.delivered.clear();
+      });
+    }
+
+    /**
+     * dcmjs-dimse's constructor wired its own accumulator to the socket's "data" event (the only
+     * listener at this point); it is replaced by PduReader (see there for why). P-DATA-TF PDUs are
+     * split into PDVs here and handed to dcmjs-dimse's P-DATA handling in order, one after the other;
+     * every other PDU goes to its own PDU handling unchanged.
+     */
+    private replacePduAccumulator(socket: Socket | TLSSocket): void {
+      const net = this as unknown as DimseNetworkInternals;
+      for (const l of socket.listeners("data")) socket.removeListener("data", l as (...args: unknown[]) => void);
+      let inOrder: Promise<void> = Promise.resolve();
+      const reader = new PduReader(
+        (type, pdu) => {
+          net.lastPduTime = Date.now();
+          if (type === PDU_TYPE.pDataTf) {
+            let pdvs: PresentationDataValue[];
+            try {
+              pdvs = splitPDataTf(pdu);
+            } catch (err) {
+              net.emit("networkError", err as Error);
+              return;
+            }
+            inOrder = inOrder.then(() => net._processPDataTf({ getPdvs: () => pdvs }));
+          } else {
+            inOrder = inOrder.then(() => net._processPdu(pdu));
+          }
+        },
+        (err) => {
+          net._reset();
+          net.emit("networkError", new Error(`connection error: ${err.message}`));
+        },
+      );
+      socket.on("data", (chunk: Buffer) => {
+        reader.push(chunk);
+        net.statistics.addBytesReceived(chunk.length);
       });
     }
 
@@ -370,6 +463,7 @@ export function startListener(opts: ListenerOptions): Promise<DicomListener> {
         }),
         request,
         transferSyntaxUid,
+        syncToDisk,
       );
       this.writables.set(request, w);
       return w;

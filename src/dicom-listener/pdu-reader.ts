@@ -1,0 +1,121 @@
+/**
+ * Splits the inbound byte stream of an association into PDUs (PS3.8 9.3), replacing dcmjs-dimse's
+ * accumulator, which re-concatenates everything received so far on every socket read
+ * (`Buffer.concat([receiving, chunk])`): O(n²) copies per PDU, about 16 × 128 KiB copied per
+ * 256 KiB P-DATA-TF PDU with 64 KiB socket reads, plus two more whole copies while dcmjs-dimse parses
+ * the PDU and its PDVs. Here the socket chunks are kept as received, a PDU that lies in one chunk is a
+ * view of it, one that spans several is joined once, and the PDV values of a P-DATA-TF are views of
+ * that buffer — so a dataset fragment reaches the spool file stream with at most one copy.
+ */
+
+export const PDU_TYPE = {
+  associateRq: 0x01,
+  associateAc: 0x02,
+  associateRj: 0x03,
+  pDataTf: 0x04,
+  releaseRq: 0x05,
+  releaseRp: 0x06,
+  abort: 0x07,
+} as const;
+const KNOWN_TYPES: ReadonlySet<number> = new Set(Object.values(PDU_TYPE));
+
+/** One presentation data value item (PS3.8 9.3.5.1), with the accessors dcmjs-dimse's own Pdv has. */
+export class PresentationDataValue {
+  constructor(
+    private readonly pcId: number,
+    private readonly value: Buffer,
+    private readonly command: boolean,
+    private readonly last: boolean,
+  ) {}
+  getPresentationContextId(): number {
+    return this.pcId;
+  }
+  getValue(): Buffer {
+    return this.value;
+  }
+  isCommand(): boolean {
+    return this.command;
+  }
+  isLastFragment(): boolean {
+    return this.last;
+  }
+}
+
+/** The PDV items of a P-DATA-TF PDU (`pdu` is the whole PDU, 6-byte header included); values are views of `pdu`. */
+export function splitPDataTf(pdu: Buffer): PresentationDataValue[] {
+  const pdvs: PresentationDataValue[] = [];
+  let at = 6;
+  while (at < pdu.length) {
+    if (at + 6 > pdu.length) throw new Error(`P-DATA-TF: truncated PDV item header at byte ${at} of ${pdu.length}`);
+    const itemLength = pdu.readUInt32BE(at);
+    if (itemLength < 2 || at + 4 + itemLength > pdu.length) throw new Error(`P-DATA-TF: PDV item length ${itemLength} at byte ${at} exceeds the PDU (${pdu.length} bytes)`);
+    const pcId = pdu[at + 4]!;
+    const control = pdu[at + 5]!;
+    pdvs.push(new PresentationDataValue(pcId, pdu.subarray(at + 6, at + 4 + itemLength), (control & 1) !== 0, (control & 2) !== 0));
+    at += 4 + itemLength;
+  }
+  return pdvs;
+}
+
+/** Cuts a byte stream into whole PDUs; `onPdu` gets each (type, bytes with header), `onError` an unknown PDU type. */
+export class PduReader {
+  private readonly chunks: Buffer[] = [];
+  private buffered = 0;
+  private failed = false;
+
+  constructor(
+    private readonly onPdu: (type: number, pdu: Buffer) => void,
+    private readonly onError: (err: Error) => void,
+  ) {}
+
+  push(chunk: Buffer): void {
+    if (this.failed) return;
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+    while (this.buffered >= 6) {
+      const head = this.peek(6);
+      const type = head[0]!;
+      if (!KNOWN_TYPES.has(type)) {
+        this.failed = true;
+        this.onError(new Error(`Unknown PDU type: ${type}`));
+        return;
+      }
+      const total = 6 + head.readUInt32BE(2);
+      if (this.buffered < total) return;
+      this.onPdu(type, this.take(total));
+    }
+  }
+
+  /** The first n buffered bytes, without consuming them (a view when the first chunk holds them). */
+  private peek(n: number): Buffer {
+    const first = this.chunks[0]!;
+    return first.length >= n ? first : Buffer.concat(this.chunks, n);
+  }
+
+  /** Consumes the first n buffered bytes: a view of the first chunk when it holds them, else one join. */
+  private take(n: number): Buffer {
+    const first = this.chunks[0]!;
+    this.buffered -= n;
+    if (first.length >= n) {
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const out = Buffer.allocUnsafe(n);
+    let filled = 0;
+    while (filled < n) {
+      const c = this.chunks[0]!;
+      const want = n - filled;
+      if (c.length <= want) {
+        c.copy(out, filled);
+        filled += c.length;
+        this.chunks.shift();
+      } else {
+        c.copy(out, filled, 0, want);
+        this.chunks[0] = c.subarray(want);
+        filled += want;
+      }
+    }
+    return out;
+  }
+}
