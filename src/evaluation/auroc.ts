@@ -1,4 +1,4 @@
-import { seededRandom } from "../training/rng.ts";
+import { seededRandom } from "../model/rng.ts";
 
 /**
  * Exact AUROC as the Mann–Whitney U statistic: the probability that a random positive scores above

@@ -1,4 +1,5 @@
 import { f, GraphBuilder, encodeModel, type ModelProto, type Weight, type WeightMap } from "./onnx-builder.ts";
+import { seededRandom } from "./rng.ts";
 
 /**
  * Keras `DenseNet121(include_top=False)` + GlobalAveragePooling2D + Dense(14, sigmoid) — the seed notebook's
@@ -88,25 +89,13 @@ export function denseNet121Params(classes: number): ParamSpec[] {
   return out;
 }
 
-/** mulberry32: a small, fast, well-mixed 32-bit PRNG — enough for reproducible weight init, not for crypto. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * Keras's default initialisation, deterministic per seed: glorot_uniform kernels (U(±sqrt(6/(fan_in+fan_out)))),
  * zero biases, BatchNormalization at identity (gamma 1, beta 0, mean 0, variance 1). Values are drawn in
  * parameter order from one mulberry32 stream, so the same seed always gives the same weights.
  */
 export function randomDenseNet121Weights(seed: number, classes = 14): WeightMap {
-  const rand = mulberry32(seed);
+  const rand = seededRandom(seed);
   const weights: WeightMap = new Map();
   for (const p of denseNet121Params(classes)) {
     const n = p.dims.reduce((a, b) => a * b, 1);

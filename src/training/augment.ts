@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import type { PresentationImage } from "../image/presentation.ts";
-import { seededRandom } from "./rng.ts";
+import { seededRandom } from "../model/rng.ts";
 
 /**
  * Augmentations the seed mentions for its ImageDataGenerator. Each augmented copy is a fixed draw

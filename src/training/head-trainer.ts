@@ -4,7 +4,8 @@ import * as tf from "@tensorflow/tfjs-core";
 import { meanAuroc } from "../evaluation/report.ts";
 import { weightedLoss, weightedLossTensor, type LossWeights } from "./loss.ts";
 import { Progress } from "./progress.ts";
-import { seededRandom, shuffled } from "./rng.ts";
+import { seededRandom } from "../model/rng.ts";
+import { shuffled } from "./rng.ts";
 import { useCpuBackend } from "./tfjs.ts";
 
 /**

@@ -1,18 +1,3 @@
-/**
- * A small seeded PRNG (mulberry32) so that splits, shuffles, initialisation and bootstrap resamples
- * are identical for the same seed on every machine (Math.random cannot be seeded).
- */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Fisher–Yates shuffle of a copy, driven by `rand`. */
 export function shuffled<T>(items: readonly T[], rand: () => number): T[] {
   const out = items.slice();

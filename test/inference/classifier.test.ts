@@ -8,7 +8,8 @@ import { Classifier } from "../../src/inference/classifier.ts";
 import { ProviderUnavailableError } from "../../src/inference/providers.ts";
 import { readModelCard } from "../../src/model/card.ts";
 import { tempDir } from "../helpers/tmp.ts";
-import { buildSmallModel, seededRandom, writeSmallModelDir } from "./small-model.ts";
+import { seededRandom } from "../../src/model/rng.ts";
+import { buildSmallModel, writeSmallModelDir } from "./small-model.ts";
 
 function syntheticImage(seed: number, width = 90, height = 75): PresentationImage {
   const rnd = seededRandom(seed);

@@ -5,7 +5,8 @@ import { CAM_OUTPUT, withClassActivationMaps } from "../../src/inference/onnx-gr
 import { findLinearAfterPool } from "../../src/model/head.ts";
 import { decodeModel, encodeModel } from "../../src/model/onnx-builder.ts";
 import { NIH_LABELS } from "../../src/model/labels.ts";
-import { buildSmallModel, seededRandom } from "./small-model.ts";
+import { seededRandom } from "../../src/model/rng.ts";
+import { buildSmallModel } from "./small-model.ts";
 
 const C = 8, H = 5, W = 6, K = 14, P = H * W;
 const labels = [...NIH_LABELS];

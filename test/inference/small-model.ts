@@ -3,20 +3,9 @@ import { join } from "node:path";
 import onnxProto from "onnx-proto";
 import { buildModelCard, writeModelCard } from "../../src/model/card.ts";
 import { NIH_LABELS } from "../../src/model/labels.ts";
+import { seededRandom } from "../../src/model/rng.ts";
 
 const { onnx } = onnxProto;
-
-/** Deterministic pseudo-random numbers (mulberry32) so that every test run builds the same weights. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function floatTensor(name: string, dims: number[], data: Float32Array) {
   return onnx.TensorProto.create({

@@ -6,7 +6,7 @@ import { main } from "../../src/cli/main.ts";
 import { readModelCard } from "../../src/model/card.ts";
 import { readKerasDenseNet121H5 } from "../../src/model/keras-h5.ts";
 import { readModelWeights } from "../../src/model/model-dir.ts";
-import { mulberry32 } from "../../src/model/densenet121.ts";
+import { seededRandom } from "../../src/model/rng.ts";
 import { tempDir } from "../helpers/tmp.ts";
 import { kerasDenseNet121, kerasDenseNet121Layers, type KerasWeights } from "./keras-reference.ts";
 
@@ -16,7 +16,7 @@ afterAll(() => tmp.cleanup());
 
 /** Known weights in Keras layouts: conv/Dense uniform, BN with non-trivial gamma/beta/statistics. */
 function knownWeights(seed: number, head?: string): KerasWeights {
-  const rand = mulberry32(seed);
+  const rand = seededRandom(seed);
   const u = (lo: number, hi: number) => lo + (hi - lo) * rand();
   const W: KerasWeights = new Map();
   for (const layer of kerasDenseNet121Layers(head)) {
@@ -97,7 +97,7 @@ async function writeKerasH5(path: string, form: "weights" | "full-model" | "nest
 }
 
 function image(size: number): { nchw: Float32Array; hwc: Float32Array } {
-  const rand = mulberry32(99);
+  const rand = seededRandom(99);
   const hwc = new Float32Array(size * size * 3).map(() => rand() * 4 - 2);
   const nchw = new Float32Array(hwc.length);
   for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) for (let c = 0; c < 3; c++) nchw[(c * size + y) * size + x] = hwc[(y * size + x) * 3 + c]!;

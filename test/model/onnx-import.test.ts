@@ -4,7 +4,8 @@ import * as ort from "onnxruntime-node";
 import { afterAll, describe, expect, it } from "vitest";
 import { main } from "../../src/cli/main.ts";
 import { readModelCard } from "../../src/model/card.ts";
-import { buildDenseNet121Model, mulberry32, randomDenseNet121Weights } from "../../src/model/densenet121.ts";
+import { buildDenseNet121Model, randomDenseNet121Weights } from "../../src/model/densenet121.ts";
+import { seededRandom } from "../../src/model/rng.ts";
 import { readClassifierHead } from "../../src/model/head.ts";
 import { NIH_LABELS } from "../../src/model/labels.ts";
 import { importModel } from "../../src/model/import.ts";
@@ -17,7 +18,7 @@ afterAll(() => tmp.cleanup());
 const S = 32;
 
 const randoms = (seed: number, n: number, scale: number) => {
-  const r = mulberry32(seed);
+  const r = seededRandom(seed);
   return Float32Array.from({ length: n }, () => (r() * 2 - 1) * scale);
 };
 
@@ -69,7 +70,7 @@ function mimicExport(kind: "xrv" | "logits", opts: { gap?: boolean; featuresOutp
 }
 
 function grayImage(batch: number, channels: number): Float32Array {
-  const r = mulberry32(42);
+  const r = seededRandom(42);
   const one = Float32Array.from({ length: batch * S * S }, () => r() * 2048 - 1024);
   const out = new Float32Array(batch * channels * S * S);
   for (let b = 0; b < batch; b++) for (let c = 0; c < channels; c++) out.set(one.subarray(b * S * S, (b + 1) * S * S), (b * channels + c) * S * S);
