@@ -1,21 +1,11 @@
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { requireMesa, spawnNodeWithMesa } from "../helpers/mesa.ts";
 import { requireSharedData, SHARED_NIH } from "../helpers/shared-data.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
 const repo = join(import.meta.dirname, "../..");
-const mesaEnv = join(repo, ".cache/mesa/env.sh");
-
-/** The Mesa 25 lavapipe from scripts/setup-mesa.sh (run by scripts/setup.sh); CI must have it. */
-function requireMesa(): boolean {
-  if (existsSync(mesaEnv)) return true;
-  if (process.env.CI) throw new Error(`${mesaEnv} is missing: scripts/setup.sh (scripts/setup-mesa.sh) must run before the tests`);
-  console.warn(`skipping: ${mesaEnv} is missing; run scripts/setup-mesa.sh`);
-  return false;
-}
-
 const run = requireMesa() && requireSharedData();
 const tmp = tempDir("cxr-webgpu-");
 const modelDir = join(tmp.dir, "densenet64");
@@ -42,9 +32,7 @@ describe.runIf(run)("webgpu execution provider on lavapipe (no GPU)", () => {
         await c.close();
       }
       console.log("RESULT " + JSON.stringify(out));`;
-    const child = spawnSync("bash", ["-c", `source ${JSON.stringify(mesaEnv)} && exec ${JSON.stringify(process.execPath)} --import tsx --input-type=module -e "$CXR_SCRIPT"`], {
-      cwd: repo, encoding: "utf8", timeout: 240_000, env: { ...process.env, CXR_SCRIPT: script },
-    });
+    const child = spawnNodeWithMesa(["--import", "tsx", "--input-type=module", "-e", script], 240_000);
     const line = child.stdout.split("\n").find((l) => l.startsWith("RESULT "));
     expect(line, `${child.stdout}\n${child.stderr}`).toBeDefined();
     const out = JSON.parse(line!.slice(7)) as Record<"cpu" | "webgpu", { provider: string; probabilities: number[]; heatmaps: number[][] }>;

@@ -1,23 +1,13 @@
-import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { readModelCard } from "../../src/model/card.ts";
 import { readModelWeights } from "../../src/model/model-dir.ts";
 import { initModelDir } from "../../src/model/model-dir.ts";
 import { parseCsv, toCsv } from "../../src/training/dataset.ts";
+import { requireMesa, spawnNodeWithMesa } from "../helpers/mesa.ts";
 import { requireSharedData, SHARED_NIH } from "../helpers/shared-data.ts";
 import { tempDir } from "../helpers/tmp.ts";
-
-const repo = join(import.meta.dirname, "../..");
-const mesaEnv = join(repo, ".cache/mesa/env.sh");
-
-function requireMesa(): boolean {
-  if (existsSync(mesaEnv)) return true;
-  if (process.env.CI) throw new Error(`${mesaEnv} is missing: scripts/setup.sh (scripts/setup-mesa.sh) must run before the tests`);
-  console.warn(`skipping: ${mesaEnv} is missing; run scripts/setup-mesa.sh`);
-  return false;
-}
 
 const run = requireMesa() && requireSharedData();
 
@@ -36,11 +26,7 @@ describe.runIf(run)("cxr train --backend webgpu (whole network, tfjs-backend-web
     initModelDir({ inputSize: 32, seed: 3, out: start });
     // Dawn picks its Vulkan driver at start-up, so the Mesa environment goes to a child process.
     const args = ["bin/cxr.js", "train", "--backend", "webgpu", "--labels", labels, "--images", join(SHARED_NIH, "images"), "--model", start, "--out", out, "--epochs", "1", "--batch-size", "2"];
-    const child = spawnSync("bash", ["-c", `source ${JSON.stringify(mesaEnv)} && exec ${JSON.stringify(process.execPath)} ${args.map((a) => JSON.stringify(a)).join(" ")}`], {
-      cwd: repo,
-      encoding: "utf8",
-      timeout: 400_000,
-    });
+    const child = spawnNodeWithMesa(args, 400_000);
     expect(child.status, `${child.stdout}\n${child.stderr}`).toBe(0);
     expect(child.stderr).toContain('full-network training on tfjs backend "webgpu"');
     expect(child.stdout).toMatch(/whole network on webgpu, [\d.]+ images\/s per training step/);
