@@ -1,8 +1,8 @@
 import type { FindingResult } from "../../inference/classifier.ts";
 import { displayName } from "../../model/labels.ts";
-import { contributingEquipment, softwareVersions } from "../equipment.ts";
-import { dicomDateTime, type ResultInput } from "../input.ts";
-import { copyPatientAndStudy, sourceReference } from "../source.ts";
+import { resultBasis, sopCommonAndStudy } from "../common.ts";
+import { softwareVersions } from "../equipment.ts";
+import type { ResultInput } from "../input.ts";
 import { codeSequence } from "../sr/content.ts";
 import { CODES } from "../sr/codes.ts";
 import { CAPTURE_MAX_SIZE, HEAT_OPACITY, renderCapture, type CaptureLine } from "./render.ts";
@@ -33,11 +33,9 @@ function percent(p: number): string {
  */
 export function buildHeatmapCaptures(input: ResultInput): Record<string, unknown>[] {
   const { source, image, result, uids } = input;
-  const what = image.source.path || String(source.SOPInstanceUID ?? "source");
-  const ref = sourceReference(source, what);
-  const { attributes: patientStudy } = copyPatientAndStudy(source, what);
+  const basis = resultBasis(input);
+  const { ref, now } = basis;
   const card = result.card;
-  const now = dicomDateTime(input.now ?? new Date());
   const model = `${card.name} ${card.version}`;
   const positives = result.findings.filter((f) => f.positive);
 
@@ -66,16 +64,7 @@ export function buildHeatmapCaptures(input: ResultInput): Record<string, unknown
     const rendered = renderCapture(image, heatmap, picture.lines);
     const lossy = source.LossyImageCompression === "01" || source.LossyImageCompression === "00" ? source.LossyImageCompression : undefined;
     return {
-      // SOP Common
-      SOPClassUID: SECONDARY_CAPTURE_IMAGE_STORAGE,
-      SOPInstanceUID: uids.sopInstanceUidsSc(k + 1),
-      InstanceCreationDate: now.date,
-      InstanceCreationTime: now.time,
-      TimezoneOffsetFromUTC: now.offset,
-      ContributingEquipmentSequence: contributingEquipment(card, `${now.date}${now.time}${now.offset}`),
-      // Patient, General Study, Patient Study
-      ...patientStudy,
-      StudyInstanceUID: ref.studyInstanceUid,
+      ...sopCommonAndStudy(basis, card, SECONDARY_CAPTURE_IMAGE_STORAGE, uids.sopInstanceUidsSc(k + 1)),
       // General Series
       Modality: "OT",
       SeriesInstanceUID: uids.seriesInstanceUidSc,

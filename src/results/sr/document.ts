@@ -1,10 +1,11 @@
 import { deriveUid } from "../../dicom/uid.ts";
 import type { FindingResult } from "../../inference/classifier.ts";
 import { displayName } from "../../model/labels.ts";
-import { contributingEquipment, equipmentAttributes } from "../equipment.ts";
-import { dicomDateTime, type ResultInput } from "../input.ts";
+import { resultBasis, sopCommonAndStudy } from "../common.ts";
+import { equipmentAttributes } from "../equipment.ts";
+import type { ResultInput } from "../input.ts";
 import { hotRegion } from "../region.ts";
-import { copyPatientAndStudy, sourceReference, type SourceReference } from "../source.ts";
+import type { SourceReference } from "../source.ts";
 import { CODES } from "./codes.ts";
 import { codeItem, codeSequence, container, imageItem, numItem, scoordItem, textItem, uidrefItem, type ContentItem, type ImageReference } from "./content.ts";
 
@@ -31,12 +32,10 @@ export function trackingUid(srInstanceUid: string, label: string): string {
  * (SCOORD POLYLINE on the source image), i.e. the group follows TID 1410; the others follow TID 1501.
  */
 export function buildStructuredReport(input: ResultInput): Record<string, unknown> {
-  const { source, image, result, uids } = input;
-  const what = image.source.path || String(source.SOPInstanceUID ?? "source");
-  const ref = sourceReference(source, what);
-  const { attributes: patientStudy } = copyPatientAndStudy(source, what);
+  const { result, uids } = input;
+  const basis = resultBasis(input);
+  const { ref, now } = basis;
   const card = result.card;
-  const now = dicomDateTime(input.now ?? new Date());
   const sourceImage: ImageReference = { sopClassUid: ref.sopClassUid, sopInstanceUid: ref.sopInstanceUid };
 
   const observerContext: ContentItem[] = [
@@ -62,16 +61,7 @@ export function buildStructuredReport(input: ResultInput): Record<string, unknow
   });
 
   return {
-    // SOP Common
-    SOPClassUID: COMPREHENSIVE_3D_SR_STORAGE,
-    SOPInstanceUID: uids.sopInstanceUidSr,
-    InstanceCreationDate: now.date,
-    InstanceCreationTime: now.time,
-    TimezoneOffsetFromUTC: now.offset,
-    ContributingEquipmentSequence: contributingEquipment(card, `${now.date}${now.time}${now.offset}`),
-    // Patient, General Study, Patient Study: validated copies of the source's
-    ...patientStudy,
-    StudyInstanceUID: ref.studyInstanceUid,
+    ...sopCommonAndStudy(basis, card, COMPREHENSIVE_3D_SR_STORAGE, uids.sopInstanceUidSr),
     // SR Document Series
     Modality: "SR",
     SeriesInstanceUID: uids.seriesInstanceUidSr,
