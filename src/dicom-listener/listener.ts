@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from "node:crypto";
-import { close, existsSync, fdatasync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync, writev } from "node:fs";
+import { close, fdatasync, mkdirSync, open, readdirSync, readFileSync, renameSync, unlinkSync, writev } from "node:fs";
+import { mkdir, rename } from "node:fs/promises";
 import { createServer as createTcpServer, type Server as NetServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { createServer as createTlsServer, type TLSSocket } from "node:tls";
@@ -23,6 +24,7 @@ import { extractHeader } from "../intake/header.ts";
 import type { InstanceOutcome, NewInstance, SqliteStudyStore } from "../intake/store.ts";
 import { DirectorySync } from "./dir-sync.ts";
 import { pixelDataOffset } from "./header-extent.ts";
+import { encodeStoreResponsePdu } from "./store-response.ts";
 import { PDU_TYPE, PduReader, splitPDataTf, type PresentationDataValue } from "./pdu-reader.ts";
 import { part10Header } from "./part10.ts";
 
@@ -83,7 +85,7 @@ export interface DicomListener {
 /** The parts of dcmjs-dimse's Network (not in its typings) that CxrScp.replacePduAccumulator drives. */
 interface DimseNetworkInternals {
   lastPduTime?: number;
-  statistics: { addBytesReceived(n: number): void };
+  statistics: { addBytesReceived(n: number): void; addBytesSent(n: number): void };
   _reset(): void;
   emit(event: "networkError", err: Error): unknown;
   _processPdu(pdu: Buffer): Promise<void>;
@@ -108,11 +110,18 @@ class SpoolFileWritable extends Writable {
   size = 0;
   failure?: Error;
   result?: StoreResult;
-  private fd: number | undefined;
+  /** The file, opened (and given its Part 10 header) on the thread pool while the first fragments arrive. */
+  private readonly opened: Promise<number | undefined>;
+  private fileClosed = false;
+  /** Bytes written since the last fdatasync started, and that fdatasync while it runs. */
+  private unsynced = 0;
+  private earlySync?: Promise<void>;
 
   /** The first dataset bytes (up to HEAD_LIMIT), kept to parse the header without reading the file back. */
   readonly head: Buffer[] = [];
   headLength = 0;
+  /** The header (everything before the top-level Pixel Data), parsed as soon as the head holds all of it. */
+  earlyDataset?: Record<string, unknown>;
 
   constructor(
     readonly path: string,
@@ -120,14 +129,28 @@ class SpoolFileWritable extends Writable {
     readonly request: CStoreRequest,
     readonly transferSyntaxUid: string,
     private readonly syncToDisk: boolean,
+    /** The presentation context the C-STORE came on (its response goes back on it). */
+    readonly presentationContextId: number,
+    /** Called once with the header when it is known before the last fragment (to prepare the study folder). */
+    private readonly onEarlyHeader: (dataset: Record<string, unknown>) => void,
   ) {
     super({ highWaterMark: 1 << 20 });
-    try {
-      this.fd = openSync(path, "w");
-      writeSync(this.fd, part10);
-    } catch (err) {
-      this.failure = err as Error;
-    }
+    this.opened = openAsync(path, "w").then(
+      async (fd) => {
+        try {
+          await writeAsync(fd, part10);
+          return fd;
+        } catch (err) {
+          await closeAsync(fd).catch(() => undefined);
+          this.failure = err as Error;
+          return undefined;
+        }
+      },
+      (err: Error) => {
+        this.failure = err;
+        return undefined;
+      },
+    );
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
@@ -142,39 +165,66 @@ class SpoolFileWritable extends Writable {
   }
 
   private writeChunks(buffers: Buffer[], cb: (err?: Error | null) => void): void {
-    const fd = this.fd;
-    if (fd === undefined || this.failure) return cb();
     let length = 0;
+    let headGrew = false;
     for (const b of buffers) {
       this.hash.update(b);
       length += b.length;
       if (this.headLength < HEAD_LIMIT) {
         this.head.push(b);
         this.headLength += b.length;
+        headGrew = true;
       }
     }
     this.size += length;
-    const rest = (bufs: Buffer[], left: number) => {
-      writev(fd, bufs, (err, written) => {
-        if (err) {
-          this.failure = err;
-          return cb();
-        }
-        if (written >= left) return cb();
-        // A short write (regular files only do this when the disk is full): write what is left.
-        let skip = written;
-        const remaining: Buffer[] = [];
-        for (const b of bufs) {
-          if (skip >= b.length) skip -= b.length;
-          else {
-            remaining.push(b.subarray(skip));
-            skip = 0;
+    if (headGrew && !this.earlyDataset) {
+      this.earlyDataset = headerFromHead(this, false);
+      if (this.earlyDataset) this.onEarlyHeader(this.earlyDataset);
+    }
+    void this.opened.then((fd) => {
+      if (fd === undefined || this.failure) return cb();
+      const rest = (bufs: Buffer[], left: number) => {
+        writev(fd, bufs, (err, written) => {
+          if (err) {
+            this.failure = err;
+            return cb();
           }
-        }
-        rest(remaining, left - written);
+          if (written >= left) {
+            this.startEarlySync(fd, left);
+            return cb();
+          }
+          // A short write (regular files only do this when the disk is full): write what is left.
+          let skip = written;
+          const remaining: Buffer[] = [];
+          for (const b of bufs) {
+            if (skip >= b.length) skip -= b.length;
+            else {
+              remaining.push(b.subarray(skip));
+              skip = 0;
+            }
+          }
+          rest(remaining, left - written);
+        });
+      };
+      rest(buffers, length);
+    });
+  }
+
+  /**
+   * While the rest of the dataset still arrives, flushes what is written so far (one fdatasync at a
+   * time, every EARLY_SYNC_BYTES): the disk works during the transfer, and the final fdatasync in
+   * syncAndClose has only the tail left. Not needed for durability — only the final one counts.
+   */
+  private startEarlySync(fd: number, bytes: number): void {
+    this.unsynced += bytes;
+    if (!this.syncToDisk || this.earlySync || this.unsynced < EARLY_SYNC_BYTES) return;
+    this.unsynced = 0;
+    const sync: Promise<void> = fdatasyncAsync(fd)
+      .catch(() => undefined) // an early flush failing changes nothing: the final fdatasync decides
+      .finally(() => {
+        if (this.earlySync === sync) this.earlySync = undefined;
       });
-    };
-    rest(buffers, length);
+    this.earlySync = sync;
   }
 
   /**
@@ -183,10 +233,11 @@ class SpoolFileWritable extends Writable {
    * timestamps; the directory entry is made durable separately (DirectorySync in finishInstance).
    */
   async syncAndClose(): Promise<void> {
-    const fd = this.fd;
-    this.fd = undefined;
-    if (fd === undefined) return;
+    const fd = await this.opened;
+    if (fd === undefined || this.fileClosed) return;
+    this.fileClosed = true;
     try {
+      await this.earlySync; // the fd must stay open until it is done
       if (this.syncToDisk) await fdatasyncAsync(fd);
     } finally {
       await closeAsync(fd);
@@ -195,9 +246,12 @@ class SpoolFileWritable extends Writable {
 
   /** Closes without syncing (the instance is discarded). */
   async discard(): Promise<void> {
-    const fd = this.fd;
-    this.fd = undefined;
-    if (fd !== undefined) await closeAsync(fd);
+    const fd = await this.opened;
+    if (fd !== undefined && !this.fileClosed) {
+      this.fileClosed = true;
+      await this.earlySync;
+      await closeAsync(fd);
+    }
     try {
       unlinkSync(this.path);
     } catch {
@@ -207,17 +261,20 @@ class SpoolFileWritable extends Writable {
 }
 
 const HEAD_LIMIT = 256 * 1024;
+const EARLY_SYNC_BYTES = 256 * 1024;
 const LITTLE_ENDIAN_SYNTAXES_WITHOUT_DEFLATE = (ts: string) => ts !== "1.2.840.10008.1.2.2" && ts !== "1.2.840.10008.1.2.1.99";
 
 /**
  * The received header (everything before the top-level Pixel Data) from the bytes kept in memory;
  * undefined when they do not hold all of it (the caller then reads the file).
  */
-function headerFromHead(w: SpoolFileWritable): Record<string, unknown> | undefined {
+function headerFromHead(w: SpoolFileWritable, complete: boolean): Record<string, unknown> | undefined {
   if (!LITTLE_ENDIAN_SYNTAXES_WITHOUT_DEFLATE(w.transferSyntaxUid)) return undefined;
   const head = Buffer.concat(w.head, w.headLength);
   let datasetEnd: number | undefined = head.length;
-  if (w.size > head.length) {
+  // Before the last fragment (complete false) the dataset may go on past the head: only a header
+  // that ends at the top-level Pixel Data is known to be whole.
+  if (!complete || w.size > head.length) {
     datasetEnd = pixelDataOffset(head, w.transferSyntaxUid !== "1.2.840.10008.1.2");
     if (datasetEnd === undefined) return undefined;
   }
@@ -230,6 +287,9 @@ function headerFromHead(w: SpoolFileWritable): Record<string, unknown> | undefin
 }
 
 const fdatasyncAsync = promisify(fdatasync);
+const openAsync = promisify(open);
+const writeAsync = (fd: number, buffer: Buffer) =>
+  new Promise<void>((resolve, reject) => writev(fd, [buffer], (err, n) => (err ? reject(err) : n < buffer.length ? reject(new Error(`short write: ${n} of ${buffer.length} bytes`)) : resolve())));
 const closeAsync = promisify(close);
 
 export function startListener(opts: ListenerOptions): Promise<DicomListener> {
@@ -237,8 +297,29 @@ export function startListener(opts: ListenerOptions): Promise<DicomListener> {
   const syncToDisk = opts.syncToDisk ?? true;
   const directorySync = new DirectorySync();
   const syncDirectory = (dir: string) => (syncToDisk ? directorySync.sync(dir) : Promise.resolve());
-  /** Study folders known to exist with a durable entry in the spool folder (skips a stat per instance). */
-  const durableStudyDirs = new Set<string>();
+  /**
+   * Study folders created (or found) with their entry in the spool folder made durable, by study
+   * UID. Started as soon as an instance's header is known (usually from its first fragment), so
+   * the mkdir and the spool folder's fsync overlap the rest of the transfer.
+   */
+  const studyDirs = new Map<string, Promise<string>>();
+  function prepareStudyDir(studyUid: string): Promise<string> {
+    let ready = studyDirs.get(studyUid);
+    if (!ready) {
+      const dir = join(spoolDir, studyUid);
+      ready = mkdir(dir, { recursive: true })
+        .then(() => syncDirectory(spoolDir))
+        .then(() => dir);
+      ready.catch(() => studyDirs.delete(studyUid)); // tried again by the next instance
+      studyDirs.set(studyUid, ready);
+    }
+    return ready;
+  }
+  function prepareStudyDirEarly(dataset: Record<string, unknown>): void {
+    const studyUid = typeof dataset.StudyInstanceUID === "string" ? dataset.StudyInstanceUID : undefined;
+    // Only a valid UID names a folder (it is a path component); anything else waits for finishInstance's checks.
+    if (studyUid && isValidUid(studyUid)) prepareStudyDir(studyUid).catch(() => undefined);
+  }
   const incomingDir = join(spoolDir, "incoming");
   mkdirSync(incomingDir, { recursive: true });
   mkdirSync(quarantineDir, { recursive: true });
@@ -271,7 +352,7 @@ export function startListener(opts: ListenerOptions): Promise<DicomListener> {
     }
     let header;
     try {
-      header = extractHeader(headerFromHead(w) ?? readDicom(w.path, { withPixelData: false }).dataset);
+      header = extractHeader(w.earlyDataset ?? headerFromHead(w, true) ?? readDicom(w.path, { withPixelData: false }).dataset);
     } catch (err) {
       await w.syncAndClose().catch(() => undefined);
       quarantine(w.path, `unreadable dataset from ${callingAe}: ${(err as Error).message}`);
@@ -308,11 +389,7 @@ export function startListener(opts: ListenerOptions): Promise<DicomListener> {
       studyDescription: header.studyDescription,
     };
     try {
-      if (!durableStudyDirs.has(studyDir)) {
-        if (!existsSync(studyDir)) mkdirSync(studyDir, { recursive: true });
-        await syncDirectory(spoolDir);
-        durableStudyDirs.add(studyDir);
-      }
+      await prepareStudyDir(studyUid);
       // Durability before success: the answer goes out only after (a) the file's bytes and size are
       // on disk (fdatasync) and (b) its directory entry in the study folder is on disk (an fsync of
       // the folder that started after the rename; concurrent instances of the study share one), and
@@ -320,7 +397,7 @@ export function startListener(opts: ListenerOptions): Promise<DicomListener> {
       // run at the same time, after the rename. The store commit (WAL, synchronous=NORMAL) may be
       // lost to a power cut, which is why recoverSpool() re-records the spool at start: the spool,
       // not SQLite, is the durable record.
-      renameSync(w.path, finalPath);
+      await rename(w.path, finalPath);
       await Promise.all([w.syncAndClose(), syncDirectory(studyDir)]);
       const outcome = store.addInstance(inst);
       const stored: StoredInstance = { sopInstanceUid: sop!, studyInstanceUid: studyUid, path: finalPath, outcome, callingAeTitle: callingAe };
@@ -464,6 +541,8 @@ export function startListener(opts: ListenerOptions): Promise<DicomListener> {
         request,
         transferSyntaxUid,
         syncToDisk,
+        context.getPresentationContextId(),
+        prepareStudyDirEarly,
       );
       this.writables.set(request, w);
       return w;
@@ -491,11 +570,25 @@ export function startListener(opts: ListenerOptions): Promise<DicomListener> {
     }
 
     override cStoreRequest(request: CStoreRequest, callback: (response: CStoreResponse) => void): void {
-      const response = CStoreResponseClass.fromRequest(request);
       const w = this.writables.get(request);
       const result: StoreResult = !accepted.has(request.getAffectedSopClassUid())
         ? { status: STORE_STATUS.sopClassNotSupported, comment: "SOP Class not accepted" }
         : (w?.result ?? { status: STORE_STATUS.outOfResources, comment: "instance was not received" });
+      if (w) {
+        // Encoded here rather than by dcmjs-dimse (see store-response.ts); same PDU, same socket.
+        const pdu = encodeStoreResponsePdu({
+          presentationContextId: w.presentationContextId,
+          messageIdBeingRespondedTo: request.getMessageId(),
+          affectedSopClassUid: request.getAffectedSopClassUid(),
+          affectedSopInstanceUid: request.getAffectedSopInstanceUid(),
+          status: result.status,
+          errorComment: result.comment,
+        });
+        this.socket.write(pdu);
+        (this as unknown as DimseNetworkInternals).statistics.addBytesSent(pdu.length);
+        return;
+      }
+      const response = CStoreResponseClass.fromRequest(request);
       response.setStatus(result.status);
       if (result.comment) response.setErrorComment(result.comment);
       callback(response);

@@ -62,6 +62,9 @@ export class PduReader {
   private readonly chunks: Buffer[] = [];
   private buffered = 0;
   private failed = false;
+  /** Type and total length of the PDU whose header has been read and whose bytes are still arriving. */
+  private pendingType = 0;
+  private pendingLength: number | undefined;
 
   constructor(
     private readonly onPdu: (type: number, pdu: Buffer) => void,
@@ -73,23 +76,35 @@ export class PduReader {
     this.chunks.push(chunk);
     this.buffered += chunk.length;
     while (this.buffered >= 6) {
-      const head = this.peek(6);
-      const type = head[0]!;
-      if (!KNOWN_TYPES.has(type)) {
-        this.failed = true;
-        this.onError(new Error(`Unknown PDU type: ${type}`));
-        return;
+      if (this.pendingLength === undefined) {
+        const head = this.peek6();
+        const type = head[0]!;
+        if (!KNOWN_TYPES.has(type)) {
+          this.failed = true;
+          this.onError(new Error(`Unknown PDU type: ${type}`));
+          return;
+        }
+        this.pendingType = type;
+        this.pendingLength = 6 + head.readUInt32BE(2);
       }
-      const total = 6 + head.readUInt32BE(2);
-      if (this.buffered < total) return;
-      this.onPdu(type, this.take(total));
+      if (this.buffered < this.pendingLength) return;
+      const bytes = this.take(this.pendingLength);
+      this.pendingLength = undefined;
+      this.onPdu(this.pendingType, bytes);
     }
   }
 
-  /** The first n buffered bytes, without consuming them (a view when the first chunk holds them). */
-  private peek(n: number): Buffer {
+  /** The PDU header (first 6 buffered bytes), without consuming it. */
+  private peek6(): Buffer {
     const first = this.chunks[0]!;
-    return first.length >= n ? first : Buffer.concat(this.chunks, n);
+    if (first.length >= 6) return first;
+    const out = Buffer.allocUnsafe(6);
+    let filled = 0;
+    for (const c of this.chunks) {
+      filled += c.copy(out, filled, 0, Math.min(c.length, 6 - filled));
+      if (filled === 6) break;
+    }
+    return out;
   }
 
   /** Consumes the first n buffered bytes: a view of the first chunk when it holds them, else one join. */

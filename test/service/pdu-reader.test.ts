@@ -1,0 +1,92 @@
+import { describe, expect, it } from "vitest";
+import dimse from "dcmjs-dimse";
+import { PduReader, splitPDataTf } from "../../src/dicom-listener/pdu-reader.ts";
+import { encodeStoreResponsePdu } from "../../src/dicom-listener/store-response.ts";
+
+function pdu(type: number, body: Buffer): Buffer {
+  const head = Buffer.alloc(6);
+  head[0] = type;
+  head.writeUInt32BE(body.length, 2);
+  return Buffer.concat([head, body]);
+}
+function pdv(pcId: number, control: number, value: Buffer): Buffer {
+  const head = Buffer.alloc(6);
+  head.writeUInt32BE(value.length + 2, 0);
+  head[4] = pcId;
+  head[5] = control;
+  return Buffer.concat([head, value]);
+}
+const bytes = (n: number, seed: number) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff));
+
+describe("PDU reader (replaces dcmjs-dimse's accumulator)", () => {
+  const stream = [
+    pdu(0x01, bytes(300, 1)),
+    pdu(0x04, Buffer.concat([pdv(1, 0x03, bytes(90, 2))])),
+    pdu(0x04, Buffer.concat([pdv(1, 0x00, bytes(70_000, 3)), pdv(3, 0x02, bytes(5, 4))])),
+    pdu(0x05, Buffer.alloc(4)),
+  ];
+  const whole = Buffer.concat(stream);
+
+  it("yields the same PDUs, in order, whatever the socket chunk sizes", () => {
+    for (const size of [3, 6, 7, 1000, 65_536, whole.length]) {
+      const got: { type: number; pdu: Buffer }[] = [];
+      const reader = new PduReader(
+        (type, p) => got.push({ type, pdu: Buffer.from(p) }),
+        (err) => {
+          throw err;
+        },
+      );
+      for (let at = 0; at < whole.length; at += size) reader.push(whole.subarray(at, at + size));
+      expect(got.map((g) => g.type)).toEqual([0x01, 0x04, 0x04, 0x05]);
+      got.forEach((g, i) => expect(g.pdu.equals(stream[i]!)).toBe(true));
+    }
+  });
+
+  it("splits a P-DATA-TF into its PDVs (context, command and last-fragment bits, values)", () => {
+    const pdvs = splitPDataTf(stream[2]!);
+    expect(pdvs.map((p) => [p.getPresentationContextId(), p.isCommand(), p.isLastFragment(), p.getValue().length])).toEqual([
+      [1, false, false, 70_000],
+      [3, false, true, 5],
+    ]);
+    expect(pdvs[0]!.getValue().equals(bytes(70_000, 3))).toBe(true);
+    expect(splitPDataTf(stream[1]!)[0]!.isCommand()).toBe(true);
+  });
+
+  it("reports an unknown PDU type and a PDV that overruns its PDU", () => {
+    const errors: Error[] = [];
+    new PduReader(
+      () => undefined,
+      (e) => errors.push(e),
+    ).push(pdu(0x09, Buffer.alloc(2)));
+    expect(errors[0]?.message).toMatch(/Unknown PDU type: 9/);
+    const bad = pdu(0x04, pdv(1, 0x02, bytes(10, 5)));
+    bad.writeUInt32BE(50, 6);
+    expect(() => splitPDataTf(bad)).toThrow(/PDV item length 50/);
+  });
+});
+
+describe("C-STORE-RSP encoded directly", () => {
+  it("decodes (dcmjs-dimse's own command parser) to the status, comment and identifiers given", () => {
+    const encoded = encodeStoreResponsePdu({
+      presentationContextId: 5,
+      messageIdBeingRespondedTo: 0x1234,
+      affectedSopClassUid: "1.2.840.10008.5.1.4.1.1.1",
+      affectedSopInstanceUid: "1.2.3.44",
+      status: 0xa900,
+      errorComment: "missing or invalid studyInstanceUid",
+    });
+    const [rsp] = splitPDataTf(encoded);
+    expect(rsp!.getPresentationContextId()).toBe(5);
+    expect(rsp!.isCommand() && rsp!.isLastFragment()).toBe(true);
+    const ds = new dimse.Dataset(Buffer.from(rsp!.getValue()));
+    const el = ds.getElements() as Record<string, unknown>;
+    expect(el.CommandField).toBe(0x8001);
+    expect(el.MessageIDBeingRespondedTo).toBe(0x1234);
+    expect(el.Status).toBe(0xa900);
+    expect(el.ErrorComment).toBe("missing or invalid studyInstanceUid");
+    expect(el.AffectedSOPClassUID).toBe("1.2.840.10008.5.1.4.1.1.1");
+    expect(el.AffectedSOPInstanceUID).toBe("1.2.3.44");
+    expect(el.CommandDataSetType).toBe(0x0101);
+    expect(el.CommandGroupLength).toBe(rsp!.getValue().length - 12);
+  });
+});
