@@ -270,7 +270,8 @@ const LITTLE_ENDIAN_SYNTAXES_WITHOUT_DEFLATE = (ts: string) => ts !== "1.2.840.1
  */
 function headerFromHead(w: SpoolFileWritable, complete: boolean): Record<string, unknown> | undefined {
   if (!LITTLE_ENDIAN_SYNTAXES_WITHOUT_DEFLATE(w.transferSyntaxUid)) return undefined;
-  const head = Buffer.concat(w.head, w.headLength);
+  // Usually the head is the first fragment alone: used as it is rather than copied.
+  const head = w.head.length === 1 ? w.head[0]! : Buffer.concat(w.head, w.headLength);
   let datasetEnd: number | undefined = head.length;
   // Before the last fragment (complete false) the dataset may go on past the head: only a header
   // that ends at the top-level Pixel Data is known to be whole.
