@@ -262,6 +262,7 @@ class SpoolFileWritable extends Writable {
 
 const HEAD_LIMIT = 256 * 1024;
 const EARLY_SYNC_BYTES = 256 * 1024;
+const STUDY_DIR_CACHE = 10_000;
 const LITTLE_ENDIAN_SYNTAXES_WITHOUT_DEFLATE = (ts: string) => ts !== "1.2.840.10008.1.2.2" && ts !== "1.2.840.10008.1.2.1.99";
 
 /**
@@ -313,6 +314,9 @@ export function startListener(opts: ListenerOptions): Promise<DicomListener> {
         .then(() => dir);
       ready.catch(() => studyDirs.delete(studyUid)); // tried again by the next instance
       studyDirs.set(studyUid, ready);
+      // Only recent studies matter (their instances arrive together); forgetting an old one costs a
+      // mkdir and an fsync of the spool folder if it ever gets more instances.
+      if (studyDirs.size > STUDY_DIR_CACHE) studyDirs.delete(studyDirs.keys().next().value!);
     }
     return ready;
   }
@@ -398,7 +402,16 @@ export function startListener(opts: ListenerOptions): Promise<DicomListener> {
       // run at the same time, after the rename. The store commit (WAL, synchronous=NORMAL) may be
       // lost to a power cut, which is why recoverSpool() re-records the spool at start: the spool,
       // not SQLite, is the durable record.
-      await rename(w.path, finalPath);
+      try {
+        await rename(w.path, finalPath);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+        // The study folder went away after it was prepared (removed by an operator or a retention
+        // job): make it again, durably, and move the file in.
+        studyDirs.delete(studyUid);
+        await prepareStudyDir(studyUid);
+        await rename(w.path, finalPath);
+      }
       await Promise.all([w.syncAndClose(), syncDirectory(studyDir)]);
       const outcome = store.addInstance(inst);
       const stored: StoredInstance = { sopInstanceUid: sop!, studyInstanceUid: studyUid, path: finalPath, outcome, callingAeTitle: callingAe };

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { execFileSync } from "node:child_process";
-import { readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pino } from "pino";
 import { listenerConfigSchema, SOP_CLASS } from "../../src/config/service.ts";
@@ -90,6 +90,16 @@ describe("C-STORE SCP (dcmjs-dimse) against dcmtk storescu", () => {
     const study = String(readDicom(f, { withPixelData: false }).dataset.StudyInstanceUID);
     expect(store.instanceCount(study)).toBe(1);
     expect(store.get(study)?.history.map((h) => h.state)).toEqual(["received"]);
+  });
+
+  it("files an instance again after its study folder was removed behind the listener's back", async () => {
+    if (!requireSharedData()) return;
+    const f = join(SHARED_DICOM, "test2.dcm");
+    const study = String(readDicom(f, { withPixelData: false }).dataset.StudyInstanceUID);
+    rmSync(join(tmp.dir, "spool", study), { recursive: true });
+    const r = await storescu({ port: listener.port, aec: "CXR_TEST", cfg, files: [f] });
+    expect(r.log).toMatch(/Received Store Response \(Success\)/);
+    expect(readdirSync(join(tmp.dir, "spool", study))).toHaveLength(1);
   });
 
   it("refuses an unsupported SOP class (CT) at association", async () => {
