@@ -10,7 +10,7 @@
  *   npx tsx bench/train.ts [--extract 32] [--epochs 5] [--steps 2] [--eval-images 520] [--cache .cache/features]
  */
 import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import * as ort from "onnxruntime-node";
 import { loadPresentationImage } from "../src/image/presentation.ts";
@@ -131,7 +131,8 @@ const report = {
   headOnly: { trainImages: train.length, epochs, secondsPerEpoch: +headEpoch.toFixed(3) },
   lastDenseBlock: { batch: 8, steps, secondsPerStep: +lastStep.toFixed(2), stepsPerEpoch: Math.ceil(train.length / 8), estimatedSecondsPerEpoch: +(lastStep * Math.ceil(train.length / 8)).toFixed(0) },
   evaluation: { images: evalRows.length, seconds: +evalSeconds.toFixed(1), imagesPerSecond: +(evalRows.length / evalSeconds).toFixed(2), bareFullModelSecondsPerImage: +bareEvalPerImage.toFixed(3), ratioCxrOverBare: +(evalSeconds / evalRows.length / bareEvalPerImage).toFixed(3) },
-  note: "2 shared CPU cores; other processes were running",
+  // The machine state the numbers were taken under, measured rather than assumed.
+  machine: { cpus: cpus().length, loadAverage1m: Number(loadavg()[0].toFixed(2)) },
 };
 console.log(JSON.stringify(report, null, 2));
 console.log("");
