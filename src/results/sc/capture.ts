@@ -5,7 +5,7 @@ import { softwareVersions } from "../equipment.ts";
 import type { ResultInput } from "../input.ts";
 import { codeSequence } from "../sr/content.ts";
 import { CODES } from "../sr/codes.ts";
-import { CAPTURE_MAX_SIZE, HEAT_OPACITY, renderCapture, type CaptureLine } from "./render.ts";
+import { CAPTURE_MAX_SIZE, captureBackground, HEAT_OPACITY, renderCapture, type CaptureLine } from "./render.ts";
 
 export const SECONDARY_CAPTURE_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.7";
 export const SC_SERIES_NUMBER = 9002;
@@ -59,10 +59,11 @@ export function buildHeatmapCaptures(input: ResultInput): Record<string, unknown
       description: "summary: no finding at or above its operating point, no overlay",
     }];
 
+  const background = captureBackground(image);
+  const lossy = source.LossyImageCompression === "01" || source.LossyImageCompression === "00" ? source.LossyImageCompression : undefined;
   return pictures.map((picture, k) => {
     const heatmap = picture.finding && result.heatmaps.find((h) => h.label === picture.finding!.label);
-    const rendered = renderCapture(image, heatmap, picture.lines);
-    const lossy = source.LossyImageCompression === "01" || source.LossyImageCompression === "00" ? source.LossyImageCompression : undefined;
+    const rendered = renderCapture(background, heatmap, picture.lines);
     return {
       ...sopCommonAndStudy(basis, card, SECONDARY_CAPTURE_IMAGE_STORAGE, uids.sopInstanceUidsSc(k + 1)),
       // General Series

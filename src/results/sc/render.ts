@@ -43,14 +43,22 @@ const LEVELS = 256;
 const JET_LUT = new Float32Array(LEVELS * 3);
 for (let k = 0; k < LEVELS; k++) JET_LUT.set(jet(k / (LEVELS - 1)).map((c) => c * 255), 3 * k);
 
-/**
- * The presentation image downscaled to captureSize, its heatmap (if any) blended over it in jet with
- * opacity proportional to heat, and `lines` of text burned into a banner at the top.
- */
-export function renderCapture(image: PresentationImage, heatmap: Heatmap | undefined, lines: CaptureLine[]): RgbImage {
-  ensureFont();
+/** Presentation values [0,1] at capture size. */
+export interface CaptureBackground { width: number; height: number; data: Float32Array }
+
+/** The presentation image downscaled to captureSize: done once per source image, shared by all its captures. */
+export function captureBackground(image: PresentationImage): CaptureBackground {
   const { width, height } = captureSize(image.width, image.height);
-  const gray = resizeGray(image.data, image.width, image.height, width, height);
+  return { width, height, data: resizeGray(image.data, image.width, image.height, width, height) };
+}
+
+/**
+ * The capture background with its heatmap (if any) blended over it in jet with opacity proportional
+ * to heat, and `lines` of text burned into a banner at the top.
+ */
+export function renderCapture(background: CaptureBackground, heatmap: Heatmap | undefined, lines: CaptureLine[]): RgbImage {
+  ensureFont();
+  const { width, height, data: gray } = background;
   const heat = heatmap ? upsampleHeatmap(heatmap, width, height) : undefined;
   const rgba = new Uint8ClampedArray(width * height * 4);
   for (let i = 0; i < width * height; i++) {
