@@ -64,15 +64,17 @@ export async function startOrthanc(options: OrthancOptions): Promise<OrthancHand
   const configPath = writeOrthancConfig({ ...options, httpPort, dicomPort, aet });
   const log = createWriteStream(join(options.dir, "orthanc.log"), { flags: "a" });
   const child = spawn(ORTHANC_BINARY, [configPath], { stdio: ["ignore", "pipe", "pipe"] });
-  child.stdout.pipe(log);
-  child.stderr.pipe(log);
+  // Both streams write into one log, so neither may end it: it ends once the process and its pipes closed.
+  child.stdout.pipe(log, { end: false });
+  child.stderr.pipe(log, { end: false });
+  child.once("close", () => log.end());
   const httpUrl = `http://127.0.0.1:${httpPort}`;
 
-  let exited = false;
-  child.on("exit", () => (exited = true));
+  let exited: string | undefined;
+  child.once("exit", (code, signal) => (exited = signal ?? `exit ${code}`));
   const deadline = Date.now() + 30_000;
   for (;;) {
-    if (exited) throw new Error(`Orthanc exited during start; see ${join(options.dir, "orthanc.log")}`);
+    if (exited) throw new Error(`Orthanc exited during start (${exited}); see ${join(options.dir, "orthanc.log")}`);
     try {
       const r = await fetch(`${httpUrl}/system`);
       if (r.ok) break;
@@ -89,9 +91,10 @@ export async function startOrthanc(options: OrthancOptions): Promise<OrthancHand
   async function rest<T>(path: string, init: { method?: string; body?: unknown; raw?: boolean } = {}): Promise<T> {
     const body: string | Uint8Array<ArrayBuffer> | undefined =
       init.body === undefined ? undefined : typeof init.body === "string" ? init.body : Buffer.isBuffer(init.body) ? Uint8Array.from(init.body) : JSON.stringify(init.body);
-    const r = await fetch(`${httpUrl}${path}`, { method: init.method ?? (body === undefined ? "GET" : "POST"), body });
+    const method = init.method ?? (body === undefined ? "GET" : "POST");
+    const r = await fetch(`${httpUrl}${path}`, { method, body });
     const text = await r.text();
-    if (!r.ok) throw new Error(`Orthanc ${init.method ?? "GET"} ${path}: HTTP ${r.status} ${text.slice(0, 300)}`);
+    if (!r.ok) throw new Error(`Orthanc ${method} ${path}: HTTP ${r.status} ${text.slice(0, 300)}`);
     if (init.raw) return text as T;
     return (text ? JSON.parse(text) : undefined) as T;
   }
@@ -117,7 +120,6 @@ export async function startOrthanc(options: OrthancOptions): Promise<OrthancHand
       const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
       await done;
       clearTimeout(timer);
-      log.end();
     },
   };
 }
