@@ -3,7 +3,7 @@ import sharp from "sharp";
 import { DicomReadError } from "../dicom/errors.ts";
 import { applyPresentationLuts } from "../dicom/lut.ts";
 import { readDicom, type DicomFile } from "../dicom/read.ts";
-import { decodeStoredFrame } from "../dicom/stored.ts";
+import { decodeStoredFrame, type StoredFrame } from "../dicom/stored.ts";
 
 export interface PresentationImage {
   width: number;
@@ -17,14 +17,18 @@ export interface PresentationImage {
 
 /** DICOM (Part 10 or bare dataset) or PNG/JPEG, told apart by content, not by file name. */
 export async function loadPresentationImage(path: string): Promise<PresentationImage> {
-  const kind = await sniffKind(path);
+  const kind = await sniffImageKind(path);
   if (kind === "dicom") return presentationFromDicom(readDicom(path));
   return presentationFromRaster(path, kind);
 }
 
 /** Frame `frame` of an already-read DICOM file through decode and the PS3.3 LUT pipeline. */
 export async function presentationFromDicom(file: DicomFile, frame = 0): Promise<PresentationImage> {
-  const stored = await decodeStoredFrame(file, frame);
+  return presentationFromStoredFrame(file, await decodeStoredFrame(file, frame));
+}
+
+/** An already-decoded frame of `file` through the PS3.3 LUT pipeline; a colour-to-gray reduction is named first in steps.modality. */
+export function presentationFromStoredFrame(file: DicomFile, stored: StoredFrame): PresentationImage {
   const { data, steps } = applyPresentationLuts(stored, file.dataset, file.path);
   if (stored.colour) steps.modality = `${stored.colour}; ${steps.modality}`;
   return { width: stored.width, height: stored.height, data, source: { path: file.path, kind: "dicom" }, steps };
@@ -73,7 +77,8 @@ export async function presentationFromRaster(path: string, kind: "png" | "jpeg")
   }
 }
 
-async function sniffKind(path: string): Promise<"dicom" | "png" | "jpeg"> {
+/** PNG and JPEG by their signatures; anything else is read as DICOM (which names what is wrong with it). */
+export async function sniffImageKind(path: string): Promise<"dicom" | "png" | "jpeg"> {
   let head: Buffer;
   try {
     const fh = await open(path, "r");

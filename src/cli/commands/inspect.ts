@@ -1,12 +1,9 @@
-import { open } from "node:fs/promises";
 import type { Command } from "commander";
 import { transferSyntaxName } from "../../dicom/decoders/index.ts";
-import { DicomReadError } from "../../dicom/errors.ts";
-import { applyPresentationLuts } from "../../dicom/lut.ts";
-import { numberValue, readPixelModule, stringValue } from "../../dicom/pixel-module.ts";
+import { stringValue } from "../../dicom/pixel-module.ts";
 import { readDicom } from "../../dicom/read.ts";
 import { decodeStoredFrame } from "../../dicom/stored.ts";
-import { loadPresentationImage } from "../../image/presentation.ts";
+import { presentationFromRaster, presentationFromStoredFrame, sniffImageKind } from "../../image/presentation.ts";
 import { CliError } from "../main.ts";
 
 /** What `cxr inspect` reports; field names are part of the command-line contract. */
@@ -35,23 +32,15 @@ export interface InspectReport {
 }
 
 export async function inspect(path: string): Promise<InspectReport> {
-  const head = Buffer.alloc(8);
-  try {
-    const fh = await open(path, "r");
-    await fh.read(head, 0, 8, 0).finally(() => fh.close());
-  } catch (err) {
-    throw new DicomReadError(path, `cannot read file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-  }
-  const raster = (head[0] === 0x89 && head.toString("latin1", 1, 4) === "PNG") || (head[0] === 0xff && head[1] === 0xd8);
-  if (raster) {
-    const img = await loadPresentationImage(path);
-    return { path, kind: img.source.kind, rows: img.height, columns: img.width, steps: img.steps };
+  const kind = await sniffImageKind(path);
+  if (kind !== "dicom") {
+    const img = await presentationFromRaster(path, kind);
+    return { path, kind, rows: img.height, columns: img.width, steps: img.steps };
   }
   const file = readDicom(path);
-  const pm = readPixelModule(file);
   const stored = await decodeStoredFrame(file);
-  const { steps } = applyPresentationLuts(stored, file.dataset, path);
-  if (stored.colour) steps.modality = `${stored.colour}; ${steps.modality}`;
+  const { steps } = presentationFromStoredFrame(file, stored);
+  const pm = stored.pixelModule;
   const ds = file.dataset;
   return {
     path,
@@ -68,7 +57,7 @@ export async function inspect(path: string): Promise<InspectReport> {
     bitsStored: pm.bitsStored,
     highBit: pm.highBit,
     pixelRepresentation: pm.pixelRepresentation,
-    numberOfFrames: numberValue(ds, "NumberOfFrames") ?? 1,
+    numberOfFrames: pm.numberOfFrames,
     modality: stringValue(ds, "Modality") ?? null,
     bodyPartExamined: stringValue(ds, "BodyPartExamined") ?? null,
     viewPosition: stringValue(ds, "ViewPosition") ?? null,
