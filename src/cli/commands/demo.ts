@@ -203,10 +203,18 @@ export async function runDemo(opts: DemoOptions): Promise<DemoRun> {
       "--destination", `${orthanc.aet}@127.0.0.1:${orthanc.dicomPort}`,
     ];
     service = spawn(process.execPath, args, { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });
-    service.stdout!.pipe(logStream);
-    service.stderr!.pipe(logStream);
+    // Both streams write into one log, so neither may end it: it ends once the process and its pipes closed.
+    service.stdout!.pipe(logStream, { end: false });
+    service.stderr!.pipe(logStream, { end: false });
+    service.once("close", () => logStream.end());
     const apiUrl = `http://127.0.0.1:${httpPort}`;
     await waitForHealth(apiUrl, service, serviceLog);
+    // A plugin that dies later must not leave the demo looking alive.
+    service.once("exit", (code, signal) => {
+      if (stopping) return;
+      polling = false;
+      out(`the plugin service exited unexpectedly (${signal ?? `exit ${code}`}); see ${serviceLog}:\n${tail(serviceLog)}`);
+    });
     out(`plugin: AE ${DEMO_PLUGIN_AET} on DICOM port ${pluginDicom}, API ${apiUrl} (log ${serviceLog})`);
 
     // Upload to the PACS, then have the PACS send the new images to the plugin, as its routing rule
