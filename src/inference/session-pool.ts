@@ -25,6 +25,9 @@ class InProcessRunner implements Runner {
 class WorkerRunner implements Runner {
   private nextId = 0;
   private readonly pending = new Map<number, { resolve: (o: Outputs) => void; reject: (e: Error) => void }>();
+  /** Set once the worker has failed or exited: later runs are rejected with it instead of waiting forever. */
+  private dead: Error | undefined;
+  private readonly exited: Promise<void>;
   private constructor(private readonly worker: Worker) {
     worker.on("message", (msg: { type: string; id: number; outputs?: Outputs; error?: string }) => {
       if (msg.type !== "result") return;
@@ -32,8 +35,13 @@ class WorkerRunner implements Runner {
       this.pending.delete(msg.id);
       if (msg.error) p?.reject(new Error(msg.error)); else p?.resolve(msg.outputs!);
     });
-    const failAll = (err: Error) => { for (const p of this.pending.values()) p.reject(err); this.pending.clear(); };
+    const failAll = (err: Error) => {
+      this.dead ??= err;
+      for (const p of this.pending.values()) p.reject(err);
+      this.pending.clear();
+    };
     worker.on("error", failAll);
+    this.exited = new Promise((resolve) => worker.once("exit", () => resolve()));
     worker.on("exit", (code) => failAll(new Error(`session worker exited (code ${code})`)));
   }
 
@@ -55,6 +63,7 @@ class WorkerRunner implements Runner {
   }
 
   run(input: Float32Array, dims: number[]): Promise<Outputs> {
+    if (this.dead) return Promise.reject(this.dead);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
@@ -64,10 +73,10 @@ class WorkerRunner implements Runner {
     });
   }
 
+  /** Asks the worker to release its session and waits for it to exit (at once if it already has). */
   async close(): Promise<void> {
-    const exited = new Promise<void>((resolve) => this.worker.once("exit", () => resolve()));
-    this.worker.postMessage({ type: "close" });
-    await exited;
+    if (!this.dead) this.worker.postMessage({ type: "close" });
+    await this.exited;
   }
 }
 

@@ -111,6 +111,16 @@ describe("Classifier on a small conv → GAP → Gemm → sigmoid model", () => 
     }
   });
 
+  it("rejects runs on a session worker that has exited, and still closes", async () => {
+    const pooled = await Classifier.load(modelDir, { poolSize: 2, threads: 1 });
+    // The worker thread of the second session, reached through the pool's private runners.
+    const worker = (pooled as unknown as { pool: { runners: { worker?: import("node:worker_threads").Worker }[] } }).pool.runners[1]!.worker!;
+    await worker.terminate();
+    // The pool hands the next image to the most recently idle session: the dead worker's.
+    await expect(pooled.infer(syntheticImage(1))).rejects.toThrow(/session worker exited/);
+    await pooled.close(); // resolves although the worker is gone (it used to wait for an exit that had already happened)
+  });
+
   it("fails clearly for a provider this machine lacks, and falls back only when asked", async () => {
     // The CUDA provider libraries are fetched by ORT's installer only on request; setup skips them.
     const err = await Classifier.load(modelDir, { provider: "cuda" }).catch((e: unknown) => e);
