@@ -17,8 +17,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
-import { applyPresentationLuts, decodeStoredFrameSync, initCodecs, readDicom } from "../src/dicom/index.ts";
-import { encodePng16, toUint16, type PresentationImage } from "../src/image/index.ts";
+import { decodeStoredFrameSync, initCodecs, readDicom } from "../src/dicom/index.ts";
+import { encodePng16, presentationFromStoredFrame, toUint16, type PresentationImage } from "../src/image/index.ts";
 import { RG2_FILES, SHARED_DICOM } from "../test/helpers/shared-data.ts";
 
 const nArg = process.argv.indexOf("--n");
@@ -30,9 +30,7 @@ const median = (xs: number[]) => {
 
 function cxrPresent(path: string): PresentationImage {
   const file = readDicom(path);
-  const stored = decodeStoredFrameSync(file);
-  const { data, steps } = applyPresentationLuts(stored, file.dataset, path);
-  return { width: stored.width, height: stored.height, data, source: { path, kind: "dicom" }, steps };
+  return presentationFromStoredFrame(file, decodeStoredFrameSync(file));
 }
 
 /** The dcmtk command line(s) that turn `input` into a windowed 16-bit PNG, per transfer syntax family. */
