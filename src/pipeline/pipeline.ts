@@ -15,10 +15,6 @@ import { writeResultObjects } from "../results/write.ts";
 import type { ServiceMetrics } from "../worklist/metrics.ts";
 import { writeHeatmapPng } from "./heatmap-png.ts";
 
-/** Comprehensive SR Storage: what src/results/sr writes (TID 1500). */
-// The SR is Comprehensive 3D SR (its SCOORDs may later carry 3D references); the class comes from the builder.
-const COMPREHENSIVE_SR_STORAGE = COMPREHENSIVE_3D_SR_STORAGE;
-
 export interface PipelineOptions {
   store: SqliteStudyStore;
   config: ServiceConfig;
@@ -119,12 +115,27 @@ export class Pipeline {
       if (!next) break;
       this.active++;
       this.updateQueueDepth();
-      const p = this.process(next).finally(() => {
-        this.active--;
-        this.inflight.delete(p);
-        if (this.running) setImmediate(() => this.fill());
-      });
+      // process() keeps its own failures of decode → heatmaps; anything else (the store, selection,
+      // quarantine bookkeeping) must not leave the study "processing" without a reason, nor reject unhandled.
+      const p = this.process(next)
+        .catch((err: Error) => this.failUnexpectedly(next, err))
+        .finally(() => {
+          this.active--;
+          this.inflight.delete(p);
+          if (this.running) setImmediate(() => this.fill());
+        });
       this.inflight.add(p);
+    }
+  }
+
+  private failUnexpectedly(uid: string, err: Error): void {
+    const reason = `processing failed: ${err.message}`.slice(0, 1000);
+    this.opts.logger.error({ study: uid, err: err.message }, "study failed");
+    try {
+      this.opts.store.transition(uid, "failed", { from: ["processing"], reason });
+    } catch (storeErr) {
+      // Left in "processing": requeueInterrupted() takes it up again at the next start.
+      this.opts.logger.error({ study: uid, err: (storeErr as Error).message }, "cannot record the failure of a study");
     }
   }
 
@@ -171,7 +182,7 @@ export class Pipeline {
         heatmaps.push({ label: h.label, path });
       }
       const outputs: OutputRecord[] = [
-        { sopInstanceUid: written.sr.sopInstanceUid, studyInstanceUid: uid, kind: "sr", sopClassUid: String(readDicom(written.sr.path, { withPixelData: false }).dataset.SOPClassUID), path: written.sr.path },
+        { sopInstanceUid: written.sr.sopInstanceUid, studyInstanceUid: uid, kind: "sr", sopClassUid: COMPREHENSIVE_3D_SR_STORAGE /* the class buildStructuredReport writes */, path: written.sr.path },
         ...written.sc.map((s) => ({ sopInstanceUid: s.sopInstanceUid, studyInstanceUid: uid, kind: "sc" as const, sopClassUid: SECONDARY_CAPTURE_IMAGE_STORAGE, path: s.path })),
       ];
       store.recordResults(uid, {
@@ -195,8 +206,8 @@ export class Pipeline {
         try {
           copyFileSync(chosen.path, kept);
           store.addQuarantine(kept, reason, uid);
-        } catch {
-          store.addQuarantine(chosen.path, reason, uid);
+        } catch (copyErr) {
+          store.addQuarantine(chosen.path, `${reason} (not copied to the quarantine: ${(copyErr as Error).message})`, uid);
         }
       }
       store.transition(uid, "failed", { from: ["processing"], reason });
