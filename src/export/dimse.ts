@@ -25,6 +25,14 @@ function isStored(status: number): boolean {
  * failure, never assumed stored.
  */
 export function cStoreFiles(dest: DimseDestination, callingAeTitle: string, paths: string[], timeoutSeconds: number): Promise<SendOutcome[]> {
+  // Read before the client and its timer exist: an unreadable TLS file fails the call without leaving either behind.
+  const tls = dest.tls
+    ? {
+        ca: dest.tls.ca ? readFileSync(dest.tls.ca) : undefined,
+        cert: dest.tls.cert ? readFileSync(dest.tls.cert) : undefined,
+        key: dest.tls.key ? readFileSync(dest.tls.key) : undefined,
+      }
+    : undefined;
   return new Promise((resolve) => {
     const statuses = new Map<string, number>();
     let failure = "";
@@ -62,13 +70,6 @@ export function cStoreFiles(dest: DimseDestination, callingAeTitle: string, path
       finish();
     });
     client.on("closed", finish);
-    const tls = dest.tls
-      ? {
-          ca: dest.tls.ca ? readFileSync(dest.tls.ca) : undefined,
-          cert: dest.tls.cert ? readFileSync(dest.tls.cert) : undefined,
-          key: dest.tls.key ? readFileSync(dest.tls.key) : undefined,
-        }
-      : undefined;
     client.send(dest.host, dest.port, callingAeTitle, dest.aeTitle, {
       connectTimeout: timeoutSeconds * 1000,
       associationTimeout: timeoutSeconds * 1000,
@@ -92,6 +93,7 @@ export async function stowFiles(dest: StowDestination, paths: string[], timeoutS
   parts.push(Buffer.from(`--${boundary}--\r\n`, "latin1"));
   const url = `${dest.url.replace(/\/+$/, "")}/studies`;
   let res: Response;
+  let text: string;
   try {
     res = await fetch(url, {
       method: "POST",
@@ -99,10 +101,10 @@ export async function stowFiles(dest: StowDestination, paths: string[], timeoutS
       body: new Uint8Array(Buffer.concat(parts)),
       signal: AbortSignal.timeout(timeoutSeconds * 1000),
     });
+    text = await res.text();
   } catch (err) {
     return paths.map((path) => ({ path, ok: false, detail: `STOW-RS ${url}: ${(err as Error).message}` }));
   }
-  const text = await res.text();
   if (res.status === 200) return paths.map((path) => ({ path, ok: true, detail: "HTTP 200" }));
   let failed = new Set(sopInstanceUids);
   if (res.status === 202) {

@@ -102,8 +102,14 @@ export class Exporter {
       if (pending.length === 0) continue;
       const paths = pending.map((o) => o.path);
       let outcomes: SendOutcome[];
-      if (dest.kind === "stow") outcomes = await stowFiles(dest, paths, config.export.timeoutSeconds, pending.map((o) => o.sopInstanceUid));
-      else outcomes = await cStoreFiles(dest, dest.callingAeTitle ?? config.dicom.aeTitle, paths, config.export.timeoutSeconds);
+      try {
+        if (dest.kind === "stow") outcomes = await stowFiles(dest, paths, config.export.timeoutSeconds, pending.map((o) => o.sopInstanceUid));
+        else outcomes = await cStoreFiles(dest, dest.callingAeTitle ?? config.dicom.aeTitle, paths, config.export.timeoutSeconds);
+      } catch (err) {
+        // Before anything was sent (a result file or a TLS file unreadable): a failed attempt of this
+        // study like any other, recorded per object and retried, instead of aborting the whole pass.
+        outcomes = paths.map((path) => ({ path, ok: false, detail: `cannot send: ${(err as Error).message}` }));
+      }
       outcomes.forEach((o, k) => {
         const out = pending[k]!;
         if (o.ok) {
