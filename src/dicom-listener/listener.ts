@@ -365,12 +365,13 @@ export function startListener(opts: ListenerOptions): Promise<DicomListener> {
     }
     const sop = header.sopInstanceUid;
     const missing = (["studyInstanceUid", "seriesInstanceUid", "sopInstanceUid"] as const).filter((k) => !header[k] || !isValidUid(header[k]!));
-    if (missing.length || sop !== request.getAffectedSopInstanceUid().replace(/\0/g, "").trim()) await w.syncAndClose().catch(() => undefined);
+    const sopMismatch = sop !== request.getAffectedSopInstanceUid().replace(/\0/g, "").trim();
+    if (missing.length || sopMismatch) await w.syncAndClose().catch(() => undefined);
     if (missing.length) {
       quarantine(w.path, `instance ${sop ?? "(no SOP Instance UID)"} from ${callingAe}: missing or invalid ${missing.join(", ")}`, header.studyInstanceUid);
       return { status: STORE_STATUS.datasetMismatch, comment: `missing or invalid ${missing.join(", ")}`.slice(0, 64) };
     }
-    if (sop !== request.getAffectedSopInstanceUid().replace(/\0/g, "").trim()) {
+    if (sopMismatch) {
       quarantine(w.path, `instance ${sop}: SOP Instance UID differs from the C-STORE's Affected SOP Instance UID`, header.studyInstanceUid);
       return { status: STORE_STATUS.datasetMismatch, comment: "SOP Instance UID mismatch" };
     }
@@ -575,6 +576,8 @@ export function startListener(opts: ListenerOptions): Promise<DicomListener> {
             }
           })
           .catch((err: Error) => {
+            // finishInstance answers its own failures; this is one of its bookkeeping (quarantine record, onStored).
+            logger.error({ err: err.message, sop: w.request.getAffectedSopInstanceUid(), calling: callingAe }, "cannot finish received instance");
             w.result = { status: STORE_STATUS.outOfResources, comment: err.message.slice(0, 64) };
           })
           .finally(() => callback(new Dataset({})));
