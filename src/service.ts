@@ -77,6 +77,14 @@ export async function startService(config: ServiceConfig, opts: StartServiceOpti
   pipeline.start();
   exporter.start();
 
+  // What started so far, stopped in reverse when a later part cannot start.
+  const stopStarted = async () => {
+    await pipeline.stop();
+    await exporter.stop();
+    await api?.server.close();
+    if (ownClassifier) await classifier.close();
+    store.close();
+  };
   let api: RunningService["api"];
   if (opts.api !== false) {
     let tokens = config.api.tokens;
@@ -92,7 +100,14 @@ export async function startService(config: ServiceConfig, opts: StartServiceOpti
       logger,
       model: { name: classifier.card.name, version: classifier.card.version, deviceUid: classifier.card.deviceUid, architecture: classifier.card.architecture, training: classifier.card.training },
     });
-    const where = await server.listen(config.api.httpPort, config.api.bindAddress);
+    let where;
+    try {
+      where = await server.listen(config.api.httpPort, config.api.bindAddress);
+    } catch (err) {
+      await server.close();
+      await stopStarted();
+      throw new Error(`worklist API on ${config.api.bindAddress}:${config.api.httpPort}: ${(err as Error).message}`);
+    }
     api = { server, url: where.url, token: tokens[0]! };
   }
 
@@ -108,10 +123,7 @@ export async function startService(config: ServiceConfig, opts: StartServiceOpti
       onAssociationEnded: (studies) => pipeline.associationEnded(studies),
     });
   } catch (err) {
-    await pipeline.stop();
-    await exporter.stop();
-    await api?.server.close();
-    store.close();
+    await stopStarted();
     throw new Error(`DICOM listener on ${config.dicom.bindAddress}:${config.dicom.port}: ${(err as Error).message}`);
   }
   const refreshStates = () => {

@@ -55,10 +55,10 @@ export function register(program: Command): void {
         throw err;
       }
       const service = await startService(config);
-      await new Promise<void>((resolve) => {
+      await new Promise<void>((resolve, reject) => {
         const stop = (signal: string) => {
           process.stderr.write(`cxr serve: ${signal}, stopping\n`);
-          void service.close().then(resolve);
+          service.close().then(resolve, (err: Error) => reject(new CliError(`stopping the service: ${err.message}`)));
         };
         process.once("SIGINT", () => stop("SIGINT"));
         process.once("SIGTERM", () => stop("SIGTERM"));
