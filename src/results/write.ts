@@ -6,7 +6,7 @@ import type { PresentationImage } from "../image/presentation.ts";
 import type { InferenceResult } from "../inference/classifier.ts";
 import { deriveResultUids, type ResultUids } from "./input.ts";
 import { buildHeatmapCaptures } from "./sc/capture.ts";
-import { copyPatientAndStudy, ResultInputError } from "./source.ts";
+import { copyPatientAndStudy, ResultInputError, sourceReference } from "./source.ts";
 import { buildStructuredReport } from "./sr/document.ts";
 
 export interface WriteResultObjectsOptions {
@@ -34,8 +34,8 @@ export function writeResultObjects(opts: WriteResultObjectsOptions): WrittenResu
   const source = opts.dataset ?? (opts.sourcePath ? readDicom(opts.sourcePath, { withPixelData: false }).dataset : undefined);
   const what = opts.sourcePath ?? opts.image.source.path;
   if (!source) throw new ResultInputError(what, "writeResultObjects needs the source's sourcePath or dataset");
-  const sopInstanceUid = source.SOPInstanceUID;
-  if (typeof sopInstanceUid !== "string" || !sopInstanceUid) throw new ResultInputError(what, "source has no SOP Instance UID");
+  // the same Type 1 identity check the builders make, before its SOP Instance UID is used for the result UIDs
+  const { sopInstanceUid } = sourceReference(source, what);
   const uids = opts.uids ?? deriveResultUids([sopInstanceUid], opts.result.card.deviceUid);
   const input = { source, image: opts.image, result: opts.result, uids, now: opts.now ?? new Date() };
 
