@@ -169,16 +169,6 @@ export function tensorFloats(t: ITensorProto, source = "ONNX model"): Float32Arr
   return new Float32Array(0);
 }
 
-export function tensorInt64s(t: ITensorProto, source = "ONNX model"): number[] {
-  if (t.dataType !== ElemType.INT64) throw new Error(`${source}: tensor ${t.name} is not int64 (data type ${t.dataType})`);
-  if (t.rawData && t.rawData.length > 0) {
-    const copy = new Uint8Array(t.rawData.length);
-    copy.set(t.rawData);
-    return Array.from(new BigInt64Array(copy.buffer), (v) => Number(v));
-  }
-  return (t.int64Data ?? []).map((v) => Number(v));
-}
-
 export function tensorDims(t: ITensorProto): number[] {
   return (t.dims ?? []).map((d) => Number(d));
 }

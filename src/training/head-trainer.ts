@@ -4,8 +4,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { meanAuroc } from "../evaluation/report.ts";
 import { weightedLoss, weightedLossTensor, type LossWeights } from "./loss.ts";
 import { Progress } from "./progress.ts";
-import { seededRandom } from "../model/rng.ts";
-import { shuffled } from "./rng.ts";
+import { seededRandom, shuffled } from "../model/rng.ts";
 import { useCpuBackend } from "./tfjs.ts";
 
 /**

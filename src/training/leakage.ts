@@ -1,6 +1,5 @@
 import type { LabeledRow, LabelTable } from "./dataset.ts";
-import { seededRandom } from "../model/rng.ts";
-import { shuffled } from "./rng.ts";
+import { seededRandom, shuffled } from "../model/rng.ts";
 
 /**
  * The seed's `check_for_leakage(df1, df2, patient_col)`: true when any patient appears in both

@@ -1,8 +1,7 @@
 import { loadPresentationImage } from "../image/presentation.ts";
 import { resizeGray } from "../image/resize.ts";
 import type { InputSpec } from "../image/tensor.ts";
-import { seededRandom } from "../model/rng.ts";
-import { shuffled } from "./rng.ts";
+import { seededRandom, shuffled } from "../model/rng.ts";
 
 /**
  * Normalisation statistics from a sample of the training set, as the seed does for its test
