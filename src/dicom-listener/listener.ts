@@ -338,14 +338,16 @@ export function startListener(opts: ListenerOptions): Promise<DicomListener> {
   const sockets = new Set<Socket>();
 
   function quarantine(tempPath: string, reason: string, studyUid?: string): void {
-    const target = join(quarantineDir, `${new Date().toISOString().replace(/[:.]/g, "-")}-${randomUUID().slice(0, 8)}.dcm`);
+    let kept = join(quarantineDir, `${new Date().toISOString().replace(/[:.]/g, "-")}-${randomUUID().slice(0, 8)}.dcm`);
     try {
-      renameSync(tempPath, target);
-    } catch {
-      /* nothing on disk to keep */
+      renameSync(tempPath, kept);
+    } catch (err) {
+      // The record names where the bytes really are (or that they are gone), not a path that was never made.
+      reason = `${reason} (not moved to the quarantine: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
+      kept = tempPath;
     }
-    store.addQuarantine(target, reason, studyUid);
-    logger.warn({ path: target, reason, study: studyUid }, "instance quarantined");
+    store.addQuarantine(kept, reason, studyUid);
+    logger.warn({ path: kept, reason, study: studyUid }, "instance quarantined");
   }
 
   /** After the last fragment: the file is fsynced; parse its header, move it into place, record it. */
