@@ -56,7 +56,14 @@ export function decodeStoredFrameSync(file: DicomFile, frame = 0): StoredFrame {
       transferSyntaxUid: ts,
     });
   }
-  const { values, colour } = grayStoredValues(decoded, pm, decoder.encapsulated);
+  const gray = grayStoredValues(decoded, pm, decoder.encapsulated);
+  if (!gray) {
+    throw new DicomReadError(file.path, `Photometric Interpretation ${decoded.photometricInterpretation} with ${pm.samplesPerPixel} samples per pixel is not supported`, {
+      tag: "(0028,0004)",
+      transferSyntaxUid: ts,
+    });
+  }
+  const { values, colour } = gray;
   return { width: pm.columns, height: pm.rows, values, pixelModule: pm, transferSyntaxUid: ts, decoder: decoder.name, colour };
 }
 
@@ -77,8 +84,9 @@ function pixelDataValue(file: DicomFile): ArrayBuffer[] {
  * Extracts stored values of one channel. Native data keeps bits above High Bit and below
  * High Bit - Bits Stored + 1 as other data (PS3.5 8.1.1), so we shift and mask; codecs deliver
  * values in the low bits (PS3.5 8.2 requires High Bit = Bits Stored - 1 there), so no shift.
+ * Undefined for a colour Photometric Interpretation other than RGB and YBR_*.
  */
-function grayStoredValues(decoded: DecodedFrame, pm: PixelModule, encapsulated: boolean): { values: Int32Array; colour?: string } {
+function grayStoredValues(decoded: DecodedFrame, pm: PixelModule, encapsulated: boolean): { values: Int32Array; colour?: string } | undefined {
   const n = pm.rows * pm.columns;
   const { bytes } = decoded;
   const words =
@@ -120,7 +128,7 @@ function grayStoredValues(decoded: DecodedFrame, pm: PixelModule, encapsulated: 
     for (let i = 0; i < n; i++) out[i] = Math.round(0.299 * sample(i, 0) + 0.587 * sample(i, 1) + 0.114 * sample(i, 2));
     return { values: out, colour: "RGB: Rec. 601 luma 0.299R+0.587G+0.114B, rounded" };
   }
-  throw new Error(`Photometric Interpretation ${photometric} with ${spp} samples per pixel is not supported`);
+  return undefined; // a colour space we do not reduce to gray: the caller names the file
 }
 
 function alignedView<T>(bytes: Uint8Array, width: number, make: (b: ArrayBuffer, o: number, l: number) => T): T {

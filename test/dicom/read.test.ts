@@ -105,6 +105,13 @@ describe("errors name the file, the tag or syntax, and the reason", () => {
   it("a gray image with a colour Photometric Interpretation is refused rather than guessed", async () => {
     await expectError(writeSynthetic(tmp.dir, "rgb1.dcm", { ...header, PhotometricInterpretation: "RGB" }, new Uint16Array([1, 2, 3, 4])), /\(0028,0004\).*RGB is not defined for 1 sample per pixel/);
   });
+  it("a colour image with a Photometric Interpretation we cannot reduce to gray names the file and tag", async () => {
+    const rgbWords = new Uint16Array(2 * 2 * 3).fill(1);
+    await expectError(
+      writeSynthetic(tmp.dir, "mono3.dcm", { ...header, SamplesPerPixel: 3, PlanarConfiguration: 0 }, rgbWords),
+      /\(0028,0004\).*Photometric Interpretation MONOCHROME2 with 3 samples per pixel is not supported/,
+    );
+  });
   it("a frame beyond Number of Frames is named", async () => {
     const file = readDicom(writeSynthetic(tmp.dir, "oneframe.dcm", header, new Uint16Array([1, 2, 3, 4])));
     await expect(decodeStoredFrame(file, 3)).rejects.toThrow(/\(0028,0008\).*frame 3 does not exist \(Number of Frames 1\)/);
