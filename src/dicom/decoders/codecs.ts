@@ -18,10 +18,6 @@ export function initCodecs(): Promise<void> {
   return ready;
 }
 
-export function codecsReady(): boolean {
-  return codecs.NativeCodecs.isInitialized();
-}
-
 type CodecCall = "decodeRle" | "decodeJpeg" | "decodeJpegLs" | "decodeJpeg2000" | "decodeHtJpeg2000";
 
 /** Runs one WASM decode and checks that the codec delivered exactly one frame of the header's geometry. */
