@@ -11,7 +11,7 @@
  * fixture (the PACS that receives the results). Prints one JSON object, then a table (ms).
  */
 import { execFileSync, spawn } from "node:child_process";
-import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
@@ -20,7 +20,7 @@ import { readDicom } from "../src/dicom/read.ts";
 import { initModelDir } from "../src/model/model-dir.ts";
 import { startOrthanc } from "../src/peers/orthanc.ts";
 import { freePort } from "../src/peers/ports.ts";
-import { startService } from "../src/service.ts";
+import { startService, type RunningService } from "../src/service.ts";
 import { SHARED_DICOM } from "../test/helpers/shared-data.ts";
 
 const arg = (name: string, dflt: number) => {
@@ -31,6 +31,8 @@ const STUDIES = arg("--studies", 8);
 const INPUT_SIZE = arg("--input-size", 224);
 const CONCURRENCY = arg("--concurrency", 2);
 const AET = "CXR_E2E_BENCH";
+/** How long one study may take from its C-STORE to its results in Orthanc before the run fails (instead of polling forever). */
+const RESULT_TIMEOUT_MS = 120_000;
 
 const quantile = (xs: number[], q: number) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -41,6 +43,8 @@ const quantile = (xs: number[], q: number) => {
 
 const work = mkdtempSync(join(tmpdir(), "cxr-bench-e2e-"));
 const orthanc = await startOrthanc({ dir: join(work, "orthanc") });
+// Closed in the finally too: a failed run must not leave the listener and pipeline timers holding the process open.
+let service: RunningService | undefined;
 try {
   initModelDir({ inputSize: INPUT_SIZE, seed: 1, out: join(work, "model") });
   const port = await freePort();
@@ -52,7 +56,7 @@ try {
     pipeline: { concurrency: CONCURRENCY },
     export: { destinations: [{ aeTitle: orthanc.aet, host: "127.0.0.1", port: orthanc.dicomPort }], retryInitialSeconds: 0.2 },
   });
-  const service = await startService(config, { logger: pino({ level: "warn" }), api: false });
+  const running = (service = await startService(config, { logger: pino({ level: "warn" }), api: false }));
 
   let serial = 0;
   function makeInput(kind: "uncompressed" | "jpeg2000"): { path: string; study: string } {
@@ -71,7 +75,7 @@ try {
 
   const cfgLines = ["[[TransferSyntaxes]]", "[U]", "TransferSyntax1 = 1.2.840.10008.1.2", "[J]", "TransferSyntax1 = 1.2.840.10008.1.2.4.90", "[[PresentationContexts]]", "[P]", "PresentationContext1 = 1.2.840.10008.5.1.4.1.1.7\\U", "PresentationContext2 = 1.2.840.10008.5.1.4.1.1.7\\J", "[[Profiles]]", "[Default]", "PresentationContexts = P"];
   const cfg = join(work, "storescu.cfg");
-  (await import("node:fs")).writeFileSync(cfg, `${cfgLines.join("\n")}\n`);
+  writeFileSync(cfg, `${cfgLines.join("\n")}\n`);
 
   function send(path: string): Promise<number> {
     return new Promise((resolve, reject) => {
@@ -83,8 +87,9 @@ try {
   }
 
   async function resultsInOrthanc(study: string): Promise<number> {
+    const deadline = performance.now() + RESULT_TIMEOUT_MS;
     for (;;) {
-      const rec = service.store.get(study);
+      const rec = running.store.get(study);
       if (rec?.state === "failed" || rec?.state === "rejected") throw new Error(`study ${study} ${rec.state}: ${rec.reason}`);
       const expected = rec?.outputs?.sr ? 1 + (rec.outputs.sc?.length ?? 0) : 0;
       if (expected) {
@@ -92,6 +97,7 @@ try {
         const id = found.find((f) => f.Type === "Study")?.ID;
         if (id && (await orthanc.rest<unknown[]>(`/studies/${id}/instances`)).length >= expected) return performance.now();
       }
+      if (performance.now() > deadline) throw new Error(`study ${study}: results not in Orthanc after ${RESULT_TIMEOUT_MS / 1000} s (state ${rec?.state ?? "unknown"}${rec?.reason ? `: ${rec.reason}` : ""})`);
       await new Promise((r) => setTimeout(r, 50));
     }
   }
@@ -121,13 +127,13 @@ try {
       scenarios.push({ input, senders, latenciesMs: latencies.map(Math.round), p50: Math.round(quantile(latencies, 0.5)), p95: Math.round(quantile(latencies, 0.95)), wallS: +((performance.now() - t0) / 1000).toFixed(1) });
     }
   }
-  await service.close();
   const result = { bench: "e2e", studiesPerScenario: STUDIES, modelInputSize: INPUT_SIZE, pipelineConcurrency: CONCURRENCY, peer: "Orthanc (fixtures/orthanc/orthanc.json)", scenarios };
   console.log(JSON.stringify(result));
   console.log("");
   console.log("input          senders   p50 ms   p95 ms   wall s");
   for (const s of scenarios) console.log(`${s.input.padEnd(14)} ${String(s.senders).padStart(7)}   ${String(s.p50).padStart(6)}   ${String(s.p95).padStart(6)}   ${String(s.wallS).padStart(6)}`);
 } finally {
+  await service?.close();
   await orthanc.stop();
   rmSync(work, { recursive: true, force: true });
 }
