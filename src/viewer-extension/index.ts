@@ -12,7 +12,7 @@ import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
-import { Readable } from "node:stream";
+import { pipeline, Readable } from "node:stream";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { BUILD_HASH_FILE, VIEWER_SOURCE_DIR, viewerSourceHash } from "./source-hash.ts";
 
@@ -53,9 +53,12 @@ export async function ensureViewerBuilt(opts: { log?: (msg: string) => void } = 
     if (isViewerBuildCurrent()) return VIEWER_DIST_DIR;
     try {
       mkdirSync(LOCK_DIR);
-    } catch {
-      // Another process builds; a lock older than 10 minutes belongs to a crashed build.
-      if (Date.now() - statSync(LOCK_DIR, { throwIfNoEntry: false })!.mtimeMs > 10 * 60_000) rmSync(LOCK_DIR, { recursive: true, force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw new Error(`viewer build: cannot create the lock ${LOCK_DIR}: ${(err as Error).message}`);
+      // Another process builds; a lock older than 10 minutes belongs to a crashed build. The lock may
+      // already be gone again (that build finished): then the next round sees the build.
+      const lock = statSync(LOCK_DIR, { throwIfNoEntry: false });
+      if (lock && Date.now() - lock.mtimeMs > 10 * 60_000) rmSync(LOCK_DIR, { recursive: true, force: true });
       if (Date.now() > deadline) throw new Error(`viewer build: waited 10 min for ${LOCK_DIR} to be released`);
       await new Promise((r) => setTimeout(r, 500));
       continue;
@@ -80,8 +83,9 @@ export async function ensureViewerBuilt(opts: { log?: (msg: string) => void } = 
  * Request handler (express or plain node:http) that forwards GET requests below its mount point to
  * the PACS DICOMweb root, passing Accept and streaming the answer back. Mount it where the page
  * expects it, e.g. `app.use("/viewer/dicom-web", createDicomwebProxy(cfg.pacs.dicomwebUrl))`.
+ * `onError` hears of every request the PACS did not serve (unreachable, or the body broke off midway).
  */
-export function createDicomwebProxy(pacsDicomwebUrl: string, opts: { headers?: Record<string, string> } = {}) {
+export function createDicomwebProxy(pacsDicomwebUrl: string, opts: { headers?: Record<string, string>; onError?: (message: string) => void } = {}) {
   const root = pacsDicomwebUrl.replace(/\/+$/, "");
   return async (req: IncomingMessage & { url?: string }, res: ServerResponse): Promise<void> => {
     if (req.method !== "GET" && req.method !== "HEAD") {
@@ -111,10 +115,16 @@ export function createDicomwebProxy(pacsDicomwebUrl: string, opts: { headers?: R
         res.end();
         return;
       }
-      Readable.fromWeb(upstream.body as import("node:stream/web").ReadableStream).pipe(res);
+      // pipeline, not pipe: an upstream that breaks off must end the response (and not go unhandled),
+      // and a browser that goes away must cancel the upstream body.
+      pipeline(Readable.fromWeb(upstream.body as import("node:stream/web").ReadableStream), res, (err) => {
+        if (err && err.code !== "ERR_STREAM_PREMATURE_CLOSE") opts.onError?.(`PACS DICOMweb ${target.href}: body broke off: ${err.message}`);
+      });
     } catch (e) {
+      const message = `PACS DICOMweb ${root} not reachable: ${(e as Error).message}`;
+      opts.onError?.(message);
       if (!res.headersSent) res.writeHead(502, { "content-type": "text/plain" });
-      res.end(`PACS DICOMweb ${root} not reachable: ${(e as Error).message}`);
+      res.end(message);
     }
   };
 }

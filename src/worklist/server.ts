@@ -275,7 +275,7 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
   // The viewer (issue #7): its page needs the token like the worklist; its bundle does not. It reads
   // images through a same-origin DICOMweb proxy to the PACS (browsers may not call the PACS directly).
   const viewerDir = opts.viewerDir ?? VIEWER_DIST_DIR;
-  if (api.pacsDicomWebUrl) app.use("/viewer/dicom-web", requireToken, createDicomwebProxy(api.pacsDicomWebUrl));
+  if (api.pacsDicomWebUrl) app.use("/viewer/dicom-web", requireToken, createDicomwebProxy(api.pacsDicomWebUrl, { onError: (message) => logger.warn(message) }));
   app.get(["/viewer", "/viewer/", "/viewer/index.html"], requireToken, (req, res) => {
     if (req.path === "/viewer") return res.redirect(301, `/viewer/${req.originalUrl.slice("/viewer".length)}`);
     if (!existsSync(`${viewerDir}/index.html`)) throw new HttpError(503, `the viewer page is not built (${viewerDir}/index.html missing): build it with npx tsx src/viewer-extension/build.ts`);

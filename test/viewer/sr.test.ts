@@ -105,4 +105,32 @@ describe("DICOMweb proxy", () => {
       await new Promise((r) => upstream.close(r));
     }
   });
+
+  it("ends the response and reports it when the PACS breaks off a body midway, and says so when the PACS is unreachable", async () => {
+    // Announces 1000 bytes, sends 10, then drops the connection.
+    const upstream = createServer((_req, res) => {
+      res.writeHead(200, { "content-type": "application/dicom", "content-length": "1000" });
+      res.write(Buffer.alloc(10), () => res.socket!.destroy());
+    });
+    await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", r));
+    const errors: string[] = [];
+    const upstreamPort = (upstream.address() as AddressInfo).port;
+    const proxy = createServer(createDicomwebProxy(`http://127.0.0.1:${upstreamPort}/dicom-web`, { onError: (m) => errors.push(m) }));
+    await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+    const base = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    try {
+      const r = await fetch(`${base}/studies/1.2.3/instances/4.5.6`);
+      expect(r.status).toBe(200);
+      await expect(r.arrayBuffer()).rejects.toThrow();
+      await expect.poll(() => errors).toEqual([expect.stringContaining(`http://127.0.0.1:${upstreamPort}/dicom-web/studies/1.2.3/instances/4.5.6: body broke off`)]);
+      await new Promise((r) => upstream.close(r));
+      const down = await fetch(`${base}/studies`);
+      expect(down.status).toBe(502);
+      expect(await down.text()).toContain(`PACS DICOMweb http://127.0.0.1:${upstreamPort}/dicom-web not reachable`);
+      expect(errors).toHaveLength(2);
+    } finally {
+      await new Promise((r) => proxy.close(r));
+      if (upstream.listening) await new Promise((r) => upstream.close(r));
+    }
+  });
 });
