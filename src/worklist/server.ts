@@ -379,6 +379,7 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
   const unsubscribe = store.onChange((rec) => {
     const message = JSON.stringify({ type: "study", study: toApiStudy(rec, priorityConfig) });
     for (const client of wss.clients) if (client.readyState === WebSocket.OPEN) client.send(message);
+    logger.debug({ ...studyLogFields(rec, api.logPhi), subscribers: wss.clients.size }, "study pushed to websocket subscribers");
   });
 
   return {

@@ -32,6 +32,26 @@ describe("worklist logs", () => {
     for (const secret of ["Doe^Jane", "PID-4711", "ACC-99", TOKEN]) expect(text).not.toContain(secret);
   });
 
+  it("carry a changed study's patient identifiers only when api.logPhi allows it", async () => {
+    for (const logPhi of [false, true]) {
+      const lines: string[] = [];
+      const sink = new Writable({ write: (chunk, _enc, done) => (lines.push(String(chunk)), done()) });
+      const store = new MemoryStudyStore();
+      const api = createApiServer({
+        store,
+        config: { api: apiConfigSchema.parse({ tokens: [TOKEN], logPhi }), priority: priorityConfigSchema.parse({}) },
+        metrics: createMetrics({ defaultMetrics: false }),
+        logger: pino({ level: "debug" }, sink),
+      });
+      store.put(study("1.9", { patientName: "Doe^Jane", patientId: "PID-4711", accessionNumber: "ACC-99", probs: { Effusion: 0.8 } }));
+      await api.close();
+      const pushed = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === "study pushed to websocket subscribers");
+      expect(pushed).toHaveLength(1);
+      expect(pushed[0]).toMatchObject({ studyInstanceUid: "1.9", state: "done" });
+      expect(pushed[0]!.patientId).toBe(logPhi ? "PID-4711" : undefined);
+    }
+  });
+
   it("studyLogFields adds patient identifiers only with logPhi", () => {
     const rec = study("1.9", { patientName: "Doe^Jane", patientId: "PID-4711", accessionNumber: "ACC-99" });
     expect(studyLogFields(rec, false)).toEqual({ studyInstanceUid: "1.9", state: "done" });
