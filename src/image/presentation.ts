@@ -40,30 +40,21 @@ export function presentationFromStoredFrame(file: DicomFile, stored: StoredFrame
  */
 export async function presentationFromRaster(path: string, kind: "png" | "jpeg"): Promise<PresentationImage> {
   try {
-    const meta = await sharp(path).metadata();
+    const image = sharp(path);
+    const meta = await image.metadata();
     const sixteen = meta.depth === "ushort";
-    const { data, info } = await sharp(path)
+    const { data, info } = await image
       .removeAlpha()
       .toColourspace(sixteen ? "grey16" : "b-w")
       .raw({ depth: sixteen ? "ushort" : "uchar" })
       .toBuffer({ resolveWithObject: true });
     if (info.channels !== 1) throw new Error(`expected 1 gray channel after conversion, got ${info.channels}`);
     const n = info.width * info.height;
-    const out = new Float32Array(n);
-    if (sixteen) {
-      const words = new Uint16Array(data.buffer, data.byteOffset, n);
-      for (let i = 0; i < n; i++) out[i] = words[i]! / 65535;
-    } else {
-      for (let i = 0; i < n; i++) out[i] = data[i]! / 255;
-    }
-    let min = Infinity;
-    let max = -Infinity;
-    for (let i = 0; i < n; i++) {
-      min = Math.min(min, out[i]!);
-      max = Math.max(max, out[i]!);
-    }
-    if (min === max) throw new Error(`image is constant (every value ${min}); refusing a blank image`);
     const full = sixteen ? 65535 : 255;
+    const samples = sixteen ? new Uint16Array(data.buffer, data.byteOffset, n) : data;
+    const out = new Float32Array(n);
+    for (let i = 0; i < n; i++) out[i] = samples[i]! / full;
+    if (out.every((v) => v === out[0])) throw new Error(`image is constant (every value ${out[0]}); refusing a blank image`);
     const colour = meta.channels && meta.channels >= 3 ? "colour reduced to luminance; " : "";
     return {
       width: info.width,

@@ -4,7 +4,7 @@ import { PNG } from "pngjs";
 import sharp from "sharp";
 import { afterAll, describe, expect, it } from "vitest";
 import { main } from "../../src/cli/main.ts";
-import { decodeStoredFrame, readDicom, windowLinear } from "../../src/dicom/index.ts";
+import { DicomReadError, decodeStoredFrame, readDicom, windowLinear } from "../../src/dicom/index.ts";
 import { loadPresentationImage, resizeGray, toUint16 } from "../../src/image/index.ts";
 import { SHARED_DICOM, SHARED_NIH, requireSharedData } from "../helpers/shared-data.ts";
 import { tempDir } from "../helpers/tmp.ts";
@@ -169,5 +169,16 @@ describe.skipIf(!HAVE)("presentation images from the real files", () => {
       smax = Math.max(smax, v);
     }
     expect([min, max]).toEqual([Math.round(windowLinear(smin, 511, 1024) * 65535), Math.round(windowLinear(smax, 511, 1024) * 65535)]);
+  });
+});
+
+describe("raster input errors", () => {
+  it("a constant PNG is refused with the file named, not turned into a blank image", async () => {
+    const path = join(tmp.dir, "constant.png");
+    await sharp(Buffer.alloc(4 * 3, 9), { raw: { width: 4, height: 3, channels: 1 } }).png().toFile(path);
+    const err = await loadPresentationImage(path).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(DicomReadError);
+    expect((err as Error).message).toContain(path);
+    expect((err as Error).message).toMatch(/PNG cannot be read: image is constant \(every value 0\.035\d*\)/);
   });
 });
