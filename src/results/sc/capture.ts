@@ -14,7 +14,7 @@ export const DISCLAIMER = "FOR PRIORITIZATION ONLY — NOT FOR DIAGNOSTIC USE";
 /** Valid Patient Orientation (two CS values, e.g. "P\F"); anything else is written empty (Type 2C). */
 function patientOrientation(value: unknown): string[] | "" {
   const v = typeof value === "string" ? value.split("\\") : Array.isArray(value) ? value : [];
-  return v.length === 2 && v.every((s) => typeof s === "string" && /^[APRLHFL]{1,3}$/.test(s)) ? (v as string[]) : "";
+  return v.length === 2 && v.every((s) => typeof s === "string" && /^[APRLHF]{1,3}$/.test(s)) ? (v as string[]) : "";
 }
 
 function percent(p: number): string {
