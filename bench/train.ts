@@ -25,7 +25,7 @@ import { balancingWeights, computeClassFreqs, weightedLossTensor } from "../src/
 import { normalizationFromSample } from "../src/training/normalization.ts";
 import { forward, isLastBlockParam, toParams } from "../src/training/tf-densenet.ts";
 import { useCpuBackend } from "../src/training/tfjs.ts";
-import { headFromWeights } from "../src/training/train.ts";
+import { headFromWeights } from "../src/training/head-weights.ts";
 
 const arg = (name: string, def: number) => {
   const i = process.argv.indexOf(`--${name}`);

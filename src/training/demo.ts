@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import { MODEL_FILE, readModelCard, type ModelCard } from "../model/card.ts";
 import { FEATURE_CHANNELS, randomDenseNet121Weights, trunkWeights } from "../model/densenet121.ts";
 import { readModelWeights, saveDenseNet121Dir } from "../model/model-dir.ts";
-import { headFromWeights, withHead } from "./train.ts";
+import { headFromWeights, withHead } from "./head-weights.ts";
 
 /**
  * The demo model without a 30 MB file in git: its trunk is the seeded random initialisation

@@ -4,12 +4,13 @@ import { youdenThreshold } from "../evaluation/auroc.ts";
 import { computeMetrics, type EvaluationMetrics } from "../evaluation/report.ts";
 import type { InputSpec } from "../image/tensor.ts";
 import { defaultCardLabels, MODEL_FILE, readModelCard, type ModelCard } from "../model/card.ts";
-import { FEATURE_CHANNELS, HEAD_BIAS, HEAD_KERNEL, type WeightMap } from "../model/densenet121.ts";
+import type { WeightMap } from "../model/densenet121.ts";
 import { readModelWeights, saveDenseNet121Dir } from "../model/model-dir.ts";
 import { DEFAULT_AUGMENTATION, type Augmentation } from "./augment.ts";
 import { DatasetError, readLabelTable, resolveImages, selectSplit, type LabelTable, type ResolvedRow, type Unresolved } from "./dataset.ts";
 import { createTrunk, extractFeatures, type FeatureRequest, type Trunk } from "./features.ts";
-import { predictHead, trainHead, type EpochRecord, type HeadTrainingResult, type HeadWeights } from "./head-trainer.ts";
+import { predictHead, trainHead, type EpochRecord, type HeadTrainingResult } from "./head-trainer.ts";
+import { headFromWeights, withHead } from "./head-weights.ts";
 import { findSplitLeakage, LeakageError, type LeakageFinding } from "./leakage.ts";
 import { balancingWeights, computeClassFreqs, type LossWeights } from "./loss.ts";
 import { normalizationFromSample } from "./normalization.ts";
@@ -53,21 +54,6 @@ export interface TrainReport {
   test: EvaluationMetrics;
   featureSeconds: number;
   featuresComputed: number;
-}
-
-export function headFromWeights(w: WeightMap, classes: number): HeadWeights {
-  const k = w.get(HEAD_KERNEL);
-  const b = w.get(HEAD_BIAS);
-  if (!k || !b) throw new Error(`starting model has no ${HEAD_KERNEL}/${HEAD_BIAS} (not a DenseNet121-14 from cxr model init/import)`);
-  if (k.dims[0] !== FEATURE_CHANNELS || k.dims[1] !== classes) throw new Error(`${HEAD_KERNEL} is [${k.dims.join(",")}], expected [${FEATURE_CHANNELS},${classes}]`);
-  return { kernel: k.data.slice(), bias: b.data.slice(), inputs: FEATURE_CHANNELS, outputs: classes };
-}
-
-export function withHead(w: WeightMap, head: HeadWeights): WeightMap {
-  const out: WeightMap = new Map(w);
-  out.set(HEAD_KERNEL, { dims: [head.inputs, head.outputs], data: head.kernel });
-  out.set(HEAD_BIAS, { dims: [head.outputs], data: head.bias });
-  return out;
 }
 
 const round = (x: number | null, d = 4) => (x === null || Number.isNaN(x) ? null : +x.toFixed(d));

@@ -1,8 +1,7 @@
 import { resolve } from "node:path";
 import type { Command } from "commander";
-import { auditPacs } from "../../evaluation/audit.ts";
-import { DatasetError } from "../../training/dataset.ts";
 import { CliError } from "../main.ts";
+import { intOption } from "./model.ts";
 
 export function register(program: Command): void {
   program
@@ -14,9 +13,12 @@ export function register(program: Command): void {
     .requiredOption("--out <dir>", "output folder (also holds audit-state.jsonl and the retrieved instances)")
     .option("--split <name>", "only rows with this Split value")
     .option("--fresh", "ignore the state of a previous run in --out", false)
-    .option("--bootstrap <n>", "bootstrap resamples for the CIs", (v) => Number(v), 1000)
-    .option("--seed <s>", "bootstrap seed", (v) => Number(v), 1)
+    .option("--bootstrap <n>", "bootstrap resamples for the CIs", intOption("--bootstrap", 1), 1000)
+    .option("--seed <s>", "bootstrap seed", intOption("--seed", 0), 1)
     .action(async (o: { dicomweb: string; labels: string; model: string; out: string; split?: string; fresh: boolean; bootstrap: number; seed: number }) => {
+      // Loaded here, not at startup: the audit pulls in onnxruntime and the plotting stack (vega, resvg).
+      const { auditPacs } = await import("../../evaluation/audit.ts");
+      const { DatasetError } = await import("../../training/dataset.ts");
       try {
         const r = await auditPacs({ dicomweb: o.dicomweb, labels: resolve(o.labels), model: resolve(o.model), out: resolve(o.out), split: o.split, fresh: o.fresh, bootstrapIterations: o.bootstrap, seed: o.seed });
         process.stdout.write(`${resolve(o.out)}: ${r.metrics.n_images} studies evaluated, ${r.metrics.skipped.length} not evaluated, mean AUROC ${r.metrics.mean_auroc?.toFixed(4) ?? "n/a"}\n`);

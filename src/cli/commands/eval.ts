@@ -1,8 +1,7 @@
 import { resolve } from "node:path";
 import type { Command } from "commander";
-import { evaluateModel } from "../../evaluation/evaluate.ts";
 import { CliError } from "../main.ts";
-import { DatasetError } from "../../training/dataset.ts";
+import { intOption } from "./model.ts";
 
 export function register(program: Command): void {
   program
@@ -13,9 +12,12 @@ export function register(program: Command): void {
     .requiredOption("--model <dir>", "model folder (model.onnx + model-card.json)")
     .requiredOption("--out <dir>", "output folder")
     .option("--split <name>", "only rows with this Split value (without a Split column every row is used)")
-    .option("--bootstrap <n>", "bootstrap resamples for the CIs", (v) => Number(v), 1000)
-    .option("--seed <s>", "bootstrap seed", (v) => Number(v), 1)
+    .option("--bootstrap <n>", "bootstrap resamples for the CIs", intOption("--bootstrap", 1), 1000)
+    .option("--seed <s>", "bootstrap seed", intOption("--seed", 0), 1)
     .action(async (o: { labels: string; images: string; model: string; out: string; split?: string; bootstrap: number; seed: number }) => {
+      // Loaded here, not at startup: the evaluation pulls in onnxruntime and the plotting stack (vega, resvg).
+      const { evaluateModel } = await import("../../evaluation/evaluate.ts");
+      const { DatasetError } = await import("../../training/dataset.ts");
       try {
         const { metrics } = await evaluateModel({ labels: resolve(o.labels), images: resolve(o.images), model: resolve(o.model), out: resolve(o.out), split: o.split, bootstrapIterations: o.bootstrap, seed: o.seed });
         process.stdout.write(`${resolve(o.out)}: ${metrics.n_images} images, mean AUROC ${metrics.mean_auroc?.toFixed(4) ?? "n/a"}, ${metrics.skipped.length} skipped\n`);

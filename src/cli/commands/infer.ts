@@ -7,6 +7,7 @@ import { Classifier, upsampleHeatmap, type InferenceResult } from "../../inferen
 import { isProvider, PROVIDERS, type Provider } from "../../inference/providers.ts";
 import { writeDicomResults } from "../../results/write.ts";
 import { CliError } from "../main.ts";
+import { intOption } from "./model.ts";
 
 export interface InferOptions {
   model: string;
@@ -96,14 +97,6 @@ function baseNameOf(input: string): string {
   return basename(input, extname(input)) || basename(input);
 }
 
-function positiveInt(name: string, min = 1): (v: string) => number {
-  return (v) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new CliError(`${name} must be an integer >= ${min}, got "${v}"`);
-    return n;
-  };
-}
-
 export async function runInfer(inputs: string[], opts: InferOptions, log: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): Promise<{ failed: { input: string; reason: string }[]; written: string[] }> {
   const outDir = resolve(opts.out);
   mkdirSync(outDir, { recursive: true });
@@ -155,9 +148,9 @@ export function register(program: Command): void {
       if (!isProvider(v)) throw new CliError(`--provider must be one of ${PROVIDERS.join(", ")}, got "${v}"`);
       return v;
     }, "cpu" as Provider)
-    .option("--threads <N>", "ORT intra-op threads per session (default: ORT's, one per core)", positiveInt("--threads"))
-    .option("--batch <N>", "images per session run", positiveInt("--batch"), 1)
-    .option("--pool <N>", "sessions running at the same time (the extra ones in worker threads)", positiveInt("--pool"), 1)
+    .option("--threads <N>", "ORT intra-op threads per session (default: ORT's, one per core)", intOption("--threads", 1))
+    .option("--batch <N>", "images per session run", intOption("--batch", 1), 1)
+    .option("--pool <N>", "sessions running at the same time (the extra ones in worker threads)", intOption("--pool", 1), 1)
     .option("--features", "also write <out>/<name>.features.json (final feature map and its global average)", false)
     .option("--dicom", "for DICOM inputs also write <out>/<name>.sr.dcm (TID 1500 SR) and <out>/<name>.sc-<n>.dcm (heatmap Secondary Captures)", false)
     .option("--allow-fallback", "use the cpu provider if the requested one cannot start, instead of failing", false)

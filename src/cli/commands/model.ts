@@ -20,7 +20,8 @@ function numberList(name: string): (v: string) => [number, number, number] {
   };
 }
 
-function intOption(name: string, min: number): (v: string) => number {
+/** Commander parser of an integer option (`--seed`, `--input-size`, `--batch`, ...): anything else is a one-line CliError. */
+export function intOption(name: string, min: number): (v: string) => number {
   return (v) => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < min) throw new CliError(`${name} must be an integer >= ${min}, got "${v}"`);

@@ -4,6 +4,7 @@ import type { Command } from "commander";
 import { DatasetError, readLabelTable, toCsv } from "../../training/dataset.ts";
 import { findSplitLeakage, patientSplit, withSplitColumn } from "../../training/leakage.ts";
 import { CliError } from "../main.ts";
+import { intOption } from "./model.ts";
 
 export function register(program: Command): void {
   program
@@ -12,7 +13,7 @@ export function register(program: Command): void {
     .requiredOption("--labels <csv>", "labels CSV (needs a PatientId column)")
     .requiredOption("--out <csv>", "CSV to write")
     .option("--fractions <t,v,t>", "train,valid,test fractions of images", "0.7,0.15,0.15")
-    .option("--seed <s>", "shuffle seed", (v) => Number(v), 1)
+    .option("--seed <s>", "shuffle seed", intOption("--seed", 0), 1)
     .action((o: { labels: string; out: string; fractions: string; seed: number }) => {
       const f = o.fractions.split(",").map(Number);
       if (f.length !== 3 || f.some((x) => !(x >= 0))) throw new CliError(`--fractions must be three non-negative numbers, got "${o.fractions}"`);

@@ -1,10 +1,6 @@
 import { resolve } from "node:path";
 import type { Command } from "commander";
 import { DEFAULT_AUGMENTATION } from "../../training/augment.ts";
-import { DatasetError } from "../../training/dataset.ts";
-import { LeakageError } from "../../training/leakage.ts";
-import { trainFullNetwork } from "../../training/full-trainer.ts";
-import { trainModel } from "../../training/train.ts";
 import { CliError } from "../main.ts";
 
 const num = (v: string) => {
@@ -41,6 +37,11 @@ export function register(program: Command): void {
     .option("--hflip", "allow horizontal flips in augmentation (off by default: laterality is anatomy)", false)
     .action(async (o: Record<string, unknown>) => {
       if (o.backend !== "cpu" && o.backend !== "webgpu") throw new CliError(`--backend must be cpu or webgpu, got "${String(o.backend)}"`);
+      // Loaded here, not at startup: the trainers pull in tfjs, onnxruntime and the plotting stack, which other commands do not need.
+      const { DatasetError } = await import("../../training/dataset.ts");
+      const { LeakageError } = await import("../../training/leakage.ts");
+      const { trainFullNetwork } = await import("../../training/full-trainer.ts");
+      const { trainModel } = await import("../../training/train.ts");
       try {
         const common = {
           labels: resolve(o.labels as string),
