@@ -1,7 +1,9 @@
 /**
- * Content hash of everything the viewer bundle is built from: its own sources, the label list it
- * imports, and the installed Cornerstone versions (package-lock.json). The build writes it next to
- * the bundle, so "is the bundle stale?" is a hash comparison, independent of file times.
+ * Content hash of everything the viewer bundle is built from: its browser sources (lib/, page/), the
+ * vite configuration, the label list it imports, and the installed Cornerstone versions
+ * (package-lock.json). The Node side (index.ts, build.ts, this file) is not in the bundle, so editing it
+ * does not force a rebuild. The build writes the hash next to the bundle, so "is the bundle stale?" is
+ * a hash comparison, independent of file times.
  */
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync, statSync } from "node:fs";
@@ -15,14 +17,19 @@ export const BUILD_HASH_FILE = "build-hash.txt";
 function files(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
     const p = join(dir, name);
-    if (name === "dist" || name.startsWith("dist.") || name === "node_modules") return [];
     return statSync(p).isDirectory() ? files(p) : [p];
   });
 }
 
 export function viewerSourceHash(): string {
   const h = createHash("sha256");
-  const inputs = [...files(VIEWER_SOURCE_DIR), join(REPO, "src/model/labels.ts"), join(REPO, "package-lock.json")].sort();
+  const inputs = [
+    ...files(join(VIEWER_SOURCE_DIR, "lib")),
+    ...files(join(VIEWER_SOURCE_DIR, "page")),
+    join(VIEWER_SOURCE_DIR, "vite.config.ts"),
+    join(REPO, "src/model/labels.ts"),
+    join(REPO, "package-lock.json"),
+  ].sort();
   for (const p of inputs) {
     h.update(relative(REPO, p)).update("\0").update(readFileSync(p)).update("\0");
   }
