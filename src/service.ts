@@ -50,7 +50,7 @@ export async function startService(config: ServiceConfig, opts: StartServiceOpti
   const logger = opts.logger ?? pino({ level: config.logLevel });
   const paths = dataPaths(config.dataDir);
   mkdirSync(config.dataDir, { recursive: true });
-  const store = new SqliteStudyStore(paths.store);
+  const store = new SqliteStudyStore(paths.store, (err, study) => logger.error({ study, err: err.message }, "study change listener failed"));
   recoverSpool(store, paths.spool, logger);
   const metrics = createMetrics({ defaultMetrics: opts.api !== false });
   const ownClassifier = !opts.classifier;

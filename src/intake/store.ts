@@ -177,7 +177,11 @@ export class SqliteStudyStore implements StudyStore {
   readonly db: Database.Database;
   private readonly listeners = new Set<(rec: StudyRecord) => void>();
 
-  constructor(readonly path: string) {
+  /** `onListenerError`: where a failing onChange listener is reported (it never breaks the write that emitted). */
+  constructor(
+    readonly path: string,
+    private readonly onListenerError?: (err: Error, studyUid: string) => void,
+  ) {
     mkdirSync(dirname(path), { recursive: true });
     this.db = new Database(path);
     this.db.pragma("journal_mode = WAL");
@@ -202,8 +206,9 @@ export class SqliteStudyStore implements StudyStore {
     for (const l of this.listeners) {
       try {
         l(rec);
-      } catch {
-        /* a listener's failure must not break intake */
+      } catch (err) {
+        // A listener's failure must not break intake; it is reported, not swallowed.
+        this.onListenerError?.(err as Error, studyUid);
       }
     }
   }
