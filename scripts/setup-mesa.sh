@@ -5,6 +5,8 @@
 # run in CI on machines without a GPU.
 #
 # Idempotent: does nothing when .cache/mesa/env.sh exists and its ICD library is there.
+# Relocatable: env.sh finds its own folder and the ICD json names the driver relative to itself (as the
+# Vulkan loader allows), so .cache/mesa keeps working when the checkout is copied elsewhere (bench/gpu.sh).
 # Apt runs with a PRIVATE source list and state (lists, cache) under .cache/mesa, reading the mirror
 # URI from the machine's configured Debian source, so the system's apt configuration is untouched.
 # Result: .cache/mesa/env.sh, to be sourced (sets VK_ICD_FILENAMES, LD_LIBRARY_PATH, XDG_RUNTIME_DIR).
@@ -14,8 +16,29 @@ ROOT_DIR=$PWD
 MESA=$ROOT_DIR/.cache/mesa
 ENV_FILE=$MESA/env.sh
 ICD_JSON=$MESA/lvp_icd.json
+LIB_REL=root/usr/lib/x86_64-linux-gnu
 
-if [ -f "$ENV_FILE" ] && [ -f "$ICD_JSON" ] && [ -f "$MESA/root/usr/lib/x86_64-linux-gnu/libvulkan_lvp.so" ]; then
+# Writes lvp_icd.json and env.sh for the driver extracted under $MESA/root.
+write_config() {
+  local version src_icd
+  version=$(zcat "$MESA/root/usr/share/doc/mesa-vulkan-drivers/changelog.Debian.gz" | sed -n '1s/^[^(]*(\([^)]*\)).*/\1/p')
+  # The packaged ICD json names the system path of the driver; point it at the extracted one.
+  src_icd=$(ls "$MESA"/root/usr/share/vulkan/icd.d/lvp_icd*.json | head -1)
+  sed "s#\"library_path\": *\"[^\"]*\"#\"library_path\": \"$LIB_REL/libvulkan_lvp.so\"#" "$src_icd" > "$ICD_JSON"
+  cat > "$ENV_FILE" <<EOF
+# Written by scripts/setup-mesa.sh: Mesa $version lavapipe for ORT's webgpu provider without a GPU.
+MESA_DIR=\$(cd "\$(dirname "\${BASH_SOURCE[0]}")" && pwd)
+export VK_ICD_FILENAMES="\$MESA_DIR/lvp_icd.json"
+export LD_LIBRARY_PATH="\$MESA_DIR/$LIB_REL\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
+export XDG_RUNTIME_DIR="\${XDG_RUNTIME_DIR:-\$MESA_DIR/xdg-runtime}"
+mkdir -p "\$XDG_RUNTIME_DIR" && chmod 700 "\$XDG_RUNTIME_DIR"
+unset MESA_DIR
+EOF
+}
+
+if [ -f "$MESA/$LIB_REL/libvulkan_lvp.so" ]; then
+  # Written by an older version of this script with absolute paths: rewrite the two files, nothing else.
+  if [ ! -f "$ENV_FILE" ] || [ ! -f "$ICD_JSON" ] || ! grep -q BASH_SOURCE "$ENV_FILE"; then write_config; fi
   exit 0
 fi
 if [ "$(dpkg --print-architecture)" != amd64 ]; then
@@ -106,15 +129,5 @@ if [ -n "$still" ]; then
   exit 1
 fi
 
-# The packaged ICD json names the system path of the driver; point it at the extracted one.
-src_icd=$(ls "$MESA"/root/usr/share/vulkan/icd.d/lvp_icd*.json | head -1)
-sed "s#\"library_path\": *\"[^\"]*\"#\"library_path\": \"$LIBDIR/libvulkan_lvp.so\"#" "$src_icd" > "$ICD_JSON"
-
-cat > "$ENV_FILE" <<EOF
-# Written by scripts/setup-mesa.sh: Mesa $(dpkg-deb -f "$(ls "$MESA"/debs/mesa-vulkan-drivers_*.deb | head -1)" Version) lavapipe for ORT's webgpu provider without a GPU.
-export VK_ICD_FILENAMES="$ICD_JSON"
-export LD_LIBRARY_PATH="$LIBDIR\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
-export XDG_RUNTIME_DIR="\${XDG_RUNTIME_DIR:-$MESA/xdg-runtime}"
-mkdir -p "\$XDG_RUNTIME_DIR" && chmod 700 "\$XDG_RUNTIME_DIR"
-EOF
+write_config
 echo "setup-mesa: ready; source $ENV_FILE" >&2
