@@ -6,6 +6,7 @@ import { loadPresentationImage, type PresentationImage } from "../image/presenta
 import { toModelTensor, type InputSpec } from "../image/tensor.ts";
 import { buildDenseNet121Model, FEATURE_CHANNELS, FEATURES_OUTPUT, featureGridSize, INPUT_NAME, trunkWeights, type WeightMap } from "../model/densenet121.ts";
 import { ElemType, encodeModel, valueInfo } from "../model/onnx-builder.ts";
+import { sessionOptions } from "../inference/providers.ts";
 import type { Augmentation } from "./augment.ts";
 import { applyAugmentation, augmentationKey } from "./augment.ts";
 import { Progress } from "./progress.ts";
@@ -28,7 +29,7 @@ export async function createTrunk(weights: WeightMap, spec: InputSpec, threads =
   if (spec.layout !== "NCHW") throw new Error(`the DenseNet121 trunk takes NCHW input, the spec says ${spec.layout}`);
   const bytes = encodeModel(buildDenseNet121Model({ inputSize: spec.size, weights: trunkWeights(weights), part: "trunk" }));
   const key = createHash("sha256").update(bytes).update(JSON.stringify(spec)).digest("hex");
-  const session = await ort.InferenceSession.create(bytes, { executionProviders: ["cpu"], intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: "all" });
+  const session = await ort.InferenceSession.create(bytes, sessionOptions("cpu", threads));
   return { key, spec, session, close: () => session.release() };
 }
 
@@ -73,22 +74,23 @@ export interface FeatureRequest {
   copy: number;
 }
 
+/** One folder of fixed-length float32 arrays, one `<image sha>[-<augmentation>].f32` file per image. */
 export class FeatureCache {
-  readonly dir: string;
-  constructor(root: string, trunk: Trunk) {
-    this.dir = join(root, trunk.key.slice(0, 32));
-    mkdirSync(this.dir, { recursive: true });
+  /** `floats`: the length of every entry (a file of another size is a torn write and is recomputed). */
+  constructor(readonly dir: string, private readonly floats: number) {
+    mkdirSync(dir, { recursive: true });
   }
-  file(imageSha: string, aug: string): string {
+  file(imageSha: string, aug = ""): string {
     return join(this.dir, `${imageSha}${aug ? `-${aug}` : ""}.f32`);
   }
-  get(imageSha: string, aug: string): Float32Array | undefined {
+  get(imageSha: string, aug = ""): Float32Array | undefined {
     const p = this.file(imageSha, aug);
     if (!existsSync(p)) return undefined;
     const b = readFileSync(p);
-    if (b.byteLength !== FEATURE_CHANNELS * 4) return undefined; // a torn write from an interrupted run: recompute
+    if (b.byteLength !== this.floats * 4) return undefined; // a torn write from an interrupted run: recompute
     return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
   }
+  /** Written to a temporary file and renamed, so a reader never sees a partial entry. */
   put(imageSha: string, aug: string, f: Float32Array): void {
     const p = this.file(imageSha, aug);
     const tmp = `${p}.${process.pid}.tmp`;
@@ -112,7 +114,7 @@ export interface ExtractOptions {
  * named (training data must be complete; evaluation reports and skips them before this point).
  */
 export async function extractFeatures(trunk: Trunk, reqs: FeatureRequest[], opts: ExtractOptions): Promise<{ features: Float32Array[]; computed: number; seconds: number }> {
-  const cache = new FeatureCache(opts.cacheDir, trunk);
+  const cache = new FeatureCache(join(opts.cacheDir, trunk.key.slice(0, 32)), FEATURE_CHANNELS);
   const batchSize = opts.batchSize ?? 8;
   const features = new Array<Float32Array>(reqs.length);
   const shaOf = new Map<string, string>();
@@ -167,25 +169,19 @@ export async function extractBlock5Inputs(
   model.graph!.output = [valueInfo(BLOCK5_INPUT, ElemType.FLOAT, ["N", BLOCK5_CHANNELS, grid, grid])];
   const bytes = encodeModel(model);
   const key = createHash("sha256").update(bytes).update(JSON.stringify(spec)).digest("hex");
-  const dir = join(opts.cacheDir, `${key.slice(0, 32)}-block5`);
-  mkdirSync(dir, { recursive: true });
   const per = BLOCK5_CHANNELS * grid * grid;
+  const cache = new FeatureCache(join(opts.cacheDir, `${key.slice(0, 32)}-block5`), per);
   const inputs = new Array<Float32Array>(paths.length);
-  const pending: { i: number; file: string }[] = [];
+  const pending: { i: number; sha: string }[] = [];
   paths.forEach((p, i) => {
-    const file = join(dir, `${fileSha256(p)}.f32`);
-    if (existsSync(file)) {
-      const b = readFileSync(file);
-      if (b.byteLength === per * 4) {
-        inputs[i] = new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
-        return;
-      }
-    }
-    pending.push({ i, file });
+    const sha = fileSha256(p);
+    const hit = cache.get(sha);
+    if (hit) inputs[i] = hit;
+    else pending.push({ i, sha });
   });
   const t0 = performance.now();
   if (pending.length) {
-    const session = await ort.InferenceSession.create(bytes, { executionProviders: ["cpu"], intraOpNumThreads: opts.threads ?? 2, interOpNumThreads: 1 });
+    const session = await ort.InferenceSession.create(bytes, sessionOptions("cpu", opts.threads ?? 2));
     const bar = opts.progress === false ? undefined : new Progress(opts.label ?? "block 5 inputs", pending.length);
     const batch = opts.batchSize ?? 8;
     try {
@@ -197,12 +193,11 @@ export async function extractBlock5Inputs(
         const out = await session.run({ [INPUT_NAME]: new ort.Tensor("float32", x, [imgs.length, 3, spec.size, spec.size]) });
         const data = out[BLOCK5_INPUT]!.data as Float32Array;
         const plane = grid * grid;
-        chunk.forEach(({ i, file }, k) => {
+        chunk.forEach(({ i, sha }, k) => {
           const nhwc = new Float32Array(per);
           for (let c = 0; c < BLOCK5_CHANNELS; c++) for (let p = 0; p < plane; p++) nhwc[p * BLOCK5_CHANNELS + c] = data[k * per + c * plane + p]!;
           inputs[i] = nhwc;
-          writeFileSync(`${file}.${process.pid}.tmp`, new Uint8Array(nhwc.buffer));
-          renameSync(`${file}.${process.pid}.tmp`, file);
+          cache.put(sha, "", nhwc);
         });
         bar?.tick(chunk.length);
       }
