@@ -111,7 +111,7 @@ export function buildHeatmapCaptures(input: ResultInput): Record<string, unknown
       BitsStored: 8,
       HighBit: 7,
       PixelRepresentation: 0,
-      PixelData: [rendered.rgb.buffer.slice(rendered.rgb.byteOffset, rendered.rgb.byteOffset + rendered.rgb.byteLength)],
+      PixelData: [rendered.rgb.buffer],
       _vrMap: { PixelData: "OB" },
     };
   });

@@ -13,7 +13,7 @@ export const FONT_PATH = process.env.CXR_FONT ?? "/usr/share/fonts/truetype/deja
 const FONT_FAMILY = "CXR Capture Sans";
 
 export interface CaptureLine { text: string; color: string }
-export interface RgbImage { width: number; height: number; /** RGB, 8 bits per sample, pixel-interleaved. */ rgb: Uint8Array }
+export interface RgbImage { width: number; height: number; /** RGB, 8 bits per sample, pixel-interleaved; the whole of its buffer. */ rgb: Uint8Array<ArrayBuffer> }
 
 let fontRegistered = false;
 function ensureFont(): void {
