@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { PresentationImage } from "../image/presentation.ts";
 import { toModelTensor } from "../image/tensor.ts";
-import { MODEL_FILE, readModelCard, type CodedConcept, type ModelCard } from "../model/card.ts";
+import { checkWeightsMatchCard, MODEL_FILE, readModelCard, type CodedConcept, type ModelCard } from "../model/card.ts";
 import { findLinearAfterPool, type ClassifierHead } from "../model/head.ts";
 import { decodeModel, encodeModel } from "../model/onnx-builder.ts";
 import { normalizeActivationMaps, upsampleHeatmap, type Heatmap } from "./gradcam.ts";
@@ -51,12 +51,14 @@ export class Classifier {
     private readonly keepFeatures: boolean,
   ) {}
 
-  /** `<modelDir>/model.onnx` + `<modelDir>/model-card.json`; checks that the card and the graph agree. */
+  /** `<modelDir>/model.onnx` + `<modelDir>/model-card.json`; checks that the card and the graph (its weights, head and input) agree. */
   static async load(modelDir: string, opts: ClassifierOptions = {}): Promise<Classifier> {
     const card = readModelCard(modelDir);
     const modelPath = join(modelDir, MODEL_FILE);
     const bytes = readFileSync(modelPath);
     const model = decodeModel(bytes, modelPath);
+    // Results carry the card's Device UID: refuse weights that are not the ones the card describes.
+    checkWeightsMatchCard(model, card, modelPath);
     // GradCAM's weights: the dense layer after global average pooling of the features output.
     const head = findLinearAfterPool(model, card.outputs.features, modelPath);
     if (head.classes !== card.labels.length) throw new Error(`${modelPath}: the dense head has ${head.classes} outputs but the card lists ${card.labels.length} labels`);

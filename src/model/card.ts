@@ -134,6 +134,15 @@ export function weightsSha256(model: IModelProto): string {
   return h.digest("hex");
 }
 
+/**
+ * Checks that a model file holds the weights its card names (same SHA-256, hence the same Device UID), so a
+ * swapped or edited model file cannot report results under another model's identity. `path` names the file.
+ */
+export function checkWeightsMatchCard(model: IModelProto, card: ModelCard, path: string): void {
+  const sha = weightsSha256(model);
+  if (sha !== card.weightsSha256) throw new Error(`${path}: weights SHA-256 ${sha} differs from the card's ${card.weightsSha256} (device UID ${card.deviceUid}); the model file was replaced or the card belongs to other weights`);
+}
+
 /** Card labels with their coded concepts and the default, uncalibrated operating point. */
 export function defaultCardLabels(names: readonly string[], thresholds: Record<string, { threshold: number; method: string }> = {}): CardLabel[] {
   return names.map((name) => ({

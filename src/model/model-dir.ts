@@ -1,6 +1,6 @@
 import { mkdirSync, readFileSync, writeFileSync, renameSync } from "node:fs";
 import { join } from "node:path";
-import { buildModelCard, weightsSha256, CARD_FILE, defaultCardLabels, MODEL_FILE, writeModelCard, type CardFields, type CardInputSpec, type ModelCard } from "./card.ts";
+import { buildModelCard, checkWeightsMatchCard, CARD_FILE, defaultCardLabels, MODEL_FILE, writeModelCard, type CardFields, type CardInputSpec, type ModelCard } from "./card.ts";
 import { buildDenseNet121Model, FEATURES_OUTPUT, PROBABILITIES_OUTPUT, randomDenseNet121Weights, type BuildOptions } from "./densenet121.ts";
 import { NIH_LABELS } from "./labels.ts";
 import { decodeModel, encodeModel, readInitializers, type IModelProto, type ModelProto, type WeightMap } from "./onnx-builder.ts";
@@ -37,14 +37,10 @@ export function readModelWeights(path: string): WeightMap {
   return readInitializers(readOnnxModel(path), path);
 }
 
-/**
- * Checks that `<dir>/model.onnx` holds the weights the card names (same SHA-256, hence the same Device UID),
- * so a swapped or edited model file cannot report results under another model's identity.
- */
+/** `<dir>/model.onnx` holds the weights the card names (see checkWeightsMatchCard). */
 export function verifyModelWeights(dir: string, card: ModelCard): void {
   const path = join(dir, MODEL_FILE);
-  const sha = weightsSha256(readOnnxModel(path));
-  if (sha !== card.weightsSha256) throw new Error(`${path}: weights SHA-256 ${sha} differs from the card's ${card.weightsSha256} (device UID ${card.deviceUid}); the model file was replaced or the card belongs to other weights`);
+  checkWeightsMatchCard(readOnnxModel(path), card, path);
 }
 
 export interface InitOptions {

@@ -1,4 +1,5 @@
 import { spawnSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -109,6 +110,13 @@ describe("Classifier on a small conv → GAP → Gemm → sigmoid model", () => 
     } finally {
       await Promise.all([single.close(), batched.close(), pooled.close()]);
     }
+  });
+
+  it("refuses a model.onnx whose weights are not the ones its card names (results would carry the wrong Device UID)", async () => {
+    const swapped = join(tmp.dir, "swapped");
+    writeSmallModelDir(swapped, model, 64);
+    writeFileSync(join(swapped, "model.onnx"), buildSmallModel({ seed: 4 }).bytes);
+    await expect(Classifier.load(swapped)).rejects.toThrow(/swapped\/model\.onnx: weights SHA-256 [0-9a-f]{64} differs from the card's/);
   });
 
   it("rejects runs on a session worker that has exited, and still closes", async () => {
