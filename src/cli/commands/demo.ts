@@ -1,6 +1,5 @@
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { copyFileSync, createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
@@ -11,7 +10,7 @@ import { deriveUid } from "../../dicom/uid.ts";
 import type { ModelCard } from "../../model/card.ts";
 import { initModelDir } from "../../model/model-dir.ts";
 import { startOrthanc, type OrthancHandle } from "../../peers/orthanc.ts";
-import { freePort } from "../../peers/ports.ts";
+import { freePort, portIsFree } from "../../peers/ports.ts";
 import { buildDemoModel, hasDemoModel } from "../../training/demo.ts";
 import { ensureViewerBuilt } from "../../viewer-extension/index.ts";
 import { generateApiToken, type ApiStudy } from "../../worklist/server.ts";
@@ -264,14 +263,6 @@ export async function runDemo(opts: DemoOptions): Promise<DemoRun> {
 }
 
 const DEFAULT_DEMO_HTTP_PORT = 8080;
-
-function portIsFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.once("error", () => resolve(false));
-    srv.listen(port, "127.0.0.1", () => srv.close(() => resolve(true)));
-  });
-}
 
 /** Opens the page in the desktop's browser, where there is a desktop. */
 function openBrowser(url: string, out: (line: string) => void): void {
