@@ -2,7 +2,8 @@
  * The page the plugin serves at /viewer/?studyInstanceUid=<uid>[&token=…][&dicomwebUrl=…][&render=cpu]
  * [&sopInstanceUid=…][&label=…][&api=<plugin base URL>].
  * Sets body data attributes other tools wait on: ready="true" once the image and the overlay have
- * rendered, error=<message> on failure, renderer=gpu|cpu, overlayLabel/overlayVisible/overlayOpacity.
+ * rendered, error=<message> on failure, renderer=gpu|cpu, overlayLabel/overlayVisible/overlayOpacity,
+ * sourceFrom=address|sr|first-image, sourceProblem=<why the SR's image reference was not used>.
  */
 import {
   attachTriageOverlay,
@@ -41,7 +42,20 @@ async function main() {
   new ResizeObserver(() => viewport.getRenderingEngine().resize(true, true)).observe(viewportEl);
   // The image the results are about: named in the address, else the SR's Image Library reference, else the study's first radiograph.
   const auth = token ? { token } : {};
-  const fromSr = study.sourceSopInstanceUid ?? (study.srSopInstanceUid ? await srSourceImage(dicomwebUrl, studyInstanceUid, study.srSopInstanceUid, auth).catch(() => undefined) : undefined);
+  // An SR whose reference cannot be read is said on the page (the image shown may then not be the one the results are about).
+  let sourceProblem: string | undefined;
+  const fromSr =
+    study.sourceSopInstanceUid ??
+    (study.srSopInstanceUid
+      ? await srSourceImage(dicomwebUrl, studyInstanceUid, study.srSopInstanceUid, auth).catch((e: unknown) => {
+          sourceProblem = `the SR's source image reference could not be read (${e instanceof Error ? e.message : String(e)}): showing the study's first radiograph`;
+          return undefined;
+        })
+      : undefined);
+  if (sourceProblem) {
+    body.dataset.sourceProblem = sourceProblem;
+    console.warn(sourceProblem);
+  }
   const sopInstanceUid = q.get("sopInstanceUid") ?? fromSr;
   body.dataset.sourceFrom = q.get("sopInstanceUid") ? "address" : fromSr ? "sr" : "first-image";
   const image = await loadStudyImage(viewport, { dicomwebUrl, studyInstanceUid, ...auth, ...(sopInstanceUid ? { sopInstanceUid } : {}) });
@@ -83,6 +97,7 @@ async function main() {
     `${image.photometricInterpretation} ${image.columns}×${image.rows}`,
     renderer === "gpu" ? "WebGL" : "CPU rendering",
     study.origin === "plugin" ? "results from the plugin" : "results from the SR in the PACS",
+    ...(sourceProblem && !q.get("sopInstanceUid") ? [sourceProblem] : []),
   ].join(" · ");
   body.dataset.ready = "true";
 }
