@@ -336,6 +336,8 @@ export function startListener(opts: ListenerOptions): Promise<DicomListener> {
   const ourAe = config.aeTitle.trim();
   let active = 0;
   const sockets = new Set<Socket>();
+  /** Instances between their last fragment and their store record: close() lets them finish before the store goes. */
+  const finishing = new Set<Promise<unknown>>();
 
   function quarantine(tempPath: string, reason: string, studyUid?: string): void {
     let kept = join(quarantineDir, `${new Date().toISOString().replace(/[:.]/g, "-")}-${randomUUID().slice(0, 8)}.dcm`);
@@ -569,7 +571,7 @@ export function startListener(opts: ListenerOptions): Promise<DicomListener> {
       const w = writable as SpoolFileWritable;
       const callingAe = this.association?.getCallingAeTitle().trim() ?? "";
       const done = () => {
-        finishInstance(w, w.request, callingAe)
+        const finished = finishInstance(w, w.request, callingAe)
           .then((r) => {
             w.result = r;
             if (r.stored) {
@@ -582,7 +584,11 @@ export function startListener(opts: ListenerOptions): Promise<DicomListener> {
             logger.error({ err: err.message, sop: w.request.getAffectedSopInstanceUid(), calling: callingAe }, "cannot finish received instance");
             w.result = { status: STORE_STATUS.outOfResources, comment: err.message.slice(0, 64) };
           })
-          .finally(() => callback(new Dataset({})));
+          .finally(() => {
+            finishing.delete(finished);
+            callback(new Dataset({}));
+          });
+        finishing.add(finished);
       };
       if (w.writableFinished) done();
       else w.once("finish", done);
@@ -656,11 +662,14 @@ export function startListener(opts: ListenerOptions): Promise<DicomListener> {
         port,
         host: config.bindAddress,
         activeAssociations: () => active,
-        close: () =>
-          new Promise<void>((res) => {
+        close: async () => {
+          await new Promise<void>((res) => {
             for (const s of sockets) s.destroy();
             server.close(() => res());
-          }),
+          });
+          // Their senders get no answer any more (and resend), but what is on disk is also recorded.
+          await Promise.allSettled([...finishing]);
+        },
       });
     });
   });
