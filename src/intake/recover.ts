@@ -15,6 +15,7 @@ import type { SqliteStudyStore } from "./store.ts";
 export function recoverSpool(store: SqliteStudyStore, spoolDir: string, logger: Logger): number {
   if (!existsSync(spoolDir)) return 0;
   const known = store.db.prepare("SELECT 1 FROM instances WHERE path = ?");
+  const alreadyQuarantined = store.db.prepare("SELECT 1 FROM quarantine WHERE path = ?");
   let recovered = 0;
   for (const study of readdirSync(spoolDir, { withFileTypes: true })) {
     if (!study.isDirectory() || study.name === "incoming") continue;
@@ -47,6 +48,9 @@ export function recoverSpool(store: SqliteStudyStore, spoolDir: string, logger: 
         });
         recovered++;
       } catch (err) {
+        // Left where it is, and listed with the quarantine (once) so that `cxr status` and the log show it.
+        const reason = `spool file not recoverable: ${(err as Error).message}`;
+        if (!alreadyQuarantined.get(path)) store.addQuarantine(path, reason, study.name);
         logger.warn({ path, err: (err as Error).message }, "spool file not recoverable");
       }
     }

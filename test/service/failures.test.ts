@@ -1,9 +1,11 @@
 import { afterEach, describe, expect, it } from "vitest";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pino } from "pino";
 import { resolveConfig } from "../../src/config/service.ts";
 import { destinationName, Exporter } from "../../src/export/exporter.ts";
 import type { Classifier } from "../../src/inference/classifier.ts";
+import { recoverSpool } from "../../src/intake/recover.ts";
 import { SqliteStudyStore, type NewInstance } from "../../src/intake/store.ts";
 import { freePort } from "../../src/peers/ports.ts";
 import { Pipeline } from "../../src/pipeline/pipeline.ts";
@@ -63,5 +65,16 @@ describe("failures outside the happy path are kept with their reason", () => {
     expect(rec.state).toBe("done");
     expect(rec.reason).toMatch(/^export failed \(attempt 1, .*cannot send: .*ENOENT/);
     expect(store.exports(STUDY)).toMatchObject([{ outputUid: "2.25.7", sent: false, attempts: 1, lastError: expect.stringMatching(/ENOENT/) }]);
+  });
+
+  it("a spool file recovery cannot read is listed with the quarantine once, where it lies", () => {
+    const { dir, store } = setup();
+    const studyDir = join(dir, "spool", STUDY);
+    mkdirSync(studyDir, { recursive: true });
+    const path = join(studyDir, "1.2.3.dcm");
+    writeFileSync(path, Buffer.alloc(64));
+    expect(recoverSpool(store, join(dir, "spool"), logger)).toBe(0);
+    expect(recoverSpool(store, join(dir, "spool"), logger)).toBe(0);
+    expect(store.quarantined()).toMatchObject([{ path, studyInstanceUid: STUDY, reason: expect.stringMatching(/^spool file not recoverable: /) }]);
   });
 });
