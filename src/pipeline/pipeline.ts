@@ -78,12 +78,15 @@ export class Pipeline {
     for (const [uid, n] of studies) {
       if (n === 1 && this.opts.store.instanceCount(uid) === 1) this.assembleStudy(uid);
     }
+    this.updateQueueDepth();
     this.fill();
   }
 
   private assemble(): void {
     const stableBefore = Date.now() - this.opts.config.intake.stableAgeSeconds * 1000;
-    for (const uid of this.opts.store.stableStudies(stableBefore)) this.assembleStudy(uid);
+    const stable = this.opts.store.stableStudies(stableBefore);
+    for (const uid of stable) this.assembleStudy(uid);
+    if (stable.length) this.updateQueueDepth();
   }
 
   /** Which of these instances are result objects this plugin wrote (routed back by a PACS). */
@@ -102,7 +105,6 @@ export class Pipeline {
     } else if (store.transition(uid, "rejected", { from: ["received"], reason: selection.reason })) {
       logger.info({ study: uid, reason: selection.reason }, "study rejected");
     }
-    this.updateQueueDepth();
   }
 
   private updateQueueDepth(): void {
