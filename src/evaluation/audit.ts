@@ -47,11 +47,13 @@ async function locate(client: DicomWebClient, keyColumn: string, key: string): P
   const studies = await client.qido("/studies", { AccessionNumber: key });
   if (studies.length === 0) throw new Error(`no study with AccessionNumber ${key} in the PACS`);
   if (studies.length > 1) throw new Error(`${studies.length} studies share AccessionNumber ${key}; cannot tell which one was labelled`);
-  const study = tagString(studies[0]!, "0020000D")!;
+  const study = tagString(studies[0]!, "0020000D");
+  if (!study) throw new Error(`QIDO-RS answer for AccessionNumber ${key} lacks the Study Instance UID`);
   const series = await client.qido(`/studies/${study}/series`, { includefield: "00080060" });
   const image = series.find((s) => IMAGE_MODALITIES.has(tagString(s, "00080060") ?? ""));
   if (!image) throw new Error(`study ${study} has no CR/DX series (modalities: ${series.map((s) => tagString(s, "00080060") ?? "?").join(", ") || "none"})`);
-  const seriesUid = tagString(image, "0020000E")!;
+  const seriesUid = tagString(image, "0020000E");
+  if (!seriesUid) throw new Error(`QIDO-RS answer for the series of study ${study} lacks the Series Instance UID`);
   const instances = await client.qido(`/studies/${study}/series/${seriesUid}/instances`);
   const sop = instances.map((i) => tagString(i, "00080018")).find((x): x is string => !!x);
   if (!sop) throw new Error(`series ${seriesUid} of study ${study} has no instances`);
@@ -65,15 +67,19 @@ export async function auditPacs(opts: AuditOptions): Promise<{ metrics: Evaluati
   if (opts.fresh && existsSync(statePath)) rmSync(statePath);
   const done = new Map<string, Outcome>();
   if (existsSync(statePath)) {
-    for (const line of readFileSync(statePath, "utf8").split("\n")) {
-      if (!line.trim()) continue;
+    const text = readFileSync(statePath, "utf8");
+    // A torn last line has no newline: end it, so that the next outcome appended is a line of its own.
+    if (text && !text.endsWith("\n")) appendFileSync(statePath, "\n");
+    text.split("\n").forEach((line, i) => {
+      if (!line.trim()) return;
       try {
         const o = JSON.parse(line) as Outcome;
         done.set(o.key, o);
       } catch {
-        // a line torn by an interrupted write: that row is simply done again
+        // A line torn by an interrupted write: that row is done again (and its new outcome appended).
+        log(`${statePath}:${i + 1}: unreadable state line (torn by an interrupted run?); its row is evaluated again`);
       }
-    }
+    });
   }
   const client = new DicomWebClient(opts.dicomweb);
   const classifier = await Classifier.load(opts.model, { threads: 2, ...opts.classifier });

@@ -118,5 +118,16 @@ describe.runIf(has)("cxr audit against a real Orthanc (QIDO-RS / WADO-RS)", () =
     expect(again.resumed).toBe(4);
     expect(again.metrics.labels).toEqual(metrics.labels);
     expect(readFileSync(join(out, "audit-state.jsonl"), "utf8").trim().split("\n")).toHaveLength(10);
+
+    // Killed while writing row 5: its line is torn (no newline). It is reported, the row is done again, and the
+    // outcomes appended after it stay lines of their own.
+    writeFileSync(join(out, "audit-state.jsonl"), state.slice(0, 4).join("\n") + "\n" + state[4]!.slice(0, 20));
+    const logged: string[] = [];
+    const torn = await auditPacs({ dicomweb, labels, model, out, bootstrapIterations: 100, progress: false, log: (l) => logged.push(l) });
+    expect(torn.resumed).toBe(4);
+    expect(torn.metrics.labels).toEqual(metrics.labels);
+    expect(logged.join("\n")).toMatch(/audit-state\.jsonl:5: unreadable state line/);
+    const parsed = readFileSync(join(out, "audit-state.jsonl"), "utf8").trim().split("\n").filter((l) => { try { JSON.parse(l); return true; } catch { return false; } });
+    expect(parsed).toHaveLength(10);
   }, 300_000);
 });
