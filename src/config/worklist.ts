@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { isNihLabel, NIH_LABELS } from "../model/labels.ts";
 
 /**
  * The `api` and `priority` sections of the service configuration (issue #6). The root schema in
@@ -53,8 +54,18 @@ export const priorityConfigSchema = z
     defaultWeight: z.number().min(0).default(PRIORITY_DEFAULTS.defaultWeight),
     /** A positive finding whose weight is at least this makes the study "urgent". */
     urgentWeight: z.number().min(0).default(PRIORITY_DEFAULTS.urgentWeight),
-    /** Per finding (model label, e.g. "Pneumothorax"): operating point and urgency weight. */
-    findings: z.record(z.string(), findingPriorityConfigSchema).default(() => structuredClone(PRIORITY_DEFAULTS.findings)),
+    /**
+     * Per finding (model label, e.g. "Pneumothorax"): operating point and urgency weight. A name that is
+     * not a label is an error: a misspelt urgent finding would otherwise silently never be urgent.
+     */
+    findings: z
+      .record(z.string(), findingPriorityConfigSchema)
+      .superRefine((findings, ctx) => {
+        for (const name of Object.keys(findings)) {
+          if (!isNihLabel(name)) ctx.addIssue({ code: "custom", path: [name], message: `'${name}' is not a finding label (one of ${NIH_LABELS.join(", ")})` });
+        }
+      })
+      .default(() => structuredClone(PRIORITY_DEFAULTS.findings)),
   })
   .strict();
 

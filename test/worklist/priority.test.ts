@@ -77,3 +77,11 @@ describe("compareWorklist", () => {
     expect(rows.sort(compareWorklist).map((r) => r.studyInstanceUid)).toEqual(["c", "e", "d", "b", "a"]);
   });
 });
+
+describe("priority configuration", () => {
+  it("refuses an entry for a name that is not a finding label (a misspelt urgent finding)", () => {
+    const r = priorityConfigSchema.safeParse({ findings: { Pneumothorax: { weight: 2 }, Pneumothoraks: { weight: 2 } } });
+    expect(r.success).toBe(false);
+    expect(r.error!.issues).toEqual([expect.objectContaining({ path: ["findings", "Pneumothoraks"], message: expect.stringMatching(/^'Pneumothoraks' is not a finding label \(one of Cardiomegaly, .*Pneumothorax, .*Consolidation\)$/) })]);
+  });
+});
