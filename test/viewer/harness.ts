@@ -8,10 +8,11 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import express from "express";
 import { PNG } from "pngjs";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { NIH_LABELS } from "../../src/model/labels.ts";
 import { heatColor } from "../../src/viewer-extension/lib/colormap.ts";
 import { freePort } from "../../src/peers/ports.ts";
+import { launchDebianChromium } from "../helpers/chromium.ts";
 import { createDicomwebProxy, VIEWER_DIST_DIR } from "../../src/viewer-extension/index.ts";
 
 export const ARTIFACTS = join(process.cwd(), "test-artifacts", "viewer");
@@ -19,7 +20,6 @@ mkdirSync(ARTIFACTS, { recursive: true });
 
 export type RenderMode = "webgl" | "cpu";
 
-const COMMON_FLAGS = ["--headless", "--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"];
 /** WebGL through SwiftShader (software GL via ANGLE); CPU: no WebGL at all, so Cornerstone must take its canvas-2D path. */
 export const MODE_FLAGS: Record<RenderMode, string[]> = {
   webgl: ["--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist"],
@@ -27,7 +27,7 @@ export const MODE_FLAGS: Record<RenderMode, string[]> = {
 };
 
 export function launchChromium(mode: RenderMode): Promise<Browser> {
-  return chromium.launch({ executablePath: "/usr/lib/chromium/chromium", args: [...COMMON_FLAGS, ...MODE_FLAGS[mode]] });
+  return launchDebianChromium(MODE_FLAGS[mode]);
 }
 
 /** A synthetic GradCAM map with one Gaussian peak at (px, py) (fractions of width/height); 0 far from it. */

@@ -1,14 +1,12 @@
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium, type Browser } from "playwright-core";
+import type { Browser } from "playwright-core";
+import { launchDebianChromium } from "../helpers/chromium.ts";
 
-/** Debian's Chromium, headless, with nothing that reaches out to the network on its own. */
+/** The worklist page needs no GPU. */
 export function launchChromium(): Promise<Browser> {
-  return chromium.launch({
-    executablePath: "/usr/lib/chromium/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-  });
+  return launchDebianChromium(["--disable-gpu"]);
 }
 
 /** test-artifacts/ at the repo root (gitignored): screenshots a person looks at after the run. */
