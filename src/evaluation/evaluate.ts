@@ -40,17 +40,19 @@ export async function evaluateModel(opts: EvalOptions): Promise<{ metrics: Evalu
       const chunk = resolved.slice(s, s + inflight);
       const results = await Promise.all(
         chunk.map(async (r) => {
+          let stage = "cannot read";
           try {
             const img = await loadPresentationImage(r.path);
+            stage = "inference failed on";
             return { r, result: await classifier.infer(img) };
           } catch (err) {
-            return { r, error: (err as Error).message.split("\n")[0]! };
+            return { r, error: `${stage} ${r.path}: ${(err as Error).message.split("\n")[0]!}` };
           }
         }),
       );
       for (const x of results) {
-        if ("error" in x) {
-          skipped.push({ key: x.r.key, reason: `cannot read ${x.r.path}: ${x.error}` });
+        if (x.error !== undefined) {
+          skipped.push({ key: x.r.key, reason: x.error });
           log(`skipped ${x.r.key}: ${x.error}`);
           continue;
         }
