@@ -26,7 +26,13 @@ export interface DemoSpec {
 
 /** `cxr model demo --out <dir>`: rebuilds model.onnx + model-card.json from models/demo. */
 export function buildDemoModel(out: string, demoDir = DEMO_DIR): ModelCard {
-  const spec = JSON.parse(readFileSync(join(demoDir, SPEC_FILE), "utf8")) as DemoSpec;
+  const specPath = join(demoDir, SPEC_FILE);
+  let spec: DemoSpec;
+  try {
+    spec = JSON.parse(readFileSync(specPath, "utf8")) as DemoSpec;
+  } catch (err) {
+    throw new Error(`${specPath}: cannot read the demo model's spec (${(err as Error).message})`);
+  }
   const bytes = readFileSync(join(demoDir, spec.head.file));
   const sha = createHash("sha256").update(bytes).digest("hex");
   if (sha !== spec.head.sha256) throw new Error(`${join(demoDir, spec.head.file)}: SHA-256 ${sha} is not the recorded ${spec.head.sha256}`);

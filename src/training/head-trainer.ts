@@ -198,7 +198,13 @@ async function trainScaledHead(init: HeadWeights, train: FeatureSet, valid: Feat
 
   const ckptPath = opts.checkpointDir ? join(opts.checkpointDir, CHECKPOINT) : undefined;
   if (opts.resume && ckptPath && existsSync(ckptPath)) {
-    const c = JSON.parse(readFileSync(ckptPath, "utf8")) as Checkpoint;
+    let c: Checkpoint;
+    try {
+      c = JSON.parse(readFileSync(ckptPath, "utf8")) as Checkpoint;
+    } catch (err) {
+      throw new Error(`${ckptPath}: cannot read the checkpoint (${(err as Error).message}); remove it or run without --resume`);
+    }
+    if (c.current?.kernel?.length !== inputs * outputs || c.current.bias?.length !== outputs) throw new Error(`${ckptPath}: checkpoint head is not ${inputs}x${outputs} (written for another model?)`);
     if (c.seed !== seed) throw new Error(`${ckptPath}: checkpoint was written with seed ${c.seed}, this run has seed ${seed}`);
     kernel.assign(tf.tensor2d(Float32Array.from(c.current.kernel), [inputs, outputs]));
     bias.assign(tf.tensor1d(Float32Array.from(c.current.bias)));
