@@ -142,9 +142,31 @@ export class Pipeline {
   }
 
   private async process(uid: string): Promise<void> {
+    const instances = this.opts.store.instances(uid);
+    try {
+      await this.processInstances(uid, instances);
+    } finally {
+      // Runs before the exporter's pass (kicked by onDone on a timer), so stale results are not sent.
+      this.reassembleIfChanged(uid, instances);
+    }
+  }
+
+  /**
+   * addInstance leaves a "processing" study in its state, so an instance that arrived (or was
+   * replaced with new bytes) while a worker had it would never be considered: once the worker is
+   * finished, such a study goes back to assembly (and is processed again if its chosen image changed).
+   */
+  private reassembleIfChanged(uid: string, seen: InstanceRecord[]): void {
+    const key = (list: InstanceRecord[]) => list.map((i) => `${i.sopInstanceUid}\0${i.sha256}`).sort().join("\n");
+    if (key(this.opts.store.instances(uid)) === key(seen)) return;
+    if (this.opts.store.transition(uid, "received", { from: ["done", "failed", "rejected"], reason: null })) {
+      this.opts.logger.info({ study: uid }, "instances arrived while the study was processed; assembled again");
+    }
+  }
+
+  private async processInstances(uid: string, instances: InstanceRecord[]): Promise<void> {
     const { store, config, classifier, logger, metrics } = this.opts;
     const started = Date.now();
-    const instances = store.instances(uid);
     const selection = selectStudy(instances, config.selection, this.ownOutputUids(instances));
     const chosen = selection.chosen;
     if (!chosen) {

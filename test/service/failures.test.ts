@@ -9,6 +9,7 @@ import { recoverSpool } from "../../src/intake/recover.ts";
 import { SqliteStudyStore, type NewInstance } from "../../src/intake/store.ts";
 import { freePort } from "../../src/peers/ports.ts";
 import { Pipeline } from "../../src/pipeline/pipeline.ts";
+import { requireSharedData, SHARED_DICOM } from "../helpers/shared-data.ts";
 import { tempDir } from "../helpers/tmp.ts";
 import { waitFor } from "./helpers.ts";
 
@@ -76,5 +77,25 @@ describe("failures outside the happy path are kept with their reason", () => {
     expect(recoverSpool(store, join(dir, "spool"), logger)).toBe(0);
     expect(recoverSpool(store, join(dir, "spool"), logger)).toBe(0);
     expect(store.quarantined()).toMatchObject([{ path, studyInstanceUid: STUDY, reason: expect.stringMatching(/^spool file not recoverable: /) }]);
+  });
+
+  it.runIf(requireSharedData())("an instance that arrives while its study is processed sends the study back to assembly", async () => {
+    const { dir, store, config } = setup({ intake: { stableAgeSeconds: 3600 } });
+    store.addInstance({ ...instance, path: join(SHARED_DICOM, "test1.dcm") });
+    store.transition(STUDY, "queued", { from: ["received"] });
+    const classifier = {
+      card: { deviceUid: "2.25.1" },
+      infer: async () => {
+        // A second image of the study is received during inference; addInstance leaves "processing" alone.
+        expect(store.addInstance({ ...instance, sopInstanceUid: `${STUDY}.1.2`, sha256: "01" })).toBe("new");
+        throw new Error("inference stopped by the test");
+      },
+    } as unknown as Classifier;
+    const pipeline = new Pipeline({ store, config, classifier, logger, outputsDir: join(dir, "o"), heatmapsDir: join(dir, "h"), quarantineDir: join(dir, "q"), destinations: [] });
+    pipeline.start();
+    cleanups.push(() => pipeline.stop());
+    const rec = await waitFor("the study back in assembly", () => (store.get(STUDY)?.history.length === 5 ? store.get(STUDY) : undefined), 10_000, 20);
+    expect(rec.history.map((h) => h.state)).toEqual(["received", "queued", "processing", "failed", "received"]);
+    expect(rec.state).toBe("received");
   });
 });
