@@ -370,7 +370,10 @@ export function startListener(opts: ListenerOptions): Promise<DicomListener> {
     const sop = header.sopInstanceUid;
     const missing = (["studyInstanceUid", "seriesInstanceUid", "sopInstanceUid"] as const).filter((k) => !header[k] || !isValidUid(header[k]!));
     const sopMismatch = sop !== request.getAffectedSopInstanceUid().replace(/\0/g, "").trim();
-    if (missing.length || sopMismatch) await w.syncAndClose().catch(() => undefined);
+    // The spool file's meta header carries the C-STORE's class: a dataset of another class would make it inconsistent.
+    const affectedClass = request.getAffectedSopClassUid().replace(/\0/g, "").trim();
+    const classMismatch = header.sopClassUid !== undefined && header.sopClassUid !== affectedClass;
+    if (missing.length || sopMismatch || classMismatch) await w.syncAndClose().catch(() => undefined);
     if (missing.length) {
       quarantine(w.path, `instance ${sop ?? "(no SOP Instance UID)"} from ${callingAe}: missing or invalid ${missing.join(", ")}`, header.studyInstanceUid);
       return { status: STORE_STATUS.datasetMismatch, comment: `missing or invalid ${missing.join(", ")}`.slice(0, 64) };
@@ -379,12 +382,16 @@ export function startListener(opts: ListenerOptions): Promise<DicomListener> {
       quarantine(w.path, `instance ${sop}: SOP Instance UID differs from the C-STORE's Affected SOP Instance UID`, header.studyInstanceUid);
       return { status: STORE_STATUS.datasetMismatch, comment: "SOP Instance UID mismatch" };
     }
+    if (classMismatch) {
+      quarantine(w.path, `instance ${sop}: SOP Class UID ${header.sopClassUid} differs from the C-STORE's Affected SOP Class UID ${affectedClass}`, header.studyInstanceUid);
+      return { status: STORE_STATUS.datasetMismatch, comment: "SOP Class UID mismatch" };
+    }
     const studyUid = header.studyInstanceUid!;
     const studyDir = join(spoolDir, studyUid);
     const finalPath = join(studyDir, `${sop}.dcm`);
     const inst: NewInstance = {
       sopInstanceUid: sop!,
-      sopClassUid: header.sopClassUid ?? request.getAffectedSopClassUid(),
+      sopClassUid: header.sopClassUid ?? affectedClass,
       studyInstanceUid: studyUid,
       seriesInstanceUid: header.seriesInstanceUid!,
       transferSyntaxUid: w.transferSyntaxUid,
