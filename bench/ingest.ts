@@ -15,7 +15,7 @@
  * labelled DIAGNOSTIC with cxr's fsyncs switched off (not durable; it shows what the disk flush costs).
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
@@ -71,7 +71,8 @@ try {
     files.push(f);
   }
   execFileSync("dcmodify", ["-nb", "-gst", "-gse", "-gin", ...files]);
-  const bytes = files.length * 1049354;
+  // Measured after dcmodify (new UIDs change the sizes a little), not assumed.
+  const bytes = files.reduce((n, f) => n + statSync(f).size, 0);
 
   // Four senders at once: the N files split into 4 lists, one storescu (one association) each.
   const quarters = [0, 1, 2, 3].map((q) => files.filter((_, i) => i % 4 === q));
@@ -147,7 +148,7 @@ try {
   const result = {
     bench: "ingest",
     files: N,
-    bytesPerFile: 1049354,
+    bytesPerFile: Math.round(bytes / N),
     runs: RUNS,
     maxPduLength: MAX_PDU,
     cxr: summary(rows.cxr),
