@@ -11,10 +11,10 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import * as ort from "onnxruntime-node";
 import { Classifier } from "../src/inference/classifier.ts";
-import { keepOutputs, modelInput } from "../src/inference/onnx-graph.ts";
+import { keepOutputs } from "../src/inference/onnx-graph.ts";
 import { createSession, isProvider } from "../src/inference/providers.ts";
 import { initModelDir } from "../src/model/model-dir.ts";
-import { decodeModel } from "../src/model/onnx-builder.ts";
+import { decodeModel, modelInput } from "../src/model/onnx-builder.ts";
 import { tempDir } from "../test/helpers/tmp.ts";
 
 const { values } = parseArgs({

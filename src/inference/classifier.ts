@@ -4,9 +4,9 @@ import type { PresentationImage } from "../image/presentation.ts";
 import { toModelTensor } from "../image/tensor.ts";
 import { checkWeightsMatchCard, MODEL_FILE, readModelCard, type CodedConcept, type ModelCard } from "../model/card.ts";
 import { findLinearAfterPool, type ClassifierHead } from "../model/head.ts";
-import { decodeModel, encodeModel } from "../model/onnx-builder.ts";
+import { decodeModel, encodeModel, modelInput } from "../model/onnx-builder.ts";
 import { normalizeActivationMaps, upsampleHeatmap, type Heatmap } from "./gradcam.ts";
-import { CAM_OUTPUT, modelInput, withClassActivationMaps } from "./onnx-graph.ts";
+import { CAM_OUTPUT, withClassActivationMaps } from "./onnx-graph.ts";
 import type { Provider } from "./providers.ts";
 import { SessionPool, type Outputs } from "./session-pool.ts";
 

@@ -173,6 +173,24 @@ export function tensorDims(t: ITensorProto): number[] {
   return (t.dims ?? []).map((d) => Number(d));
 }
 
+export interface ModelInput {
+  name: string;
+  /** Numbers for fixed dimensions, strings for symbolic ones (e.g. a dynamic batch). */
+  dims: (number | string)[];
+}
+
+/** The graph's data input (graph inputs that are not initializers): its name and whether the batch is dynamic. */
+export function modelInput(model: IModelProto, where: string): ModelInput {
+  const graph = model.graph;
+  if (!graph) throw new Error(`${where}: the ONNX file has no graph`);
+  const inits = new Set((graph.initializer ?? []).map((t) => t.name));
+  const inputs = (graph.input ?? []).filter((i) => !inits.has(i.name));
+  if (inputs.length !== 1) throw new Error(`${where}: expected one image input, found ${inputs.length} (${inputs.map((i) => i.name).join(", ")})`);
+  const vi = inputs[0]!;
+  const dims = (vi.type?.tensorType?.shape?.dim ?? []).map((d) => (d.dimParam ? d.dimParam : d.dimValue != null && Number(d.dimValue) > 0 ? Number(d.dimValue) : "?"));
+  return { name: vi.name ?? "", dims };
+}
+
 /** Named float weights with their shapes: how weights move between builder, importers and trainers. */
 export interface Weight {
   dims: number[];

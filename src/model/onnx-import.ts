@@ -7,7 +7,7 @@ import { FEATURES_OUTPUT, HEAD_BIAS, HEAD_KERNEL, INPUT_NAME, PROBABILITIES_OUTP
 import { findLinearAfterPool, readClassifierHead } from "./head.ts";
 import { isNihLabel, NIH_LABELS } from "./labels.ts";
 import { saveModelDir } from "./model-dir.ts";
-import { decodeModel, encodeModel, floatTensor, int64Tensor, valueInfo, ElemType, type INodeProto, type ModelProto } from "./onnx-builder.ts";
+import { decodeModel, encodeModel, floatTensor, int64Tensor, modelInput, valueInfo, ElemType, type INodeProto, type ModelProto } from "./onnx-builder.ts";
 
 /**
  * How a foreign classifier's outputs and input are to be read, for `cxr model import <file.onnx> --labels-map`.
@@ -141,15 +141,12 @@ export async function importOnnxClassifier(file: string, opts: OnnxImportOptions
   if (!opset || Number(opset.version) < 11) throw new Error(`${file}: default-domain opset ${opset ? Number(opset.version) : "missing"}; opset >= 11 is needed (re-export with a newer opset_version)`);
 
   const initNames = new Set((graph.initializer ?? []).map((t) => t.name));
-  const inputs = (graph.input ?? []).filter((i) => !initNames.has(i.name));
-  if (inputs.length !== 1) throw new Error(`${file}: expected one image input, found ${inputs.length} (${inputs.map((i) => i.name).join(", ")})`);
-  const src = inputs[0]!;
-  const srcName = src.name!;
-  const shape = src.type?.tensorType?.shape?.dim ?? [];
+  const { name: srcName, dims: shape } = modelInput(model, file);
   if (shape.length !== 4) throw new Error(`${file}: input ${srcName} has rank ${shape.length}; an NCHW image input [N,C,H,W] is expected`);
-  const channels = dimOf(shape[1]);
+  const fixed = (d: number | string | undefined) => (typeof d === "number" ? d : undefined);
+  const channels = fixed(shape[1]);
   if (channels !== undefined && channels !== map.input.channels) throw new Error(`${file}: input ${srcName} has ${channels} channels but the labels map says ${map.input.channels} (is the input NHWC? only NCHW is supported)`);
-  const [h, w] = [dimOf(shape[2]), dimOf(shape[3])];
+  const [h, w] = [fixed(shape[2]), fixed(shape[3])];
   if (h !== undefined && w !== undefined && h !== w) throw new Error(`${file}: input ${srcName} is ${h}x${w}; only square inputs are supported`);
   const size = h ?? opts.inputSize ?? map.input.size;
   if (size === undefined) throw new Error(`${file}: the input size is not fixed in the model; give --input-size`);
