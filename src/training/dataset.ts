@@ -87,7 +87,8 @@ export function readLabelTable(csvPath: string, labelNames: readonly string[] = 
   } catch (err) {
     throw new DatasetError(`${csvPath}: cannot read labels CSV (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }
-  const [header, ...body] = parseCsv(text);
+  // Spreadsheet programs save "CSV UTF-8" with a byte order mark, which would become part of the first column's name.
+  const [header, ...body] = parseCsv(text.replace(/^\uFEFF/, ""));
   if (!header) throw new DatasetError(`${csvPath}: empty labels CSV`);
   const col = (name: string) => header.indexOf(name);
   const keyColumn = KEY_COLUMNS.find((k) => col(k) >= 0);

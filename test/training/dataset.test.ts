@@ -30,6 +30,15 @@ describe("labels CSV", () => {
     writeFileSync(p, "Image,PatientId,Cardiomegaly\na.png,1,0\n");
     expect(() => readLabelTable(p)).toThrow(/label columns missing: Emphysema, Effusion/);
   });
+
+  it("reads a CSV saved with a UTF-8 byte order mark (as spreadsheet programs write it)", () => {
+    const p = join(tmp.dir, "bom.csv");
+    writeFileSync(p, "\uFEFF" + toCsv(["Image", "PatientId", ...NIH_LABELS], [["a.png", "1", ...NIH_LABELS.map(() => "0")]]));
+    const table = readLabelTable(p);
+    expect(table.keyColumn).toBe("Image");
+    expect(table.header[0]).toBe("Image");
+    expect(table.rows.map((r) => r.key)).toEqual(["a.png"]);
+  });
 });
 
 describe.runIf(has)("datasets over the real NIH files", () => {
