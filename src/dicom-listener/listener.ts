@@ -312,7 +312,11 @@ export function startListener(opts: ListenerOptions): Promise<DicomListener> {
       ready = mkdir(dir, { recursive: true })
         .then(() => syncDirectory(spoolDir))
         .then(() => dir);
-      ready.catch(() => studyDirs.delete(studyUid)); // tried again by the next instance
+      const attempt = ready;
+      // Tried again by the next instance; only this attempt is forgotten, never a newer one that replaced it.
+      attempt.catch(() => {
+        if (studyDirs.get(studyUid) === attempt) studyDirs.delete(studyUid);
+      });
       studyDirs.set(studyUid, ready);
       // Only recent studies matter (their instances arrive together); forgetting an old one costs a
       // mkdir and an fsync of the spool folder if it ever gets more instances.
