@@ -3,9 +3,10 @@ import { join, resolve } from "node:path";
 import { youdenThreshold } from "../evaluation/auroc.ts";
 import { computeMetrics, type EvaluationMetrics } from "../evaluation/report.ts";
 import type { InputSpec } from "../image/tensor.ts";
-import { defaultCardLabels, MODEL_FILE, readModelCard, type ModelCard } from "../model/card.ts";
+import { checkWeightsMatchCard, defaultCardLabels, MODEL_FILE, readModelCard, type ModelCard } from "../model/card.ts";
 import type { WeightMap } from "../model/densenet121.ts";
-import { readModelWeights, saveDenseNet121Dir } from "../model/model-dir.ts";
+import { readOnnxModel, saveDenseNet121Dir } from "../model/model-dir.ts";
+import { readInitializers } from "../model/onnx-builder.ts";
 import { DEFAULT_AUGMENTATION, type Augmentation } from "./augment.ts";
 import { DatasetError, readLabelTable, resolveImages, selectSplit, type LabelTable, type ResolvedRow, type Unresolved } from "./dataset.ts";
 import { createTrunk, extractFeatures, type FeatureRequest, type Trunk } from "./features.ts";
@@ -76,7 +77,11 @@ export interface Prepared {
 export async function prepareTraining(opts: TrainOptions, log: (l: string) => void): Promise<Prepared> {
   const splits = opts.splits ?? { train: "train", valid: "valid", test: "test" };
   const start = readModelCard(opts.model);
-  const weights = readModelWeights(join(opts.model, MODEL_FILE));
+  // The trained card records the starting model's identity: its weights must be the ones its card names.
+  const startPath = join(opts.model, MODEL_FILE);
+  const startModel = readOnnxModel(startPath);
+  checkWeightsMatchCard(startModel, start, startPath);
+  const weights = readInitializers(startModel, startPath);
   const labelNames = start.labels.map((l) => l.name);
   const table: LabelTable = readLabelTable(opts.labels, labelNames);
   if (!table.hasSplit) throw new DatasetError(`${opts.labels}: no Split column — make a patient-level split first (cxr split)`);
