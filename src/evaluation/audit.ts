@@ -43,7 +43,6 @@ async function locate(client: DicomWebClient, keyColumn: string, key: string): P
     if (!study || !series) throw new Error(`QIDO-RS answer for SOPInstanceUID ${key} lacks Study/Series Instance UID`);
     return { study, series, sop: key };
   }
-  if (keyColumn !== "AccessionNumber") throw new DatasetError(`cxr audit needs labels keyed by AccessionNumber or SOPInstanceUID, not ${keyColumn}`);
   const studies = await client.qido("/studies", { AccessionNumber: key });
   if (studies.length === 0) throw new Error(`no study with AccessionNumber ${key} in the PACS`);
   if (studies.length > 1) throw new Error(`${studies.length} studies share AccessionNumber ${key}; cannot tell which one was labelled`);
@@ -86,6 +85,8 @@ export async function auditPacs(opts: AuditOptions): Promise<{ metrics: Evaluati
   try {
     const labelNames = classifier.card.labels.map((l) => l.name);
     const table = readLabelTable(opts.labels, labelNames);
+    // Checked before any row: otherwise every row would be recorded as "not evaluated" for the same reason.
+    if (table.keyColumn !== "AccessionNumber" && table.keyColumn !== "SOPInstanceUID") throw new DatasetError(`${opts.labels}: cxr audit needs labels keyed by AccessionNumber or SOPInstanceUID, not ${table.keyColumn}`);
     const rows: LabeledRow[] = selectSplit(table, opts.split);
     const resumed = rows.filter((r) => done.has(r.key)).length;
     if (resumed) log(`resuming: ${resumed} of ${rows.length} rows already done (${statePath})`);

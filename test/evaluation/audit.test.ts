@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -9,7 +9,7 @@ import { initModelDir } from "../../src/model/model-dir.ts";
 import { NIH_LABELS } from "../../src/model/labels.ts";
 import { auditPacs } from "../../src/evaluation/audit.ts";
 import { startOrthanc, type OrthancHandle } from "../../src/peers/orthanc.ts";
-import { parseCsv, toCsv } from "../../src/training/dataset.ts";
+import { DatasetError, parseCsv, toCsv } from "../../src/training/dataset.ts";
 import { requireSharedData, SHARED_NIH } from "../helpers/shared-data.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
@@ -130,4 +130,12 @@ describe.runIf(has)("cxr audit against a real Orthanc (QIDO-RS / WADO-RS)", () =
     const parsed = readFileSync(join(out, "audit-state.jsonl"), "utf8").trim().split("\n").filter((l) => { try { JSON.parse(l); return true; } catch { return false; } });
     expect(parsed).toHaveLength(10);
   }, 300_000);
+
+  it("refuses labels keyed by image file name before auditing any row", async () => {
+    const byImage = join(tmp.dir, "by-image.csv");
+    writeFileSync(byImage, toCsv(["Image", "PatientId", ...NIH_LABELS], [["a.png", "1", ...NIH_LABELS.map(() => 0)]]));
+    const out = join(tmp.dir, "audit-by-image");
+    await expect(auditPacs({ dicomweb, labels: byImage, model, out, progress: false, log: () => {} })).rejects.toThrow(new DatasetError(`${byImage}: cxr audit needs labels keyed by AccessionNumber or SOPInstanceUID, not Image`));
+    expect(existsSync(join(out, "audit-state.jsonl"))).toBe(false);
+  });
 });
