@@ -11,8 +11,9 @@ import { computeMetrics, writeEvaluation, type EvaluationMetrics, type Predictio
  * `cxr audit`: the evaluation of `cxr eval`, over archived studies pulled from a PACS through
  * DICOMweb. Rows of the labels CSV are keyed by AccessionNumber (a study: its first CR/DX series'
  * first instance) or SOPInstanceUID. Each row's outcome is appended to <out>/audit-state.jsonl as
- * soon as it is known, so an interrupted audit resumes where it stopped; retrieved instances are kept
- * under <out>/instances. Studies that cannot be found, retrieved or read are listed with the reason.
+ * soon as it is known, so an interrupted audit resumes where it stopped (rows that were not evaluated are
+ * tried again: the PACS may have been unreachable); retrieved instances are kept under <out>/instances.
+ * Studies that cannot be found, retrieved or read are listed with the reason.
  */
 export interface AuditOptions {
   dicomweb: string;
@@ -73,7 +74,8 @@ export async function auditPacs(opts: AuditOptions): Promise<{ metrics: Evaluati
       if (!line.trim()) return;
       try {
         const o = JSON.parse(line) as Outcome;
-        done.set(o.key, o);
+        // Only evaluated rows are kept: a failure may have been transient (network, PACS down) and is tried again.
+        if (o.ok) done.set(o.key, o);
       } catch {
         // A line torn by an interrupted write: that row is done again (and its new outcome appended).
         log(`${statePath}:${i + 1}: unreadable state line (torn by an interrupted run?); its row is evaluated again`);
@@ -89,7 +91,7 @@ export async function auditPacs(opts: AuditOptions): Promise<{ metrics: Evaluati
     if (table.keyColumn !== "AccessionNumber" && table.keyColumn !== "SOPInstanceUID") throw new DatasetError(`${opts.labels}: cxr audit needs labels keyed by AccessionNumber or SOPInstanceUID, not ${table.keyColumn}`);
     const rows: LabeledRow[] = selectSplit(table, opts.split);
     const resumed = rows.filter((r) => done.has(r.key)).length;
-    if (resumed) log(`resuming: ${resumed} of ${rows.length} rows already done (${statePath})`);
+    if (resumed) log(`resuming: ${resumed} of ${rows.length} rows already evaluated (${statePath}); the others are tried (again)`);
     const bar = opts.progress === false ? undefined : new Progress("audit", rows.length - resumed);
     for (const row of rows) {
       if (done.has(row.key)) continue;

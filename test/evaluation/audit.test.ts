@@ -129,6 +129,12 @@ describe.runIf(has)("cxr audit against a real Orthanc (QIDO-RS / WADO-RS)", () =
     expect(logged.join("\n")).toMatch(/audit-state\.jsonl:5: unreadable state line/);
     const parsed = readFileSync(join(out, "audit-state.jsonl"), "utf8").trim().split("\n").filter((l) => { try { JSON.parse(l); return true; } catch { return false; } });
     expect(parsed).toHaveLength(10);
+
+    // The rows that were not evaluated (BROKEN01, MISSING01) are tried again on the next run, not taken as done.
+    const retry = await auditPacs({ dicomweb, labels, model, out, bootstrapIterations: 100, progress: false, log: () => {} });
+    expect(retry.resumed).toBe(8);
+    expect(retry.metrics.skipped.map((x) => x.key).sort()).toEqual(["AccessionNumber BROKEN01", "AccessionNumber MISSING01"]);
+    expect(retry.metrics.labels).toEqual(metrics.labels);
   }, 300_000);
 
   it("refuses labels keyed by image file name before auditing any row", async () => {
