@@ -12,10 +12,10 @@ import { loadPresentationImage } from "../../src/image/presentation.ts";
 import { deriveResultUids } from "../../src/results/input.ts";
 import { readAiResultsSr } from "../../src/results/sr/read.ts";
 import { buildStructuredReport } from "../../src/results/sr/document.ts";
-import { findingsFromSr, labelFromCode } from "../../src/viewer-extension/lib/sr.ts";
+import { findingsFromSr, isPluginSr, labelFromCode, srDevice } from "../../src/viewer-extension/lib/sr.ts";
 import type { DicomJson } from "../../src/viewer-extension/lib/dicomweb.ts";
 import { colorizeHeatmap, heatColor } from "../../src/viewer-extension/lib/colormap.ts";
-import { parsePluginStudy } from "../../src/viewer-extension/lib/api.ts";
+import { loadTriageStudy, parsePluginStudy } from "../../src/viewer-extension/lib/api.ts";
 import { createDicomwebProxy } from "../../src/viewer-extension/index.ts";
 import { requireSharedData, SHARED_DICOM } from "../helpers/shared-data.ts";
 import { syntheticCard, syntheticResult } from "../results/synthetic.ts";
@@ -42,6 +42,77 @@ describe.skipIf(!hasData)("SR fallback reader", () => {
     expect(mine.findings.find((f) => f.label === "Effusion")).toMatchObject({ probability: 0.62, positive: true });
     expect(mine.findings.find((f) => f.label === "Hernia")).toMatchObject({ probability: 0.2, positive: false });
     expect(mine.model).toEqual({ name: card.name, version: card.version });
+
+    // The device filter of the fallback: this SR is the plugin's (its Software Versions name cxr-triage,
+    // though this card's Manufacturer is "cxr-triage tests"); rewritten as another vendor's, it is not.
+    expect(srDevice(json)).toMatchObject({ manufacturer: card.manufacturer, deviceObserverUid: card.deviceUid, deviceObserverName: `${card.name} ${card.version}` });
+    expect(srDevice(json).contentDateTime).toMatch(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/);
+    expect(isPluginSr(json)).toBe(true);
+    expect(isPluginSr(json, { deviceUid: card.deviceUid })).toBe(true);
+    expect(isPluginSr(json, { deviceUid: "1.2.3.4" })).toBe(false);
+    const foreign: DicomJson = dcmjs.data.DicomMetaDictionary.denaturalizeDataset({
+      ...sr,
+      Manufacturer: "Other AI Vendor",
+      SoftwareVersions: ["4.2"],
+      ContributingEquipmentSequence: [{ Manufacturer: "Other AI Vendor", SoftwareVersions: ["4.2"] }],
+    });
+    expect(findingsFromSr(foreign).findings).toHaveLength(14);
+    expect(isPluginSr(foreign)).toBe(false);
+  });
+});
+
+/** A TID 1500-shaped SR in DICOM JSON with one finding, as `manufacturer` would write it. */
+function srJson(sop: string, manufacturer: string, contentDate: string, probability: number): DicomJson {
+  const code = (value: string, scheme: string, meaning: string) => ({ vr: "SQ", Value: [{ "00080100": { vr: "SH", Value: [value] }, "00080102": { vr: "SH", Value: [scheme] }, "00080104": { vr: "LO", Value: [meaning] } }] });
+  return {
+    "00080018": { vr: "UI", Value: [sop] },
+    "00080070": { vr: "LO", Value: [manufacturer] },
+    "00080023": { vr: "DA", Value: [contentDate] },
+    "00080033": { vr: "TM", Value: ["101500"] },
+    "0040A730": { vr: "SQ", Value: [
+      { "0040A040": { vr: "CS", Value: ["TEXT"] }, "0040A043": code("121013", "DCM", "Device Observer Name"), "0040A160": { vr: "UT", Value: [`${manufacturer} model 1.0`] } },
+      { "0040A040": { vr: "CS", Value: ["CONTAINER"] }, "0040A043": code("126010", "DCM", "Imaging Measurements"), "0040A730": { vr: "SQ", Value: [{
+        "0040A040": { vr: "CS", Value: ["CONTAINER"] }, "0040A043": code("125007", "DCM", "Measurement Group"), "0040A730": { vr: "SQ", Value: [
+          { "0040A040": { vr: "CS", Value: ["CODE"] }, "0040A043": code("121071", "DCM", "Finding"), "0040A168": code("4147007", "SCT", "Mass") },
+          { "0040A040": { vr: "CS", Value: ["NUM"] }, "0040A043": code("122157", "DCM", "Probability"), "0040A300": { vr: "SQ", Value: [{ "0040A30A": { vr: "DS", Value: [probability] }, "004008EA": code("1", "UCUM", "no units") }] } },
+        ] },
+      }] } },
+    ] },
+  };
+}
+
+describe("SR fallback: only this plugin's SR, and why the plugin gave none", () => {
+  it("skips a newer SR of another vendor and names the plugin's failure (404, 401, unreachable)", async () => {
+    const study = "1.2.826.0.1.3680043.8.498.1";
+    const reports = [srJson("1.2.3.1", "cxr-triage", "20261101", 0.7), srJson("1.2.3.2", "Other AI Vendor", "20261120", 0.99)];
+    let pluginStatus = 404;
+    const server = createServer((req, res) => {
+      const url = req.url!;
+      if (url.startsWith("/api/")) return void res.writeHead(pluginStatus, { "content-type": "application/json" }).end("{}");
+      if (url.endsWith("/series?Modality=SR")) return void res.writeHead(200, { "content-type": "application/dicom+json" }).end(JSON.stringify([{ "0020000E": { vr: "UI", Value: ["1.2.3"] } }]));
+      if (url.endsWith("/series/1.2.3/metadata")) return void res.writeHead(200, { "content-type": "application/dicom+json" }).end(JSON.stringify(reports));
+      res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const opts = { apiBaseUrl: base, studyInstanceUid: study, dicomwebUrl: `${base}/dicom-web`, token: "t" };
+    try {
+      const notFound = await loadTriageStudy(opts);
+      expect(notFound.origin).toBe("pacs-sr");
+      expect(notFound.srSopInstanceUid).toBe("1.2.3.1");
+      expect(notFound.findings).toEqual([{ label: "Mass", probability: 0.7 }]);
+      expect(notFound.notes[0]).toMatch(/^No results from the plugin yet for this study \(.*HTTP 404/);
+      expect(notFound.notes[1]).toContain("Structured Report 1.2.3.1 in the PACS, written by cxr-triage model 1.0 (cxr-triage), content date 2026-11-01 10:15:00");
+      pluginStatus = 401;
+      expect((await loadTriageStudy(opts)).notes[0]).toMatch(/^The plugin refused the API token \(.*HTTP 401/);
+      pluginStatus = 503;
+      expect((await loadTriageStudy(opts)).notes[0]).toMatch(/^Plugin not reachable \(.*HTTP 503/);
+      // Without the plugin's SR, the other vendor's SR is not shown.
+      reports.shift();
+      await expect(loadTriageStudy(opts)).rejects.toThrow(/no triage SR with findings written by this plugin \(Manufacturer cxr-triage\).*1 SR\(s\) of other devices skipped/);
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
   });
 });
 
@@ -62,6 +133,7 @@ describe("viewer pure helpers", () => {
 
   it("rejects a study answer without findings, naming the study", () => {
     expect(() => parsePluginStudy({ state: "processing" }, "1.2.3", "http://plugin")).toThrow(/study 1\.2\.3: no findings yet \(state processing\)/);
+    expect(() => parsePluginStudy({ state: "queued", findings: [] }, "1.2.3", "http://plugin")).toThrow(/no findings yet \(state queued\)/);
     const s = parsePluginStudy(
       { findings: [{ label: "Mass", probability: 0.7, threshold: 0.5, positive: true }], heatmaps: [{ label: "Mass", url: "/api/studies/1.2.3/heatmaps/Mass.png" }], model: { name: "m", version: "1", training: "untrained" } },
       "1.2.3",

@@ -6,6 +6,11 @@
  * concept names a probability (DCM 122157 "Probability", as src/results/sr writes it) and, when
  * present, a CODE "Presence" (SCT 705057003) = Present/Absent at the model's operating point, or a
  * NUM naming a threshold. The model is the Device Observer Name (DCM 121013, "<name> <version>").
+ *
+ * Other vendors' AI results are TID 1500 SRs too, so the fallback must only show an SR this plugin
+ * wrote: src/results writes Manufacturer (and Contributing Equipment) from the model card, by default
+ * "cxr-triage", and always names itself in Software Versions ("cxr-triage <version>"); the Device
+ * Observer UID (DCM 121012) is the model card's Device UID.
  */
 import { FINDING_CODES, NIH_LABELS } from "../../model/labels.ts";
 import { TAG, seq, str, type DicomJson } from "./dicomweb.ts";
@@ -47,6 +52,93 @@ export interface SrFindings {
   model?: TriageModel;
   /** The image the findings are about: the first IMAGE of the Image Library (DCM 111028). */
   sourceSopInstanceUid?: string;
+}
+
+/** Manufacturer that src/results writes unless the model card names another. */
+export const PLUGIN_MANUFACTURER = "cxr-triage";
+/** src/results/equipment.ts softwareVersions(): the plugin's own entry is "cxr-triage <package version>". */
+const PLUGIN_SOFTWARE = /^cxr-triage\s/;
+
+const EQUIPMENT_TAG = {
+  Manufacturer: "00080070",
+  ManufacturerModelName: "00081090",
+  SoftwareVersions: "00181020",
+  ContributingEquipmentSequence: "0018A001",
+  ContentDate: "00080023",
+  ContentTime: "00080033",
+  UID: "0040A124",
+} as const;
+
+function values(ds: DicomJson | undefined, tag: string): string[] {
+  return ((ds?.[tag]?.Value ?? []) as unknown[]).filter((v) => v !== null && v !== undefined).map(String);
+}
+
+/** Who wrote an SR and when: General Equipment, Contributing Equipment and the Device Observer context. */
+export interface SrDevice {
+  /** Manufacturer (0008,0070) of the SR, else of its Contributing Equipment. */
+  manufacturer?: string;
+  manufacturerModelName?: string;
+  softwareVersions: string[];
+  /** Device Observer UID (DCM 121012) of the root's observer context. */
+  deviceObserverUid?: string;
+  /** Device Observer Name (DCM 121013). */
+  deviceObserverName?: string;
+  /** Content Date/Time as "YYYY-MM-DD HH:MM:SS" (as much as the SR gives). */
+  contentDateTime?: string;
+}
+
+export function srDevice(sr: DicomJson): SrDevice {
+  const contributing = seq(sr, EQUIPMENT_TAG.ContributingEquipmentSequence);
+  const manufacturer = str(sr, EQUIPMENT_TAG.Manufacturer) ?? contributing.map((e) => str(e, EQUIPMENT_TAG.Manufacturer)).find((m) => m);
+  const model = str(sr, EQUIPMENT_TAG.ManufacturerModelName) ?? contributing.map((e) => str(e, EQUIPMENT_TAG.ManufacturerModelName)).find((m) => m);
+  const softwareVersions = [...values(sr, EQUIPMENT_TAG.SoftwareVersions), ...contributing.flatMap((e) => values(e, EQUIPMENT_TAG.SoftwareVersions))];
+  let deviceObserverUid: string | undefined;
+  let deviceObserverName: string | undefined;
+  // The observer context of the whole report sits directly in the root's content.
+  for (const item of seq(sr, TAG.ContentSequence)) {
+    if (conceptValue(item) === "121012") deviceObserverUid ??= str(item, EQUIPMENT_TAG.UID);
+    if (conceptValue(item) === "121013") deviceObserverName ??= str(item, TAG.TextValue);
+  }
+  const d = str(sr, EQUIPMENT_TAG.ContentDate);
+  const t = str(sr, EQUIPMENT_TAG.ContentTime);
+  const date = d && /^\d{8}$/.test(d) ? `${d.slice(0, 4)}-${d.slice(4, 6)}-${d.slice(6, 8)}` : d;
+  const time = t ? (t.match(/^(\d{2})(\d{2})?(\d{2})?/)?.slice(1).filter(Boolean).join(":") ?? t) : undefined;
+  const contentDateTime = [date, time].filter(Boolean).join(" ") || undefined;
+  return {
+    ...(manufacturer ? { manufacturer } : {}),
+    ...(model ? { manufacturerModelName: model } : {}),
+    softwareVersions,
+    ...(deviceObserverUid ? { deviceObserverUid } : {}),
+    ...(deviceObserverName ? { deviceObserverName } : {}),
+    ...(contentDateTime ? { contentDateTime } : {}),
+  };
+}
+
+/** What the plugin's API said about its SR, when it said anything: narrows the SRs accepted as the plugin's. */
+export interface ExpectedSr {
+  /** The model card's Device UID (the plugin's study JSON `model.deviceUid`). */
+  deviceUid?: string;
+  /** The SR the plugin exported (the study JSON `outputs.sr`). */
+  srSopInstanceUid?: string;
+}
+
+/**
+ * Whether this plugin wrote the SR: its Manufacturer is the plugin's or its Software Versions name
+ * cxr-triage (the card may name another manufacturer; the software entry is written regardless),
+ * and, when the plugin's study JSON named a Device UID, its Device Observer UID is that one.
+ */
+export function isPluginSr(sr: DicomJson, expected: ExpectedSr = {}): boolean {
+  const device = srDevice(sr);
+  const ours = device.manufacturer === PLUGIN_MANUFACTURER || device.softwareVersions.some((v) => PLUGIN_SOFTWARE.test(v));
+  if (!ours) return false;
+  return !expected.deviceUid || device.deviceObserverUid === expected.deviceUid;
+}
+
+/** "cxr-triage demo 1.0 (cxr-triage), content date 2026-11-27 11:10:05" for the reader. */
+export function describeSrDevice(device: SrDevice): string {
+  const name = device.deviceObserverName ?? device.manufacturerModelName ?? "unnamed device";
+  const who = device.manufacturer ? `${name} (${device.manufacturer})` : name;
+  return `${who}, content date ${device.contentDateTime ?? "not stated"}`;
 }
 
 export function findingsFromSr(sr: DicomJson): SrFindings {

@@ -27,7 +27,7 @@ export interface TriageStudy {
   sourceSopInstanceUid?: string;
   /** The PACS DICOMweb root the plugin names for this study, if it does. */
   dicomwebUrl?: string;
-  /** "plugin": the plugin's API answered; "pacs-sr": read from the SR in the PACS (plugin unreachable). */
+  /** "plugin": the plugin's API answered; "pacs-sr": read from the plugin's SR in the PACS (the plugin gave no results: see notes). */
   origin: "plugin" | "pacs-sr";
   /** Why the fallback was used, or other things the reader should know. */
   notes: string[];
