@@ -1,19 +1,24 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { selectionConfigSchema, type SelectionConfig } from "../config/service.ts";
+import { dcmjs } from "../dicom/dcmjs.ts";
 import { loadPresentationImage } from "../image/presentation.ts";
 import { Classifier, type ClassifierOptions } from "../inference/classifier.ts";
+import { extractHeader } from "../intake/header.ts";
+import { judgeInstance, selectStudy, type SelectableInstance } from "../intake/selection.ts";
 import { DatasetError, readLabelTable, selectSplit, type LabeledRow } from "../training/dataset.ts";
 import { Progress } from "../training/progress.ts";
-import { DicomWebClient, tagString } from "./dicomweb.ts";
+import { DicomWebClient, tagString, type DicomJson } from "./dicomweb.ts";
 import { computeMetrics, writeEvaluation, type EvaluationMetrics, type Predictions } from "./report.ts";
 
 /**
  * `cxr audit`: the evaluation of `cxr eval`, over archived studies pulled from a PACS through
- * DICOMweb. Rows of the labels CSV are keyed by AccessionNumber (a study: its first CR/DX series'
- * first instance) or SOPInstanceUID. Each row's outcome is appended to <out>/audit-state.jsonl as
+ * DICOMweb. Rows of the labels CSV are keyed by AccessionNumber (a study: the image the plugin's series
+ * selection picks from the study's WADO-RS metadata) or SOPInstanceUID (that image, if the selection would
+ * read it). Each row's outcome is appended to <out>/audit-state.jsonl as
  * soon as it is known, so an interrupted audit resumes where it stopped (rows that were not evaluated are
  * tried again: the PACS may have been unreachable); retrieved instances are kept under <out>/instances.
- * Studies that cannot be found, retrieved or read are listed with the reason.
+ * Studies that cannot be found, retrieved or read, or that the selection would not read, are listed with the reason.
  */
 export interface AuditOptions {
   dicomweb: string;
@@ -25,6 +30,8 @@ export interface AuditOptions {
   fresh?: boolean;
   bootstrapIterations?: number;
   seed?: number;
+  /** The series-selection rules (the service's `selection` section); the service's defaults when absent. */
+  selection?: SelectionConfig;
   classifier?: ClassifierOptions;
   progress?: boolean;
   log?: (line: string) => void;
@@ -33,15 +40,31 @@ export interface AuditOptions {
 type Outcome = { key: string; ok: true; sopInstanceUid: string; probabilities: number[] } | { key: string; ok: false; reason: string };
 
 const STATE = "audit-state.jsonl";
-const IMAGE_MODALITIES = new Set(["CR", "DX"]);
 
-async function locate(client: DicomWebClient, keyColumn: string, key: string): Promise<{ study: string; series: string; sop: string }> {
+/** The selection's view of archived instances: each one's header, from its WADO-RS metadata. */
+function selectable(metadata: DicomJson[], where: string): SelectableInstance[] {
+  return metadata.map((json) => {
+    const h = extractHeader(dcmjs.data.DicomMetaDictionary.naturalizeDataset(json));
+    if (!h.sopInstanceUid || !h.sopClassUid || !h.seriesInstanceUid) throw new Error(`${where}: WADO-RS metadata of an instance lacks its SOP Instance UID, SOP Class UID or Series Instance UID`);
+    return { sopInstanceUid: h.sopInstanceUid, sopClassUid: h.sopClassUid, seriesInstanceUid: h.seriesInstanceUid, header: h.header };
+  });
+}
+
+/**
+ * The image the plugin would read for a row, by the plugin's own series selection (`selectStudy` /
+ * `judgeInstance`): an audit measures what the product reads, not whichever CR/DX image the PACS lists first.
+ */
+async function locate(client: DicomWebClient, keyColumn: string, key: string, selection: SelectionConfig): Promise<{ study: string; series: string; sop: string }> {
   if (keyColumn === "SOPInstanceUID") {
     const found = await client.qido("/instances", { SOPInstanceUID: key, includefield: "0020000D,0020000E" });
     if (found.length === 0) throw new Error(`no instance with SOPInstanceUID ${key} in the PACS`);
     const study = tagString(found[0]!, "0020000D");
     const series = tagString(found[0]!, "0020000E");
     if (!study || !series) throw new Error(`QIDO-RS answer for SOPInstanceUID ${key} lacks Study/Series Instance UID`);
+    const inst = selectable(await client.metadata(study, series), `study ${study}, series ${series}`).find((i) => i.sopInstanceUid === key);
+    if (!inst) throw new Error(`WADO-RS metadata of series ${series} of study ${study} lacks instance ${key}`);
+    const decision = judgeInstance(inst, selection);
+    if (!decision.eligible) throw new Error(`study ${study}, instance ${key}: not read by the plugin's selection: ${decision.reason}`);
     return { study, series, sop: key };
   }
   const studies = await client.qido("/studies", { AccessionNumber: key });
@@ -49,15 +72,11 @@ async function locate(client: DicomWebClient, keyColumn: string, key: string): P
   if (studies.length > 1) throw new Error(`${studies.length} studies share AccessionNumber ${key}; cannot tell which one was labelled`);
   const study = tagString(studies[0]!, "0020000D");
   if (!study) throw new Error(`QIDO-RS answer for AccessionNumber ${key} lacks the Study Instance UID`);
-  const series = await client.qido(`/studies/${study}/series`, { includefield: "00080060" });
-  const image = series.find((s) => IMAGE_MODALITIES.has(tagString(s, "00080060") ?? ""));
-  if (!image) throw new Error(`study ${study} has no CR/DX series (modalities: ${series.map((s) => tagString(s, "00080060") ?? "?").join(", ") || "none"})`);
-  const seriesUid = tagString(image, "0020000E");
-  if (!seriesUid) throw new Error(`QIDO-RS answer for the series of study ${study} lacks the Series Instance UID`);
-  const instances = await client.qido(`/studies/${study}/series/${seriesUid}/instances`);
-  const sop = instances.map((i) => tagString(i, "00080018")).find((x): x is string => !!x);
-  if (!sop) throw new Error(`series ${seriesUid} of study ${study} has no instances`);
-  return { study, series: seriesUid, sop };
+  const instances = selectable(await client.metadata(study), `study ${study}`);
+  if (instances.length === 0) throw new Error(`study ${study} has no instances`);
+  const chosen = selectStudy(instances, selection);
+  if (!chosen.chosen) throw new Error(`study ${study}: not read by the plugin's selection: ${chosen.reason}`);
+  return { study, series: chosen.chosen.seriesInstanceUid, sop: chosen.chosen.sopInstanceUid };
 }
 
 export async function auditPacs(opts: AuditOptions): Promise<{ metrics: EvaluationMetrics; predictions: Predictions; resumed: number }> {
@@ -83,6 +102,7 @@ export async function auditPacs(opts: AuditOptions): Promise<{ metrics: Evaluati
     });
   }
   const client = new DicomWebClient(opts.dicomweb);
+  const selection = opts.selection ?? selectionConfigSchema.parse({});
   const classifier = await Classifier.load(opts.model, { threads: 2, ...opts.classifier });
   try {
     const labelNames = classifier.card.labels.map((l) => l.name);
@@ -97,7 +117,7 @@ export async function auditPacs(opts: AuditOptions): Promise<{ metrics: Evaluati
       if (done.has(row.key)) continue;
       let outcome: Outcome;
       try {
-        const loc = await locate(client, table.keyColumn, row.key);
+        const loc = await locate(client, table.keyColumn, row.key, selection);
         const path = join(opts.out, "instances", `${loc.sop}.dcm`);
         if (!existsSync(path)) writeFileSync(path, await client.retrieveInstance(loc.study, loc.series, loc.sop));
         const img = await loadPresentationImage(path).catch((err: Error) => {

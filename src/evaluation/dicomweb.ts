@@ -1,6 +1,6 @@
 /**
  * The few DICOMweb calls an audit needs (PS3.18): QIDO-RS searches (application/dicom+json) and
- * WADO-RS instance retrieval (multipart/related; type="application/dicom").
+ * WADO-RS metadata (application/dicom+json) and instance retrieval (multipart/related; type="application/dicom").
  */
 export type DicomJson = Record<string, { vr: string; Value?: unknown[] }>;
 
@@ -29,6 +29,24 @@ export class DicomWebClient {
     if (!r.ok) throw new DicomWebError(`QIDO-RS ${url}: HTTP ${r.status} ${(await r.text()).slice(0, 200)}`);
     const text = await r.text();
     return text ? (JSON.parse(text) as DicomJson[]) : [];
+  }
+
+  /**
+   * The headers of every instance of a study or of one series (WADO-RS metadata): all attributes but
+   * bulk data, sequences included, unlike QIDO-RS whose instance-level answers hold only the requested fields.
+   */
+  async metadata(study: string, series?: string): Promise<DicomJson[]> {
+    const url = `${this.base}/studies/${study}${series ? `/series/${series}` : ""}/metadata`;
+    let r: Response;
+    try {
+      r = await fetch(url, { headers: { Accept: "application/dicom+json" } });
+    } catch (err) {
+      throw new DicomWebError(`WADO-RS ${url}: ${(err as Error).message}`);
+    }
+    if (!r.ok) throw new DicomWebError(`WADO-RS ${url}: HTTP ${r.status} ${(await r.text()).slice(0, 200)}`);
+    const body = JSON.parse(await r.text()) as unknown;
+    if (!Array.isArray(body)) throw new DicomWebError(`WADO-RS ${url}: expected a JSON array of instances`);
+    return body as DicomJson[];
   }
 
   /** One instance as Part 10 bytes. */

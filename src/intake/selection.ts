@@ -12,10 +12,13 @@ export interface InstanceDecision {
   view?: string;
 }
 
-export interface StudySelection {
+/** What selection looks at: an archived instance's identity and header (a stored record, or QIDO/WADO-RS metadata). */
+export type SelectableInstance = Pick<InstanceRecord, "sopInstanceUid" | "sopClassUid" | "seriesInstanceUid" | "header">;
+
+export interface StudySelection<T extends SelectableInstance = InstanceRecord> {
   series: SeriesDecision[];
   /** The image the pipeline runs on, when any is eligible. */
-  chosen?: InstanceRecord;
+  chosen?: T;
   /** Why nothing is eligible (every series' reason), when nothing is. */
   reason?: string;
 }
@@ -60,7 +63,7 @@ export function frontalView(h: InstanceRecord["header"]): { view?: string; sourc
 }
 
 /** Whether one instance is a chest frontal CR/DX original image this plugin should read. */
-export function judgeInstance(inst: InstanceRecord, cfg: SelectionConfig, ownOutputUids: ReadonlySet<string> = new Set()): InstanceDecision {
+export function judgeInstance(inst: SelectableInstance, cfg: SelectionConfig, ownOutputUids: ReadonlySet<string> = new Set()): InstanceDecision {
   const h = inst.header;
   const own = new Set(cfg.ownManufacturers.map(norm));
   if (ownOutputUids.has(inst.sopInstanceUid)) return { eligible: false, reason: "one of this plugin's own result objects" };
@@ -99,11 +102,11 @@ export function judgeInstance(inst: InstanceRecord, cfg: SelectionConfig, ownOut
  * Series selection of a study: each series is eligible when at least one of its images is; the
  * pipeline reads one image, preferring PA over AP over other frontal, then the lowest Instance Number.
  */
-export function selectStudy(instances: InstanceRecord[], cfg: SelectionConfig, ownOutputUids: ReadonlySet<string> = new Set()): StudySelection {
-  const bySeries = new Map<string, InstanceRecord[]>();
+export function selectStudy<T extends SelectableInstance>(instances: T[], cfg: SelectionConfig, ownOutputUids: ReadonlySet<string> = new Set()): StudySelection<T> {
+  const bySeries = new Map<string, T[]>();
   for (const i of instances) bySeries.set(i.seriesInstanceUid, [...(bySeries.get(i.seriesInstanceUid) ?? []), i]);
   const series: SeriesDecision[] = [];
-  const candidates: { inst: InstanceRecord; view?: string }[] = [];
+  const candidates: { inst: T; view?: string }[] = [];
   for (const [seriesUid, list] of bySeries) {
     const decisions = list.map((inst) => ({ inst, d: judgeInstance(inst, cfg, ownOutputUids) }));
     const ok = decisions.filter((x) => x.d.eligible);

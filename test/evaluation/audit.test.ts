@@ -50,6 +50,7 @@ describe.runIf(has)("cxr audit against a real Orthanc (QIDO-RS / WADO-RS)", () =
   const model = join(tmp.dir, "model");
   const labels = join(tmp.dir, "audit-labels.csv");
   let dicomweb: string;
+  let labelRows: (string | number)[][];
 
   beforeAll(async () => {
     initModelDir({ inputSize: 64, seed: 9, out: model });
@@ -72,6 +73,7 @@ describe.runIf(has)("cxr audit against a real Orthanc (QIDO-RS / WADO-RS)", () =
     // A labelled accession the PACS does not have.
     out.push(["MISSING01", "998", ...NIH_LABELS.map(() => 0)]);
     writeFileSync(labels, toCsv(["AccessionNumber", "PatientId", ...NIH_LABELS], out));
+    labelRows = out;
   }, 180_000);
   afterAll(async () => {
     await orthanc?.stop();
@@ -136,6 +138,29 @@ describe.runIf(has)("cxr audit against a real Orthanc (QIDO-RS / WADO-RS)", () =
     expect(retry.metrics.skipped.map((x) => x.key).sort()).toEqual(["AccessionNumber BROKEN01", "AccessionNumber MISSING01"]);
     expect(retry.metrics.labels).toEqual(metrics.labels);
   }, 300_000);
+
+  it("lists a study whose only image is a lateral view as not read, with the series selection's reason", async () => {
+    // A ramp, not a constant: blank images are refused on reading.
+    const gray = Uint8Array.from({ length: 64 * 64 }, (_, i) => (i % 64) * 4);
+    // Stored fine and readable as an image; the PACS lists it as DX, but the plugin would never read a lateral.
+    await orthanc.rest("/instances", { method: "POST", body: toPart10Buffer({ ...dxDataset("LATERAL01", "997", gray, 64, 64), ViewPosition: "LL" }) });
+    // A study with a lateral series beside its PA series: the PA image is the one read, whatever order the PACS lists them in.
+    const pa = dxDataset("TWOVIEW01", "996", gray, 64, 64);
+    const lateral = { ...pa, SeriesInstanceUID: deriveUid("audit-test", "TWOVIEW01", "lateral-series"), SOPInstanceUID: deriveUid("audit-test", "TWOVIEW01", "lateral-sop"), ViewPosition: "LL" };
+    for (const ds of [lateral, pa]) await orthanc.rest("/instances", { method: "POST", body: toPart10Buffer(ds) });
+    const lateralLabels = join(tmp.dir, "lateral-labels.csv");
+    writeFileSync(lateralLabels, toCsv(["AccessionNumber", "PatientId", ...NIH_LABELS], [...labelRows.slice(0, 2), ["LATERAL01", "997", ...NIH_LABELS.map(() => 0)], ["TWOVIEW01", "996", ...NIH_LABELS.map(() => 0)]]));
+    const out = join(tmp.dir, "audit-lateral");
+    const r = await auditPacs({ dicomweb, labels: lateralLabels, model, out, bootstrapIterations: 10, progress: false, log: () => {} });
+    expect(r.metrics.n_images, JSON.stringify(r.metrics.skipped)).toBe(3);
+    expect(r.metrics.skipped).toHaveLength(1);
+    expect(r.metrics.skipped[0]!.key).toBe("AccessionNumber LATERAL01");
+    expect(r.metrics.skipped[0]!.reason).toMatch(/^study 2\.25\.\d+: not read by the plugin's selection: no eligible series: view LL \(ViewPosition\) is not PA\/AP$/);
+    expect(readFileSync(join(out, "report.html"), "utf8")).toContain("view LL (ViewPosition) is not PA/AP");
+    expect(existsSync(join(out, "instances", `${deriveUid("audit-test", "LATERAL01", "sop")}.dcm`))).toBe(false);
+    const state = readFileSync(join(out, "audit-state.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { key: string; sopInstanceUid?: string });
+    expect(state.find((o) => o.key === "TWOVIEW01")?.sopInstanceUid).toBe(pa.SOPInstanceUID);
+  }, 120_000);
 
   it("refuses labels keyed by image file name before auditing any row", async () => {
     const byImage = join(tmp.dir, "by-image.csv");
