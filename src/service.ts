@@ -6,7 +6,7 @@ import { startListener, type DicomListener } from "./dicom-listener/listener.ts"
 import { destinationName, Exporter } from "./export/exporter.ts";
 import { Classifier } from "./inference/classifier.ts";
 import { recoverSpool } from "./intake/recover.ts";
-import { SqliteStudyStore, STUDY_STATES } from "./intake/store.ts";
+import { SqliteStudyStore } from "./intake/store.ts";
 import { Pipeline } from "./pipeline/pipeline.ts";
 import { createMetrics, type ServiceMetrics } from "./worklist/metrics.ts";
 import { createApiServer, generateApiToken, type ApiServer } from "./worklist/server.ts";
@@ -126,12 +126,6 @@ export async function startService(config: ServiceConfig, opts: StartServiceOpti
     await stopStarted();
     throw new Error(`DICOM listener on ${config.dicom.bindAddress}:${config.dicom.port}: ${(err as Error).message}`);
   }
-  const refreshStates = () => {
-    const counts = store.countsByState();
-    for (const s of STUDY_STATES) metrics.studiesByState.set({ state: s }, counts[s]);
-  };
-  refreshStates();
-  const unsubscribe = store.onChange(refreshStates);
   logger.info(
     { ae: config.dicom.aeTitle, host: listener.host, port: listener.port, tls: !!config.dicom.tls, http: api?.url, destinations: exporter.destinationNames, dataDir: config.dataDir, model: classifier.card.deviceUid },
     "listener ready",
@@ -153,7 +147,6 @@ export async function startService(config: ServiceConfig, opts: StartServiceOpti
       await pipeline.stop();
       await exporter.stop();
       await api?.server.close();
-      unsubscribe();
       if (ownClassifier) await classifier.close();
       store.close();
     },
