@@ -16,17 +16,23 @@ export class DicomWebClient {
     this.base = base.replace(/\/+$/, "");
   }
 
+  /** GET with the service name, URL and reason in every failure (network or non-2xx answer). */
+  private async get(service: "QIDO-RS" | "WADO-RS", url: string, accept: string): Promise<Response> {
+    let r: Response;
+    try {
+      r = await fetch(url, { headers: { Accept: accept } });
+    } catch (err) {
+      throw new DicomWebError(`${service} ${url}: ${(err as Error).message}`);
+    }
+    if (!r.ok) throw new DicomWebError(`${service} ${url}: HTTP ${r.status} ${(await r.text()).slice(0, 200)}`);
+    return r;
+  }
+
   async qido(path: string, query: Record<string, string> = {}): Promise<DicomJson[]> {
     const qs = new URLSearchParams(query).toString();
     const url = `${this.base}${path}${qs ? `?${qs}` : ""}`;
-    let r: Response;
-    try {
-      r = await fetch(url, { headers: { Accept: "application/dicom+json" } });
-    } catch (err) {
-      throw new DicomWebError(`QIDO-RS ${url}: ${(err as Error).message}`);
-    }
+    const r = await this.get("QIDO-RS", url, "application/dicom+json");
     if (r.status === 204) return [];
-    if (!r.ok) throw new DicomWebError(`QIDO-RS ${url}: HTTP ${r.status} ${(await r.text()).slice(0, 200)}`);
     const text = await r.text();
     return text ? (JSON.parse(text) as DicomJson[]) : [];
   }
@@ -37,13 +43,7 @@ export class DicomWebClient {
    */
   async metadata(study: string, series?: string): Promise<DicomJson[]> {
     const url = `${this.base}/studies/${study}${series ? `/series/${series}` : ""}/metadata`;
-    let r: Response;
-    try {
-      r = await fetch(url, { headers: { Accept: "application/dicom+json" } });
-    } catch (err) {
-      throw new DicomWebError(`WADO-RS ${url}: ${(err as Error).message}`);
-    }
-    if (!r.ok) throw new DicomWebError(`WADO-RS ${url}: HTTP ${r.status} ${(await r.text()).slice(0, 200)}`);
+    const r = await this.get("WADO-RS", url, "application/dicom+json");
     const body = JSON.parse(await r.text()) as unknown;
     if (!Array.isArray(body)) throw new DicomWebError(`WADO-RS ${url}: expected a JSON array of instances`);
     return body as DicomJson[];
@@ -52,13 +52,7 @@ export class DicomWebClient {
   /** One instance as Part 10 bytes. */
   async retrieveInstance(study: string, series: string, sop: string): Promise<Buffer> {
     const url = `${this.base}/studies/${study}/series/${series}/instances/${sop}`;
-    let r: Response;
-    try {
-      r = await fetch(url, { headers: { Accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' } });
-    } catch (err) {
-      throw new DicomWebError(`WADO-RS ${url}: ${(err as Error).message}`);
-    }
-    if (!r.ok) throw new DicomWebError(`WADO-RS ${url}: HTTP ${r.status} ${(await r.text()).slice(0, 200)}`);
+    const r = await this.get("WADO-RS", url, 'multipart/related; type="application/dicom"; transfer-syntax=*');
     const parts = parseMultipart(Buffer.from(await r.arrayBuffer()), r.headers.get("content-type") ?? "", url);
     if (parts.length !== 1) throw new DicomWebError(`WADO-RS ${url}: expected 1 part, got ${parts.length}`);
     return parts[0]!;
