@@ -57,7 +57,37 @@ export function splitPDataTf(pdu: Buffer): PresentationDataValue[] {
   return pdvs;
 }
 
-/** Cuts a byte stream into whole PDUs; `onPdu` gets each (type, bytes with header), `onError` an unknown PDU type. */
+/**
+ * The largest PDU the reader buffers depends on its type. A P-DATA-TF may not be longer than the
+ * maximum length this side announced (PS3.8 D.1: it bounds the PDU's variable field); every other
+ * PDU is small (an A-ASSOCIATE-RQ with 128 presentation contexts of 10 syntaxes each is under
+ * 100 KiB). Without a bound a peer's length field alone (up to 4 GiB) decides how much memory the
+ * listener holds for it.
+ */
+export interface PduLimits {
+  /** The variable field length this side announced in its A-ASSOCIATE-AC (0 = no limit announced). */
+  maxPDataLength: number;
+}
+/** P-DATA-TF bound when the configuration announces no limit (0, "unlimited" in PS3.8). */
+export const UNANNOUNCED_PDATA_LIMIT = 64 * 1024 * 1024;
+/** Bound for every PDU type other than P-DATA-TF. */
+export const OTHER_PDU_LIMIT = 1024 * 1024;
+
+/** The largest variable field length accepted for a PDU of `type`. */
+export function pduLengthLimit(type: number, limits: PduLimits): number {
+  if (type !== PDU_TYPE.pDataTf) return OTHER_PDU_LIMIT;
+  // Some senders count the PDU header in the maximum: tolerated (6 bytes); anything more is refused.
+  return (limits.maxPDataLength > 0 ? limits.maxPDataLength : UNANNOUNCED_PDATA_LIMIT) + 6;
+}
+
+/** A PDU whose length field exceeds its limit (the listener answers it with an A-ABORT). */
+export class PduTooLongError extends Error {}
+
+/**
+ * Cuts a byte stream into whole PDUs; `onPdu` gets each (type, bytes with header), `onError` an
+ * unknown PDU type or a length field over the limit (reported as soon as the PDU's header is in,
+ * before any of its body is buffered).
+ */
 export class PduReader {
   private readonly chunks: Buffer[] = [];
   private buffered = 0;
@@ -69,6 +99,7 @@ export class PduReader {
   constructor(
     private readonly onPdu: (type: number, pdu: Buffer) => void,
     private readonly onError: (err: Error) => void,
+    private readonly limits: PduLimits = { maxPDataLength: 0 },
   ) {}
 
   push(chunk: Buffer): void {
@@ -84,8 +115,15 @@ export class PduReader {
           this.onError(new Error(`Unknown PDU type: ${type}`));
           return;
         }
+        const length = head.readUInt32BE(2);
+        const limit = pduLengthLimit(type, this.limits);
+        if (length > limit) {
+          this.failed = true;
+          this.onError(new PduTooLongError(`PDU of type 0x0${type.toString(16)} declares ${length} bytes, more than the ${limit} this listener accepts`));
+          return;
+        }
         this.pendingType = type;
-        this.pendingLength = 6 + head.readUInt32BE(2);
+        this.pendingLength = 6 + length;
       }
       if (this.buffered < this.pendingLength) return;
       const bytes = this.take(this.pendingLength);

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { execFileSync } from "node:child_process";
 import { readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { createConnection } from "node:net";
 import { join } from "node:path";
 import { pino } from "pino";
 import { listenerConfigSchema, SOP_CLASS } from "../../src/config/service.ts";
@@ -125,6 +126,22 @@ describe("C-STORE SCP (dcmjs-dimse) against dcmtk storescu", () => {
     const q = store.quarantined();
     expect(q.at(-1)?.reason).toMatch(/missing or invalid studyInstanceUid/);
     expect(readdirSync(join(tmp.dir, "quarantine")).length).toBeGreaterThan(0);
+    expect(await echoscu(listener.port, "CXR_TEST")).toBe(true);
+  });
+
+  it("aborts a peer whose PDU length field is over the limit (A-ABORT, invalid PDU parameter value) and keeps serving", async () => {
+    // An A-ASSOCIATE-RQ header claiming 100 MB: refused from its 6 header bytes, nothing buffered.
+    const socket = createConnection({ host: "127.0.0.1", port: listener.port });
+    const received: Buffer[] = [];
+    socket.on("data", (d: Buffer) => received.push(d));
+    const closed = new Promise<void>((resolve) => socket.on("close", () => resolve()));
+    socket.on("error", () => undefined);
+    const header = Buffer.from([0x01, 0x00, 0, 0, 0, 0]);
+    header.writeUInt32BE(100_000_000, 2);
+    socket.write(header);
+    await closed;
+    expect([...Buffer.concat(received)]).toEqual([0x07, 0, 0, 0, 0, 4, 0, 0, 2, 6]);
+    expect(listener.activeAssociations()).toBe(0);
     expect(await echoscu(listener.port, "CXR_TEST")).toBe(true);
   });
 });

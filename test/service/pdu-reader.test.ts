@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import dimse from "dcmjs-dimse";
-import { PduReader, splitPDataTf } from "../../src/dicom-listener/pdu-reader.ts";
+import { PduReader, PduTooLongError, splitPDataTf } from "../../src/dicom-listener/pdu-reader.ts";
 import { encodeStoreResponsePdu } from "../../src/dicom-listener/store-response.ts";
 
 function pdu(type: number, body: Buffer): Buffer {
@@ -62,6 +62,44 @@ describe("PDU reader (replaces dcmjs-dimse's accumulator)", () => {
     const bad = pdu(0x04, pdv(1, 0x02, bytes(10, 5)));
     bad.writeUInt32BE(50, 6);
     expect(() => splitPDataTf(bad)).toThrow(/PDV item length 50/);
+  });
+
+  it("refuses a PDU whose length field is over its limit as soon as its header is in (nothing of it buffered)", () => {
+    const run = (chunks: Buffer[], maxPDataLength: number) => {
+      const got: number[] = [];
+      const errors: Error[] = [];
+      const reader = new PduReader(
+        (type) => got.push(type),
+        (e) => errors.push(e),
+        { maxPDataLength },
+      );
+      for (const c of chunks) reader.push(c);
+      return { got, errors };
+    };
+    // Exactly the announced maximum, and a sender counting the 6-byte header in it: accepted.
+    for (const length of [16_384, 16_390]) {
+      const r = run([pdu(0x04, pdv(1, 0x02, bytes(length - 6, 7)))], 16_384);
+      expect(r.errors, String(length)).toEqual([]);
+      expect(r.got).toEqual([0x04]);
+    }
+    // One byte more is refused from the header alone: the body never has to arrive.
+    const header = (type: number, length: number) => {
+      const h = Buffer.alloc(6);
+      h[0] = type;
+      h.writeUInt32BE(length, 2);
+      return h;
+    };
+    const over = run([header(0x04, 16_391)], 16_384);
+    expect(over.got).toEqual([]);
+    expect(over.errors[0]).toBeInstanceOf(PduTooLongError);
+    expect(over.errors[0]?.message).toMatch(/declares 16391 bytes, more than the 16390/);
+    // A 4 GiB length field with no limit configured, and an A-ASSOCIATE-RQ over 1 MiB: refused too.
+    expect(run([header(0x04, 0xffffffff)], 0).errors[0]?.message).toMatch(/more than the 67108870/);
+    expect(run([header(0x01, 2 * 1024 * 1024)], 16_384).errors[0]).toBeInstanceOf(PduTooLongError);
+    // Nothing after a refusal is parsed.
+    const after = run([header(0x04, 16_391), pdu(0x05, Buffer.alloc(4))], 16_384);
+    expect(after.got).toEqual([]);
+    expect(after.errors).toHaveLength(1);
   });
 });
 
