@@ -24,6 +24,7 @@ import { startListener } from "../src/dicom-listener/listener.ts";
 import { SqliteStudyStore } from "../src/intake/store.ts";
 import { freePort } from "../src/peers/ports.ts";
 import { SHARED_DICOM } from "../test/helpers/shared-data.ts";
+import { startBareReceiver, type BareMode } from "./bare-receiver.ts";
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(name);
@@ -120,12 +121,26 @@ try {
     }
   }
 
+  async function bareRun(tag: string, mode: BareMode): Promise<number> {
+    const receiver = await startBareReceiver(mode, join(work, `bare-${tag}`), bytes + N * 4096);
+    try {
+      const ms = await sendAll(receiver.port, "BARE", files);
+      if (receiver.received() !== N) throw new Error(`bare ${mode} receiver answered ${receiver.received()} of ${N}`);
+      return ms;
+    } finally {
+      await receiver.close();
+    }
+  }
+
   const rows = {
     cxr: [] as number[],
     storescp: [] as number[],
     cxrNoSync: [] as number[],
     cxr4: [] as number[],
     storescp4: [] as number[],
+    bareDiscard: [] as number[],
+    bareFile: [] as number[],
+    bareLog: [] as number[],
   };
   // Before each timed receiver: `sync`, so that no receiver pays for the write-back of the dirty
   // pages an earlier one left behind (storescp never flushes its 40 MB; the kernel would write them
@@ -140,6 +155,9 @@ try {
     rows.cxrNoSync.push(await settled(() => cxrRun(`nosync-${run}`, false, (port) => sendAll(port, "CXR_BENCH", files))));
     rows.cxr4.push(await settled(() => cxrRun(`4-${run}`, true, (port) => sendConcurrently(port, "CXR_BENCH"))));
     rows.storescp4.push(await settled(() => storescpRun(`4-${run}`, true, (port) => sendConcurrently(port, "STORESCP"))));
+    rows.bareDiscard.push(await settled(() => bareRun(`discard-${run}`, "discard")));
+    rows.bareFile.push(await settled(() => bareRun(`file-${run}`, "file")));
+    rows.bareLog.push(await settled(() => bareRun(`log-${run}`, "log")));
   }
   const summary = (ms: number[]) => {
     const m = median(ms);
@@ -161,6 +179,17 @@ try {
       ratio: +(median(rows.storescp4) / median(rows.cxr4)).toFixed(3),
     },
     diagnosticNoSync: { cxr: summary(rows.cxrNoSync), ratio: +(median(rows.storescp) / median(rows.cxrNoSync)).toFixed(3) },
+    // The yardstick (bench/bare-receiver.ts): the same sender into receivers that do nothing but
+    // (not) make each instance durable — what the disk allows any durable receiver, against storescp.
+    floor: Object.fromEntries(
+      (
+        [
+          ["bareDiscard", rows.bareDiscard],
+          ["bareFile", rows.bareFile],
+          ["bareLog", rows.bareLog],
+        ] as const
+      ).map(([k, ms]) => [k, { ...summary(ms), ratio: +(median(rows.storescp) / median(ms)).toFixed(3) }]),
+    ) as Record<"bareDiscard" | "bareFile" | "bareLog", ReturnType<typeof summary> & { ratio: number }>,
   };
   console.log(JSON.stringify(result));
   console.log("");
@@ -172,9 +201,15 @@ try {
   line("cxr (4 senders)", result.fourSenders.cxr);
   line("storescp --fork (4 senders)", result.fourSenders.storescpFork);
   line("DIAGNOSTIC cxr without fsync (not durable)", result.diagnosticNoSync.cxr);
+  line("FLOOR bare receiver, writes nothing", result.floor.bareDiscard);
+  line("FLOOR bare receiver, file+fdatasync+dir", result.floor.bareFile);
+  line("FLOOR bare receiver, prealloc log+fdatasync", result.floor.bareLog);
   console.log(`ratio (cxr throughput / storescp throughput, 1 sender): ${result.ratio}  (target ≥ ${result.target})`);
   console.log(`ratio with 4 senders (cxr / storescp --fork): ${result.fourSenders.ratio}`);
   console.log(`DIAGNOSTIC ratio without fsync (cxr not durable / storescp, 1 sender): ${result.diagnosticNoSync.ratio}`);
+  console.log(
+    `FLOOR ratios (bare receiver / storescp, 1 sender): writes nothing ${result.floor.bareDiscard.ratio}, durable file ${result.floor.bareFile.ratio}, durable preallocated log ${result.floor.bareLog.ratio}`,
+  );
 } finally {
   rmSync(work, { recursive: true, force: true });
 }
