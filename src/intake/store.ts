@@ -176,6 +176,7 @@ const parse = <T>(s: string | null): T | undefined => (s === null ? undefined : 
 export class SqliteStudyStore implements StudyStore {
   readonly db: Database.Database;
   private readonly listeners = new Set<(rec: StudyRecord) => void>();
+  private readonly statements = new Map<string, Database.Statement>();
 
   /** `onListenerError`: where a failing onChange listener is reported (it never breaks the write that emitted). */
   constructor(
@@ -192,6 +193,19 @@ export class SqliteStudyStore implements StudyStore {
 
   close(): void {
     this.db.close();
+  }
+
+  /**
+   * The prepared statement for `sql`, prepared once: preparing costs about as much as running these
+   * small statements, and addInstance runs on the way to every C-STORE answer.
+   */
+  private statement(sql: string): Database.Statement {
+    let stmt = this.statements.get(sql);
+    if (!stmt) {
+      stmt = this.db.prepare(sql);
+      this.statements.set(sql, stmt);
+    }
+    return stmt;
   }
 
   onChange(listener: (rec: StudyRecord) => void): () => void {
@@ -214,18 +228,18 @@ export class SqliteStudyStore implements StudyStore {
   }
 
   list(): StudyRecord[] {
-    return (this.db.prepare("SELECT * FROM studies ORDER BY received_at DESC").all() as StudyRow[]).map(toRecord);
+    return (this.statement("SELECT * FROM studies ORDER BY received_at DESC").all() as StudyRow[]).map(toRecord);
   }
 
   get(studyInstanceUid: string): StudyRecord | undefined {
-    const row = this.db.prepare("SELECT * FROM studies WHERE study_uid = ?").get(studyInstanceUid) as StudyRow | undefined;
+    const row = this.statement("SELECT * FROM studies WHERE study_uid = ?").get(studyInstanceUid) as StudyRow | undefined;
     return row && toRecord(row);
   }
 
   /** Studies per state, for `cxr status` and metrics. */
   countsByState(): Record<StudyState, number> {
     const counts = Object.fromEntries(STUDY_STATES.map((s) => [s, 0])) as Record<StudyState, number>;
-    for (const r of this.db.prepare("SELECT state, COUNT(*) AS n FROM studies GROUP BY state").all() as { state: StudyState; n: number }[]) counts[r.state] = r.n;
+    for (const r of this.statement("SELECT state, COUNT(*) AS n FROM studies GROUP BY state").all() as { state: StudyState; n: number }[]) counts[r.state] = r.n;
     return counts;
   }
 
@@ -237,7 +251,7 @@ export class SqliteStudyStore implements StudyStore {
     const at = now.toISOString();
     let outcome = "new" as InstanceOutcome;
     this.db.transaction(() => {
-      const prev = this.db.prepare("SELECT sha256, study_uid FROM instances WHERE sop_uid = ?").get(inst.sopInstanceUid) as { sha256: string; study_uid: string } | undefined;
+      const prev = this.statement("SELECT sha256, study_uid FROM instances WHERE sop_uid = ?").get(inst.sopInstanceUid) as { sha256: string; study_uid: string } | undefined;
       if (prev && prev.sha256 === inst.sha256) {
         outcome = "duplicate";
         return;
@@ -254,7 +268,7 @@ export class SqliteStudyStore implements StudyStore {
           sop: inst.sopInstanceUid, cls: inst.sopClassUid, study: inst.studyInstanceUid, series: inst.seriesInstanceUid,
           ts: inst.transferSyntaxUid, path: inst.path, sha: inst.sha256, size: inst.size, ae: inst.callingAeTitle, at, header: JSON.stringify(inst.header),
         });
-      const study = this.db.prepare("SELECT state, history FROM studies WHERE study_uid = ?").get(inst.studyInstanceUid) as { state: StudyState; history: string } | undefined;
+      const study = this.statement("SELECT state, history FROM studies WHERE study_uid = ?").get(inst.studyInstanceUid) as { state: StudyState; history: string } | undefined;
       if (!study) {
         this.db
           .prepare(
@@ -277,7 +291,7 @@ export class SqliteStudyStore implements StudyStore {
   }
 
   instances(studyUid: string): InstanceRecord[] {
-    return (this.db.prepare("SELECT * FROM instances WHERE study_uid = ? ORDER BY received_at, sop_uid").all(studyUid) as InstanceRow[]).map((r) => ({
+    return (this.statement("SELECT * FROM instances WHERE study_uid = ? ORDER BY received_at, sop_uid").all(studyUid) as InstanceRow[]).map((r) => ({
       sopInstanceUid: r.sop_uid, sopClassUid: r.sop_class_uid, studyInstanceUid: r.study_uid, seriesInstanceUid: r.series_uid,
       transferSyntaxUid: r.transfer_syntax_uid, path: r.path, sha256: r.sha256, size: r.size, callingAeTitle: r.calling_ae,
       receivedAt: r.received_at, header: JSON.parse(r.header) as InstanceHeader,
@@ -285,16 +299,16 @@ export class SqliteStudyStore implements StudyStore {
   }
 
   instanceCount(studyUid: string): number {
-    return (this.db.prepare("SELECT COUNT(*) AS n FROM instances WHERE study_uid = ?").get(studyUid) as { n: number }).n;
+    return (this.statement("SELECT COUNT(*) AS n FROM instances WHERE study_uid = ?").get(studyUid) as { n: number }).n;
   }
 
   /** Studies in "received" whose newest instance is older than `stableBefore` (epoch ms). */
   stableStudies(stableBefore: number): string[] {
-    return (this.db.prepare("SELECT study_uid FROM studies WHERE state = 'received' AND last_instance_at <= ? ORDER BY last_instance_at").all(stableBefore) as { study_uid: string }[]).map((r) => r.study_uid);
+    return (this.statement("SELECT study_uid FROM studies WHERE state = 'received' AND last_instance_at <= ? ORDER BY last_instance_at").all(stableBefore) as { study_uid: string }[]).map((r) => r.study_uid);
   }
 
   studiesInState(state: StudyState): string[] {
-    return (this.db.prepare("SELECT study_uid FROM studies WHERE state = ? ORDER BY updated_at").all(state) as { study_uid: string }[]).map((r) => r.study_uid);
+    return (this.statement("SELECT study_uid FROM studies WHERE state = ? ORDER BY updated_at").all(state) as { study_uid: string }[]).map((r) => r.study_uid);
   }
 
   /**
@@ -304,7 +318,7 @@ export class SqliteStudyStore implements StudyStore {
   transition(studyUid: string, state: StudyState, opts: { from?: StudyState[]; reason?: string | null; now?: Date } = {}): boolean {
     const at = (opts.now ?? new Date()).toISOString();
     const changed = this.db.transaction(() => {
-      const row = this.db.prepare("SELECT state, history FROM studies WHERE study_uid = ?").get(studyUid) as { state: StudyState; history: string } | undefined;
+      const row = this.statement("SELECT state, history FROM studies WHERE study_uid = ?").get(studyUid) as { state: StudyState; history: string } | undefined;
       if (!row) return false;
       if (opts.from && !opts.from.includes(row.state)) return false;
       const history = JSON.parse(row.history) as { state: StudyState; at: string }[];
@@ -320,21 +334,21 @@ export class SqliteStudyStore implements StudyStore {
 
   setSeriesDecisions(studyUid: string, decisions: SeriesDecision[]): void {
     this.db.transaction(() => {
-      this.db.prepare("DELETE FROM series_decisions WHERE study_uid = ?").run(studyUid);
-      const ins = this.db.prepare("INSERT INTO series_decisions (study_uid, series_uid, eligible, reason) VALUES (?, ?, ?, ?)");
+      this.statement("DELETE FROM series_decisions WHERE study_uid = ?").run(studyUid);
+      const ins = this.statement("INSERT INTO series_decisions (study_uid, series_uid, eligible, reason) VALUES (?, ?, ?, ?)");
       for (const d of decisions) ins.run(studyUid, d.seriesInstanceUid, d.eligible ? 1 : 0, d.reason);
     })();
   }
 
   seriesDecisions(studyUid: string): SeriesDecision[] {
-    return (this.db.prepare("SELECT series_uid, eligible, reason FROM series_decisions WHERE study_uid = ? ORDER BY series_uid").all(studyUid) as { series_uid: string; eligible: number; reason: string }[]).map((r) => ({
+    return (this.statement("SELECT series_uid, eligible, reason FROM series_decisions WHERE study_uid = ? ORDER BY series_uid").all(studyUid) as { series_uid: string; eligible: number; reason: string }[]).map((r) => ({
       seriesInstanceUid: r.series_uid, eligible: r.eligible === 1, reason: r.reason,
     }));
   }
 
   /** The key of the last successful processing (inputs + model); equal key = nothing new to do. */
   processedKey(studyUid: string): string | undefined {
-    const r = this.db.prepare("SELECT processed_key FROM studies WHERE study_uid = ?").get(studyUid) as { processed_key: string | null } | undefined;
+    const r = this.statement("SELECT processed_key FROM studies WHERE study_uid = ?").get(studyUid) as { processed_key: string | null } | undefined;
     return r?.processed_key ?? undefined;
   }
 
@@ -356,7 +370,7 @@ export class SqliteStudyStore implements StudyStore {
   ): void {
     const at = now.toISOString();
     this.db.transaction(() => {
-      const row = this.db.prepare("SELECT history FROM studies WHERE study_uid = ?").get(studyUid) as { history: string };
+      const row = this.statement("SELECT history FROM studies WHERE study_uid = ?").get(studyUid) as { history: string };
       const history = JSON.parse(row.history) as { state: StudyState; at: string }[];
       history.push({ state: "done", at });
       const sr = results.outputs.find((o) => o.kind === "sr")?.sopInstanceUid;
@@ -367,8 +381,8 @@ export class SqliteStudyStore implements StudyStore {
              processed_key = ?, next_export_at = 0, export_attempts = 0 WHERE study_uid = ?`,
         )
         .run(JSON.stringify(history), at, JSON.stringify(results.findings), JSON.stringify(results.heatmaps), JSON.stringify({ sr, sc }), JSON.stringify(results.model), results.processedKey, studyUid);
-      const insOut = this.db.prepare("INSERT OR REPLACE INTO outputs (sop_uid, study_uid, kind, sop_class_uid, path) VALUES (?, ?, ?, ?, ?)");
-      const insExp = this.db.prepare("INSERT OR IGNORE INTO exports (output_uid, destination) VALUES (?, ?)");
+      const insOut = this.statement("INSERT OR REPLACE INTO outputs (sop_uid, study_uid, kind, sop_class_uid, path) VALUES (?, ?, ?, ?, ?)");
+      const insExp = this.statement("INSERT OR IGNORE INTO exports (output_uid, destination) VALUES (?, ?)");
       for (const o of results.outputs) {
         insOut.run(o.sopInstanceUid, studyUid, o.kind, o.sopClassUid, o.path);
         for (const d of results.destinations) insExp.run(o.sopInstanceUid, d);
@@ -379,7 +393,7 @@ export class SqliteStudyStore implements StudyStore {
 
   outputs(studyUid: string): OutputRecord[] {
     const srFirst = "CASE kind WHEN 'sr' THEN 0 ELSE 1 END";
-    return (this.db.prepare(`SELECT * FROM outputs WHERE study_uid = ? ORDER BY ${srFirst}, sop_uid`).all(studyUid) as { sop_uid: string; study_uid: string; kind: "sr" | "sc"; sop_class_uid: string; path: string }[]).map((r) => ({
+    return (this.statement(`SELECT * FROM outputs WHERE study_uid = ? ORDER BY ${srFirst}, sop_uid`).all(studyUid) as { sop_uid: string; study_uid: string; kind: "sr" | "sc"; sop_class_uid: string; path: string }[]).map((r) => ({
       sopInstanceUid: r.sop_uid, studyInstanceUid: r.study_uid, kind: r.kind, sopClassUid: r.sop_class_uid, path: r.path,
     }));
   }
@@ -390,7 +404,7 @@ export class SqliteStudyStore implements StudyStore {
     const current = new Set([rec?.outputs?.sr, ...(rec?.outputs?.sc ?? [])].filter((u): u is string => !!u));
     return this.outputs(studyUid).filter((o) => {
       if (!current.has(o.sopInstanceUid)) return false;
-      const e = this.db.prepare("SELECT sent FROM exports WHERE output_uid = ? AND destination = ?").get(o.sopInstanceUid, destination) as { sent: number } | undefined;
+      const e = this.statement("SELECT sent FROM exports WHERE output_uid = ? AND destination = ?").get(o.sopInstanceUid, destination) as { sent: number } | undefined;
       return !e || e.sent === 0;
     });
   }
@@ -409,7 +423,7 @@ export class SqliteStudyStore implements StudyStore {
 
   exports(studyUid: string): ExportRecord[] {
     return (
-      this.db.prepare("SELECT e.* FROM exports e JOIN outputs o ON o.sop_uid = e.output_uid WHERE o.study_uid = ? ORDER BY e.destination, e.output_uid").all(studyUid) as {
+      this.statement("SELECT e.* FROM exports e JOIN outputs o ON o.sop_uid = e.output_uid WHERE o.study_uid = ? ORDER BY e.destination, e.output_uid").all(studyUid) as {
         output_uid: string; destination: string; sent: number; attempts: number; last_error: string | null; sent_at: string | null;
       }[]
     ).map((r) => ({ outputUid: r.output_uid, destination: r.destination, sent: r.sent === 1, attempts: r.attempts, lastError: r.last_error ?? undefined, sentAt: r.sent_at ?? undefined }));
@@ -417,21 +431,21 @@ export class SqliteStudyStore implements StudyStore {
 
   /** Export scheduling of a "done" study: when the next attempt is due, and how many failed so far. */
   exportSchedule(studyUid: string): { nextAt: number; attempts: number } {
-    const r = this.db.prepare("SELECT next_export_at, export_attempts FROM studies WHERE study_uid = ?").get(studyUid) as { next_export_at: number; export_attempts: number };
+    const r = this.statement("SELECT next_export_at, export_attempts FROM studies WHERE study_uid = ?").get(studyUid) as { next_export_at: number; export_attempts: number };
     return { nextAt: r.next_export_at, attempts: r.export_attempts };
   }
 
   setExportSchedule(studyUid: string, nextAt: number, attempts: number, lastError?: string): void {
-    this.db.prepare("UPDATE studies SET next_export_at = ?, export_attempts = ?, reason = ? WHERE study_uid = ?").run(nextAt, attempts, lastError ?? null, studyUid);
+    this.statement("UPDATE studies SET next_export_at = ?, export_attempts = ?, reason = ? WHERE study_uid = ?").run(nextAt, attempts, lastError ?? null, studyUid);
     this.emit(studyUid);
   }
 
   addQuarantine(path: string, reason: string, studyUid?: string, now = new Date()): void {
-    this.db.prepare("INSERT INTO quarantine (path, reason, study_uid, at) VALUES (?, ?, ?, ?)").run(path, reason, studyUid ?? null, now.toISOString());
+    this.statement("INSERT INTO quarantine (path, reason, study_uid, at) VALUES (?, ?, ?, ?)").run(path, reason, studyUid ?? null, now.toISOString());
   }
 
   quarantined(): { path: string; reason: string; studyInstanceUid?: string; at: string }[] {
-    return (this.db.prepare("SELECT * FROM quarantine ORDER BY id").all() as { path: string; reason: string; study_uid: string | null; at: string }[]).map((r) => ({
+    return (this.statement("SELECT * FROM quarantine ORDER BY id").all() as { path: string; reason: string; study_uid: string | null; at: string }[]).map((r) => ({
       path: r.path, reason: r.reason, studyInstanceUid: r.study_uid ?? undefined, at: r.at,
     }));
   }
