@@ -11,8 +11,12 @@
  * instance to SQLite (WAL, synchronous=NORMAL; the fsynced spool is what recovery trusts) before it answers.
  * Prints one JSON object, then a table of medians; ratio = cxr throughput / storescp throughput with one
  * sender (target ≥ 0.8) — the headline, with durability on. Also shown: 4 concurrent senders (N files
- * split over 4 storescu associations; storescp with --fork, a process per association), and a row
- * labelled DIAGNOSTIC with cxr's fsyncs switched off (not durable; it shows what the disk flush costs).
+ * split over 4 storescu associations; storescp with --fork, a process per association), a row
+ * labelled DIAGNOSTIC with cxr's fsyncs switched off (not durable; it shows what the disk flush costs),
+ * and three FLOOR rows: bench/bare-receiver.ts, which does nothing but receive and (not) make each
+ * instance durable — writes nothing; a durable file per instance; a preallocated log — so the table
+ * also says how close to storescp ANY receiver that flushes before it answers can get on this disk
+ * (docs/ingest.md).
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
