@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { execFileSync } from "node:child_process";
-import { readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { createConnection } from "node:net";
 import { join } from "node:path";
 import { pino } from "pino";
@@ -101,6 +101,34 @@ describe("C-STORE SCP (dcmjs-dimse) against dcmtk storescu", () => {
     const r = await storescu({ port: listener.port, aec: "CXR_TEST", cfg, files: [f] });
     expect(r.log).toMatch(/Received Store Response \(Success\)/);
     expect(readdirSync(join(tmp.dir, "spool", study))).toHaveLength(1);
+  });
+
+  it("answers Out of Resources (A700) when the spool file or the study folder cannot be made, records nothing, and stores again once they can", async () => {
+    if (!requireSharedData()) return;
+    const f = join(SHARED_DICOM, "test3.dcm");
+    const study = String(readDicom(f, { withPixelData: false }).dataset.StudyInstanceUID);
+    const spool = join(tmp.dir, "spool");
+    const incoming = join(spool, "incoming");
+    const send = () => storescu({ port: listener.port, aec: "CXR_TEST", cfg, files: [f] });
+    // (Permissions would not stop the tests' root user: a plain file where a folder must be does.)
+    rmSync(incoming, { recursive: true });
+    writeFileSync(incoming, "not a folder");
+    let r = await send();
+    expect(r.log).toMatch(/Received Store Response \(Refused: OutOfResources/);
+    expect(store.instances(study)).toEqual([]);
+    rmSync(incoming);
+    mkdirSync(incoming);
+    // (The failed attempt may already have made the study folder, from the header in its first fragment.)
+    rmSync(join(spool, study), { recursive: true, force: true });
+    writeFileSync(join(spool, study), "where the study folder would go");
+    r = await send();
+    expect(r.log).toMatch(/Received Store Response \(Refused: OutOfResources/);
+    expect(store.instances(study)).toEqual([]);
+    expect(readdirSync(incoming)).toEqual([]); // the abandoned spool file is removed, not left behind
+    rmSync(join(spool, study));
+    r = await send();
+    expect(r.log).toMatch(/Received Store Response \(Success\)/);
+    expect(store.instances(study)).toHaveLength(1);
   });
 
   it("refuses an unsupported SOP class (CT) at association", async () => {
