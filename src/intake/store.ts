@@ -39,6 +39,8 @@ export interface StudyStore {
   get(studyInstanceUid: string): StudyRecord | undefined;
   /** Called after every change of a study (new, state change, results). */
   onChange(listener: (rec: StudyRecord) => void): () => void;
+  /** Studies per state (health checks and metrics ask for it often: no study records are built). */
+  countsByState(): Record<StudyState, number>;
 }
 
 /** The header attributes series selection looks at, kept per instance. */

@@ -255,14 +255,13 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
   });
 
   app.get("/healthz", (_req, res) => {
-    res.json({ status: "ok", studies: store.list().length, websocketClients: wss.clients.size });
+    const counts = store.countsByState();
+    res.json({ status: "ok", studies: Object.values(counts).reduce((n, c) => n + c, 0), websocketClients: wss.clients.size });
   });
 
   app.get("/metrics", async (_req, res) => {
     metrics.studiesByState.reset();
-    const counts = new Map<StudyState, number>(STUDY_STATES.map((s) => [s, 0]));
-    for (const r of store.list()) counts.set(r.state, (counts.get(r.state) ?? 0) + 1);
-    for (const [state, n] of counts) metrics.studiesByState.set({ state }, n);
+    for (const [state, n] of Object.entries(store.countsByState())) metrics.studiesByState.set({ state }, n);
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
 

@@ -1,5 +1,5 @@
 import { findingCode } from "../../src/model/labels.ts";
-import type { StudyRecord, StudyStore } from "../../src/worklist/study.ts";
+import { STUDY_STATES, type StudyRecord, type StudyState, type StudyStore } from "../../src/worklist/study.ts";
 
 /** An in-memory StudyStore for the API unit tests (the SQLite store of src/intake is tested by #5). */
 export class MemoryStudyStore implements StudyStore {
@@ -11,6 +11,11 @@ export class MemoryStudyStore implements StudyStore {
   }
   get(uid: string): StudyRecord | undefined {
     return this.records.get(uid);
+  }
+  countsByState(): Record<StudyState, number> {
+    const counts = Object.fromEntries(STUDY_STATES.map((s) => [s, 0])) as Record<StudyState, number>;
+    for (const r of this.records.values()) counts[r.state]++;
+    return counts;
   }
   onChange(listener: (rec: StudyRecord) => void): () => void {
     this.listeners.add(listener);
