@@ -103,7 +103,7 @@ export async function auditPacs(opts: AuditOptions): Promise<{ metrics: Evaluati
   }
   const client = new DicomWebClient(opts.dicomweb);
   const selection = opts.selection ?? selectionConfigSchema.parse({});
-  const classifier = await Classifier.load(opts.model, { threads: 2, ...opts.classifier });
+  const classifier = await Classifier.load(opts.model, opts.classifier);
   try {
     const labelNames = classifier.card.labels.map((l) => l.name);
     const table = readLabelTable(opts.labels, labelNames);

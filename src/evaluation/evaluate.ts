@@ -24,7 +24,7 @@ export interface EvalOptions {
  */
 export async function evaluateModel(opts: EvalOptions): Promise<{ metrics: EvaluationMetrics; predictions: Predictions }> {
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
-  const classifier = await Classifier.load(opts.model, { threads: 2, ...opts.classifier });
+  const classifier = await Classifier.load(opts.model, opts.classifier);
   try {
     const labelNames = classifier.card.labels.map((l) => l.name);
     const table = readLabelTable(opts.labels, labelNames);

@@ -106,11 +106,14 @@ describe.runIf(has)("cxr eval on real NIH images", () => {
     const s = header.indexOf("Split");
     writeFileSync(noSplit, toCsv(header.filter((_, i) => i !== s), rows.map((r) => r.filter((_, i) => i !== s))));
     const out = join(tmp.dir, "eval-all");
-    const r = await cli(["eval", "--labels", noSplit, "--images", images, "--model", model, "--out", out, "--bootstrap", "50"]);
+    const r = await cli(["eval", "--labels", noSplit, "--images", images, "--model", model, "--out", out, "--bootstrap", "50", "--provider", "cpu", "--threads", "1"]);
     expect(r.code, r.err).toBe(0);
     expect(JSON.parse(readFileSync(join(out, "metrics.json"), "utf8")).n_images).toBe(30);
     const bad = await cli(["eval", "--labels", noSplit, "--images", images, "--model", model, "--out", out, "--split", "valid"]);
     expect(bad.code).toBe(1);
     expect(bad.err).toContain("has no Split column");
+    const badProvider = await cli(["eval", "--labels", noSplit, "--images", images, "--model", model, "--out", out, "--provider", "metal"]);
+    expect(badProvider.code).not.toBe(0);
+    expect(badProvider.err).toContain('--provider must be one of cpu, webgpu, cuda, tensorrt, got "metal"');
   }, 300_000);
 });

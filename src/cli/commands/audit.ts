@@ -2,10 +2,11 @@ import { resolve } from "node:path";
 import type { Command } from "commander";
 import { ConfigError, loadServiceConfig } from "../../config/service.ts";
 import { CliError } from "../main.ts";
-import { intOption } from "./model.ts";
+import { intOption, runtimeOptions } from "./model.ts";
+import type { Provider } from "../../inference/providers.ts";
 
 export function register(program: Command): void {
-  program
+  const command = program
     .command("audit")
     .description("QA audit: evaluate a model over archived studies pulled from a PACS (QIDO-RS/WADO-RS), labels from a CSV; resumable; same outputs as cxr eval plus the studies that could not be read")
     .requiredOption("--dicomweb <url>", "DICOMweb root of the PACS, e.g. http://pacs:8042/dicom-web")
@@ -16,18 +17,19 @@ export function register(program: Command): void {
     .option("--fresh", "ignore the state of a previous run in --out", false)
     .option("--bootstrap <n>", "bootstrap resamples for the CIs", intOption("--bootstrap", 1), 1000)
     .option("--seed <s>", "bootstrap seed", intOption("--seed", 0), 1)
-    .option("--config <file>", "service configuration (YAML/JSON) whose `selection` rules pick the image read in each study, as cxr serve would (default: the built-in rules)")
-    .action(async (o: { dicomweb: string; labels: string; model: string; out: string; split?: string; fresh: boolean; bootstrap: number; seed: number; config?: string }) => {
-      // Loaded here, not at startup: the audit pulls in onnxruntime and the plotting stack (vega, resvg).
-      const { auditPacs } = await import("../../evaluation/audit.ts");
-      const { DatasetError } = await import("../../training/dataset.ts");
-      try {
-        const selection = o.config ? loadServiceConfig(resolve(o.config)).selection : undefined;
-        const r = await auditPacs({ dicomweb: o.dicomweb, labels: resolve(o.labels), model: resolve(o.model), out: resolve(o.out), split: o.split, fresh: o.fresh, bootstrapIterations: o.bootstrap, seed: o.seed, selection });
-        process.stdout.write(`${resolve(o.out)}: ${r.metrics.n_images} studies evaluated, ${r.metrics.skipped.length} not evaluated, mean AUROC ${r.metrics.mean_auroc?.toFixed(4) ?? "n/a"}\n`);
-      } catch (err) {
-        if (err instanceof DatasetError || err instanceof ConfigError) throw new CliError(err.message);
-        throw err;
-      }
-    });
+    .option("--config <file>", "service configuration (YAML/JSON) whose `selection` rules pick the image read in each study, as cxr serve would (default: the built-in rules)");
+  for (const o of runtimeOptions()) command.addOption(o);
+  command.action(async (o: { dicomweb: string; labels: string; model: string; out: string; split?: string; fresh: boolean; bootstrap: number; seed: number; config?: string; provider: Provider; threads?: number }) => {
+    // Loaded here, not at startup: the audit pulls in onnxruntime and the plotting stack (vega, resvg).
+    const { auditPacs } = await import("../../evaluation/audit.ts");
+    const { DatasetError } = await import("../../training/dataset.ts");
+    try {
+      const selection = o.config ? loadServiceConfig(resolve(o.config)).selection : undefined;
+      const r = await auditPacs({ dicomweb: o.dicomweb, labels: resolve(o.labels), model: resolve(o.model), out: resolve(o.out), split: o.split, fresh: o.fresh, bootstrapIterations: o.bootstrap, seed: o.seed, classifier: { provider: o.provider, threads: o.threads }, selection });
+      process.stdout.write(`${resolve(o.out)}: ${r.metrics.n_images} studies evaluated, ${r.metrics.skipped.length} not evaluated, mean AUROC ${r.metrics.mean_auroc?.toFixed(4) ?? "n/a"}\n`);
+    } catch (err) {
+      if (err instanceof DatasetError || err instanceof ConfigError) throw new CliError(err.message);
+      throw err;
+    }
+  });
 }

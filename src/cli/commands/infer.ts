@@ -4,10 +4,10 @@ import type { Command } from "commander";
 import sharp from "sharp";
 import { loadPresentationImage, type PresentationImage } from "../../image/presentation.ts";
 import { Classifier, upsampleHeatmap, type InferenceResult } from "../../inference/classifier.ts";
-import { isProvider, PROVIDERS, type Provider } from "../../inference/providers.ts";
+import type { Provider } from "../../inference/providers.ts";
 import { writeDicomResults } from "../../results/write.ts";
 import { CliError } from "../main.ts";
-import { intOption } from "./model.ts";
+import { intOption, runtimeOptions } from "./model.ts";
 
 export interface InferOptions {
   model: string;
@@ -138,17 +138,14 @@ export async function runInfer(inputs: string[], opts: InferOptions, log: (line:
 }
 
 export function register(program: Command): void {
-  program
+  const infer = program
     .command("infer")
     .description("classify chest X-rays (DICOM, PNG, JPEG): <out>/<name>.json with 14 findings in the card's order, <out>/<name>.heatmap.<label>.png per finding")
     .argument("<inputs...>", "DICOM, PNG or JPEG files")
     .requiredOption("--model <dir>", "model folder (model.onnx + model-card.json)")
-    .requiredOption("--out <dir>", "output folder")
-    .option("--provider <name>", `execution provider: ${PROVIDERS.join(", ")}`, (v: string) => {
-      if (!isProvider(v)) throw new CliError(`--provider must be one of ${PROVIDERS.join(", ")}, got "${v}"`);
-      return v;
-    }, "cpu" as Provider)
-    .option("--threads <N>", "ORT intra-op threads per session (default: ORT's, one per core)", intOption("--threads", 1))
+    .requiredOption("--out <dir>", "output folder");
+  for (const o of runtimeOptions()) infer.addOption(o);
+  infer
     .option("--batch <N>", "images per session run", intOption("--batch", 1), 1)
     .option("--pool <N>", "sessions running at the same time (the extra ones in worker threads)", intOption("--pool", 1), 1)
     .option("--features", "also write <out>/<name>.features.json (final feature map and its global average)", false)

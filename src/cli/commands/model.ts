@@ -1,6 +1,7 @@
 import { resolve } from "node:path";
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
 import { CliError } from "../main.ts";
+import { isProvider, PROVIDERS, type Provider } from "../../inference/providers.ts";
 import { readModelCard, type ModelCard } from "../../model/card.ts";
 import { initModelDir, verifyModelWeights } from "../../model/model-dir.ts";
 
@@ -27,6 +28,20 @@ export function intOption(name: string, min: number): (v: string) => number {
     if (!Number.isInteger(n) || n < min) throw new CliError(`${name} must be an integer >= ${min}, got "${v}"`);
     return n;
   };
+}
+
+/** `--provider <name>` parser: one of the execution providers, or a CliError naming them. */
+export function providerOption(v: string): Provider {
+  if (!isProvider(v)) throw new CliError(`--provider must be one of ${PROVIDERS.join(", ")}, got "${v}"`);
+  return v;
+}
+
+/** The runtime options every command that runs the model takes (infer, eval, audit), for `.addOption`. */
+export function runtimeOptions(): Option[] {
+  return [
+    new Option("--provider <name>", `execution provider: ${PROVIDERS.join(", ")}`).argParser(providerOption).default("cpu" as Provider),
+    new Option("--threads <N>", "ORT intra-op threads per session (default: ORT's, one per core)").argParser(intOption("--threads", 1)),
+  ];
 }
 
 export function formatCard(card: ModelCard, dir: string): string {
