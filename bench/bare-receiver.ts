@@ -2,7 +2,8 @@
  * A bare C-STORE receiver for bench/ingest's floor rows: how fast can ANY receiver on this machine go
  * when it makes each instance durable before it answers, doing nothing else? It accepts every
  * presentation context, writes each dataset as it arrives and answers success — no DICOM parsing
- * beyond the command fields the answer echoes, no header checks, no SQLite, no dcmjs-dimse. Not a
+ * beyond the command fields the answer echoes (read as the listener reads them), no header checks,
+ * no SQLite, no dcmjs-dimse. Not a
  * product component (it checks nothing a real listener must check); only a yardstick.
  *
  * Modes:
@@ -17,6 +18,7 @@ import { closeSync, fdatasync, fsync, mkdirSync, openSync, renameSync, writeSync
 import { createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { parseCommandSet } from "../src/dicom-listener/command-set.ts";
 import { PDU_TYPE, PduReader, splitPDataTf } from "../src/dicom-listener/pdu-reader.ts";
 import { encodeStoreResponsePdu } from "../src/dicom-listener/store-response.ts";
 
@@ -62,22 +64,6 @@ function associateAccept(rq: Buffer): Buffer {
   return Buffer.concat([head, body]);
 }
 
-/** Message ID and affected SOP class/instance of a C-STORE-RQ command set (Implicit VR LE). */
-function commandFields(command: Buffer): { messageId: number; sopClass: string; sopInstance: string; field: number } {
-  const out = { messageId: 0, sopClass: "", sopInstance: "", field: 0 };
-  for (let p = 0; p + 8 <= command.length; ) {
-    const element = command.readUInt16LE(p + 2);
-    const length = command.readUInt32LE(p + 4);
-    const value = command.subarray(p + 8, p + 8 + length);
-    if (element === 0x0002) out.sopClass = value.toString("latin1").replace(/\0+$/, "");
-    else if (element === 0x0100) out.field = value.readUInt16LE(0);
-    else if (element === 0x0110) out.messageId = value.readUInt16LE(0);
-    else if (element === 0x1000) out.sopInstance = value.toString("latin1").replace(/\0+$/, "");
-    p += 8 + length;
-  }
-  return out;
-}
-
 export interface BareReceiver {
   port: number;
   received(): number;
@@ -100,7 +86,7 @@ export async function startBareReceiver(mode: BareMode, dir: string, logBytes = 
   let serial = 0;
   const server: Server = createServer({ noDelay: true }, (socket) => {
     let command: Buffer[] = [];
-    let fields = commandFields(Buffer.alloc(0));
+    let fields = parseCommandSet(Buffer.alloc(0));
     let fd: number | undefined;
     let name = "";
     const reader = new PduReader(
@@ -113,7 +99,7 @@ export async function startBareReceiver(mode: BareMode, dir: string, logBytes = 
           if (pdv.isCommand()) {
             command.push(value);
             if (!pdv.isLastFragment()) continue;
-            fields = commandFields(Buffer.concat(command));
+            fields = parseCommandSet(Buffer.concat(command));
             command = [];
             if (mode === "file") {
               name = `${serial++}.dcm`;
@@ -127,7 +113,13 @@ export async function startBareReceiver(mode: BareMode, dir: string, logBytes = 
             logAt += value.length;
           }
           if (!pdv.isLastFragment()) continue;
-          const answer = encodeStoreResponsePdu({ presentationContextId: pdv.getPresentationContextId(), messageIdBeingRespondedTo: fields.messageId, affectedSopClassUid: fields.sopClass, affectedSopInstanceUid: fields.sopInstance, status: 0 });
+          const answer = encodeStoreResponsePdu({
+            presentationContextId: pdv.getPresentationContextId(),
+            messageIdBeingRespondedTo: fields.messageId ?? 0,
+            affectedSopClassUid: fields.affectedSopClassUid ?? "",
+            affectedSopInstanceUid: fields.affectedSopInstanceUid ?? "",
+            status: 0,
+          });
           const file = fd;
           fd = undefined;
           const durable =
