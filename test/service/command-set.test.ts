@@ -1,20 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { COMMAND_FIELD, parseCommandSet } from "../../src/dicom-listener/command-set.ts";
-
-/** One Implicit VR Little Endian group 0000 element. */
-function el(element: number, value: Buffer, group = 0x0000): Buffer {
-  const head = Buffer.alloc(8);
-  head.writeUInt16LE(group, 0);
-  head.writeUInt16LE(element, 2);
-  head.writeUInt32LE(value.length, 4);
-  return Buffer.concat([head, value]);
-}
-const us = (v: number) => {
-  const b = Buffer.alloc(2);
-  b.writeUInt16LE(v);
-  return b;
-};
-const ui = (s: string) => Buffer.from(s.length % 2 ? `${s}\0` : s, "latin1");
+import { element as el, ui, us } from "./dimse-bytes.ts";
 
 function storeRq(dataSetType: number, extra: Buffer[] = []): Buffer {
   const body = Buffer.concat([

@@ -12,42 +12,9 @@ import { SqliteStudyStore } from "../../src/intake/store.ts";
 import { freePort } from "../../src/peers/ports.ts";
 import { requireSharedData, SHARED_DICOM } from "../helpers/shared-data.ts";
 import { tempDir } from "../helpers/tmp.ts";
+import { associateRq, element, pData, ui, us } from "./dimse-bytes.ts";
+import { waitFor } from "./helpers.ts";
 import { echoscu, storescu, writeStorescuConfig } from "./peers.ts";
-
-/** A raw A-ASSOCIATE-RQ (PS3.8 9.3.2) proposing one context (id 1): `abstract` in Explicit VR Little Endian. */
-function associateRq(called: string, calling: string, abstract: string): Buffer {
-  const item = (type: number, body: Buffer) => {
-    const h = Buffer.alloc(4);
-    h[0] = type;
-    h.writeUInt16BE(body.length, 2);
-    return Buffer.concat([h, body]);
-  };
-  const maxLength = Buffer.alloc(4);
-  maxLength.writeUInt32BE(16384);
-  const body = Buffer.concat([
-    item(0x10, Buffer.from("1.2.840.10008.3.1.1.1")),
-    item(0x20, Buffer.concat([Buffer.from([1, 0, 0, 0]), item(0x30, Buffer.from(abstract)), item(0x40, Buffer.from("1.2.840.10008.1.2.1"))])),
-    item(0x50, Buffer.concat([item(0x51, maxLength), item(0x52, Buffer.from("1.2.3.4"))])),
-  ]);
-  const head = Buffer.alloc(74);
-  head[0] = 0x01;
-  head.writeUInt32BE(68 + body.length, 2);
-  head.writeUInt16BE(1, 6);
-  head.write(called.padEnd(16), 10, "latin1");
-  head.write(calling.padEnd(16), 26, "latin1");
-  return Buffer.concat([head, body]);
-}
-
-/** One P-DATA-TF PDU with one PDV. */
-function pData(pcId: number, control: number, value: Buffer): Buffer {
-  const pdu = Buffer.alloc(12);
-  pdu[0] = 0x04;
-  pdu.writeUInt32BE(6 + value.length, 2);
-  pdu.writeUInt32BE(2 + value.length, 6);
-  pdu[10] = pcId;
-  pdu[11] = control;
-  return Buffer.concat([pdu, value]);
-}
 
 /** Opens an association, sends `after` once it is accepted, and resolves with everything received when the listener closes it. */
 function rawAssociation(port: number, after: Buffer[]): Promise<Buffer> {
@@ -214,29 +181,15 @@ describe("C-ECHO / C-STORE SCP against dcmtk storescu", () => {
   it("aborts an association whose command set is malformed or whose C-STORE data comes on another context, and keeps serving", async () => {
     const abort = [0x07, 0, 0, 0, 0, 4, 0, 0, 2, 6];
     // A command element outside group 0000.
-    const bad = Buffer.alloc(10);
-    bad.writeUInt16LE(0x0008, 0);
-    bad.writeUInt16LE(0x0010, 2);
-    bad.writeUInt32LE(2, 4);
-    bad.write("AB", 8, "latin1");
-    let got = await rawAssociation(listener.port, [pData(1, 0x03, bad)]);
+    let got = await rawAssociation(listener.port, [pData(1, 0x03, element(0x0010, Buffer.from("AB"), 0x0008))]);
     expect(got[0]).toBe(0x02); // accepted first
     expect([...got.subarray(got.length - 10)]).toEqual(abort);
     // A C-STORE-RQ on context 1, then its data set on context 3 (never proposed).
-    const el = (element: number, value: Buffer) => {
-      const h = Buffer.alloc(8);
-      h.writeUInt16LE(element, 2);
-      h.writeUInt32LE(value.length, 4);
-      return Buffer.concat([h, value]);
-    };
-    const us = (v: number) => Buffer.from([v & 0xff, v >> 8]);
-    const ui = (uid: string) => Buffer.from(uid.length % 2 ? `${uid}\0` : uid, "latin1");
-    const command = Buffer.concat([el(0x0002, ui(SOP_CLASS.DX_PRESENTATION)), el(0x0100, us(1)), el(0x0110, us(7)), el(0x0800, us(0)), el(0x1000, ui("1.2.3.4"))]);
+    const command = Buffer.concat([element(0x0002, ui(SOP_CLASS.DX_PRESENTATION)), element(0x0100, us(1)), element(0x0110, us(7)), element(0x0800, us(0)), element(0x1000, ui("1.2.3.4"))]);
     got = await rawAssociation(listener.port, [pData(1, 0x03, command), pData(3, 0x02, Buffer.alloc(16))]);
     expect([...got.subarray(got.length - 10)]).toEqual(abort);
     // The partial spool file of the cut-off C-STORE is removed when the listener's side of the connection closes.
-    for (let i = 0; i < 50 && readdirSync(join(tmp.dir, "spool", "incoming")).length; i++) await new Promise((r) => setTimeout(r, 20));
-    expect(readdirSync(join(tmp.dir, "spool", "incoming"))).toEqual([]);
+    await waitFor("the partial spool file to be removed", () => readdirSync(join(tmp.dir, "spool", "incoming")).length === 0, 2000, 20);
     expect(await echoscu(listener.port, "CXR_TEST")).toBe(true);
   });
 

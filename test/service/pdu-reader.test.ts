@@ -2,20 +2,8 @@ import { describe, expect, it } from "vitest";
 import dimse from "dcmjs-dimse";
 import { PduReader, PduTooLongError, splitPDataTf } from "../../src/dicom-listener/pdu-reader.ts";
 import { encodeStoreResponsePdu } from "../../src/dicom-listener/store-response.ts";
+import { pdu, pdv } from "./dimse-bytes.ts";
 
-function pdu(type: number, body: Buffer): Buffer {
-  const head = Buffer.alloc(6);
-  head[0] = type;
-  head.writeUInt32BE(body.length, 2);
-  return Buffer.concat([head, body]);
-}
-function pdv(pcId: number, control: number, value: Buffer): Buffer {
-  const head = Buffer.alloc(6);
-  head.writeUInt32BE(value.length + 2, 0);
-  head[4] = pcId;
-  head[5] = control;
-  return Buffer.concat([head, value]);
-}
 const bytes = (n: number, seed: number) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff));
 
 describe("PDU reader (replaces dcmjs-dimse's accumulator)", () => {
