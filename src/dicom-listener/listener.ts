@@ -5,7 +5,6 @@ import { createServer as createTcpServer, type Server as NetServer, type Socket 
 import { join } from "node:path";
 import { createServer as createTlsServer, type TLSSocket } from "node:tls";
 import { promisify } from "node:util";
-import { Writable } from "node:stream";
 import dimse from "dcmjs-dimse";
 import type { association, requests, responses } from "dcmjs-dimse";
 
@@ -105,21 +104,20 @@ interface StoreCommand {
 }
 
 /**
- * Receives one C-STORE dataset straight to its spool file: the Part 10 header first, then every
- * PDV fragment as it arrives (nothing of the size of the image is held in memory); its content
- * hash is computed afterwards (datasetSha256, in finishInstance). The file is opened and written on the main thread (`write` into the page cache, about
- * 0.25 ms per MB): measured on the bench machine, handing each fragment to the thread pool left
- * 1.8 ms per 1 MB instance between its last fragment and the end of its writes, as the writes queued
- * behind the file system's journal commits; written at once, the last fragment's write is done when
- * it has arrived. Nothing is made durable here: the one fdatasync comes after the last fragment
- * (syncAndClose), started together with the folder fsyncs so that they share one journal commit.
- * A write error is remembered rather than thrown so the association keeps its framing and the
- * sender gets a failure status for this instance.
+ * One C-STORE data set on its way to the spool: the Part 10 header first, then every PDV fragment
+ * as it arrives (nothing of the size of the image is held in memory); its content hash is computed
+ * afterwards (datasetSha256, in finishInstance). The file is opened and written on the main thread
+ * (`write` into the page cache, about 0.25 ms per MB): measured on the bench machine, handing each
+ * fragment to the thread pool left 1.8 ms per 1 MB instance between its last fragment and the end
+ * of its writes, as the writes queued behind the file system's journal commits; written at once,
+ * the last fragment's write is done when it has arrived. Nothing is made durable here: the one
+ * fdatasync comes after the last fragment (syncAndClose), started together with the folder fsyncs
+ * so that they share one journal commit. A write error is remembered rather than thrown so the
+ * association keeps its framing and the sender gets a failure status for this instance.
  */
-class SpoolFileWritable extends Writable {
+class SpoolFile {
   size = 0;
   failure?: Error;
-  result?: StoreResult;
   /** The open spool file; undefined when it could not be opened or written (see `failure`) or once closed. */
   private fd?: number;
 
@@ -139,7 +137,6 @@ class SpoolFileWritable extends Writable {
     /** Called once with the header when it is known before the last fragment (to prepare the study folder). */
     private readonly onEarlyHeader: (dataset: Record<string, unknown>) => void,
   ) {
-    super({ highWaterMark: 1 << 20 });
     try {
       this.fd = openSync(path, "w");
       writeAllSync(this.fd, part10);
@@ -148,17 +145,8 @@ class SpoolFileWritable extends Writable {
     }
   }
 
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    this.take(chunk);
-    cb();
-  }
-
-  override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
-    for (const c of chunks) this.take(c.chunk);
-    cb();
-  }
-
-  private take(b: Buffer): void {
+  /** The next fragment of the data set, written to the file at once. */
+  append(b: Buffer): void {
     this.size += b.length;
     if (!this.earlyDataset && this.headLength < HEAD_LIMIT) {
       this.head.push(b);
@@ -227,7 +215,7 @@ const LITTLE_ENDIAN_SYNTAXES_WITHOUT_DEFLATE = (ts: string) => ts !== "1.2.840.1
  * The received header (everything before the top-level Pixel Data) from the bytes kept in memory;
  * undefined when they do not hold all of it (the caller then reads the file).
  */
-function headerFromHead(w: SpoolFileWritable, complete: boolean): Record<string, unknown> | undefined {
+function headerFromHead(w: SpoolFile, complete: boolean): Record<string, unknown> | undefined {
   if (!LITTLE_ENDIAN_SYNTAXES_WITHOUT_DEFLATE(w.transferSyntaxUid)) return undefined;
   // Usually the head is the first fragment alone: used as it is rather than copied.
   const head = w.head.length === 1 ? w.head[0]! : Buffer.concat(w.head, w.headLength);
@@ -341,7 +329,7 @@ export function startListener(opts: ListenerOptions): Promise<DicomListener> {
   }
 
   /** After the last fragment: the file is fsynced; parse its header, move it into place, record it. */
-  async function finishInstance(w: SpoolFileWritable, callingAe: string): Promise<StoreResult & { stored?: StoredInstance }> {
+  async function finishInstance(w: SpoolFile, callingAe: string): Promise<StoreResult & { stored?: StoredInstance }> {
     const request = w.command;
     if (w.failure) {
       await w.discard();
@@ -441,7 +429,7 @@ export function startListener(opts: ListenerOptions): Promise<DicomListener> {
     /** Fragments of the command set being received (a command may span several PDVs). */
     private commandFragments: PresentationDataValue[] = [];
     /** The C-STORE whose data set is arriving: its spool file, or undefined while it is refused (SOP class). */
-    private storing?: { command: StoreCommand; writable?: SpoolFileWritable; refusal?: StoreResult };
+    private storing?: { command: StoreCommand; file?: SpoolFile; refusal?: StoreResult };
 
     constructor(socket: Socket | TLSSocket, scpOpts: Record<string, unknown>) {
       super(socket, scpOpts);
@@ -452,7 +440,7 @@ export function startListener(opts: ListenerOptions): Promise<DicomListener> {
         if (this.counted) active--;
         this.counted = false;
         // A data set cut off by the end of the association was never acknowledged: its partial file goes (and its descriptor).
-        const cutOff = this.storing?.writable;
+        const cutOff = this.storing?.file;
         this.storing = undefined;
         if (cutOff) void cutOff.discard().catch(() => undefined);
         if (this.delivered.size) opts.onAssociationEnded?.(new Map(this.delivered));
@@ -585,7 +573,7 @@ export function startListener(opts: ListenerOptions): Promise<DicomListener> {
         if (this.storing) {
           if (pdv.isCommand()) throw new Error("a command arrived while a C-STORE data set was still arriving");
           if (pdv.getPresentationContextId() !== this.storing.command.presentationContextId) throw new Error("a C-STORE data set fragment arrived on another presentation context");
-          this.storing.writable?.write(pdv.getValue());
+          this.storing.file?.append(pdv.getValue());
           if (pdv.isLastFragment()) {
             this.finishStore(this.storing);
             this.storing = undefined;
@@ -623,7 +611,7 @@ export function startListener(opts: ListenerOptions): Promise<DicomListener> {
         return { command, refusal: { status: STORE_STATUS.sopClassNotSupported, comment: "SOP Class not accepted" } };
       }
       const transferSyntaxUid = context.getAcceptedTransferSyntaxUid() ?? TransferSyntax.ImplicitVRLittleEndian;
-      const writable = new SpoolFileWritable(
+      const file = new SpoolFile(
         join(incomingDir, `${randomUUID()}.part`),
         part10Header({ sopClassUid: command.affectedSopClassUid, sopInstanceUid: command.affectedSopInstanceUid, transferSyntaxUid, sourceAeTitle: this.association?.getCallingAeTitle() ?? "" }),
         command,
@@ -631,33 +619,29 @@ export function startListener(opts: ListenerOptions): Promise<DicomListener> {
         syncToDisk,
         prepareStudyDirEarly,
       );
-      return { command, writable };
+      return { command, file };
     }
 
     /** The last fragment is in: make the instance durable and record it (finishInstance), then answer. */
-    private finishStore({ command, writable, refusal }: NonNullable<CxrScp["storing"]>): void {
-      if (!writable) return this.answerStore(command, refusal!);
+    private finishStore({ command, file, refusal }: NonNullable<CxrScp["storing"]>): void {
+      if (!file) return this.answerStore(command, refusal!);
       const callingAe = this.association?.getCallingAeTitle().trim() ?? "";
-      const done = () => {
-        const finished = finishInstance(writable, callingAe)
-          .then((r) => {
-            if (r.stored) {
-              this.delivered.set(r.stored.studyInstanceUid, (this.delivered.get(r.stored.studyInstanceUid) ?? 0) + 1);
-              opts.onStored?.(r.stored);
-            }
-            return r;
-          })
-          .catch((err: Error): StoreResult => {
-            // finishInstance answers its own failures; this is one of its bookkeeping (quarantine record, onStored).
-            logger.error({ err: err.message, sop: command.affectedSopInstanceUid, calling: callingAe }, "cannot finish received instance");
-            return { status: STORE_STATUS.outOfResources, comment: err.message.slice(0, 64) };
-          })
-          .then((r) => this.answerStore(command, r))
-          .finally(() => finishing.delete(finished));
-        finishing.add(finished);
-      };
-      writable.once("finish", done);
-      writable.end();
+      const finished: Promise<void> = finishInstance(file, callingAe)
+        .then((r) => {
+          if (r.stored) {
+            this.delivered.set(r.stored.studyInstanceUid, (this.delivered.get(r.stored.studyInstanceUid) ?? 0) + 1);
+            opts.onStored?.(r.stored);
+          }
+          return r;
+        })
+        .catch((err: Error): StoreResult => {
+          // finishInstance answers its own failures; this is one of its bookkeeping (quarantine record, onStored).
+          logger.error({ err: err.message, sop: command.affectedSopInstanceUid, calling: callingAe }, "cannot finish received instance");
+          return { status: STORE_STATUS.outOfResources, comment: err.message.slice(0, 64) };
+        })
+        .then((r) => this.answerStore(command, r))
+        .finally(() => finishing.delete(finished));
+      finishing.add(finished);
     }
 
     private answerStore(command: StoreCommand, result: StoreResult): void {
