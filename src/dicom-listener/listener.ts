@@ -22,7 +22,7 @@ import { datasetSha256 } from "./content-hash.ts";
 import { DirectorySync } from "./dir-sync.ts";
 import { pixelDataOffset } from "./header-extent.ts";
 import { encodeStoreResponsePdu } from "./store-response.ts";
-import { PDU_TYPE, PduReader, PduTooLongError, splitPDataTf, type PresentationDataValue } from "./pdu-reader.ts";
+import { ABORT_REASON, abortPdu, PDU_TYPE, PduReader, PduTooLongError, splitPDataTf, type PresentationDataValue } from "./pdu-reader.ts";
 import { COMMAND_FIELD, parseCommandSet, type CommandSet } from "./command-set.ts";
 import { part10Header } from "./part10.ts";
 
@@ -251,6 +251,8 @@ function closeQuietly(fd: number): void {
   }
 }
 const closeAsync = promisify(close);
+/** The peer's address, IPv4-mapped IPv6 written as plain IPv4 (as the allowed-hosts configuration lists it). */
+const peerAddress = (socket: Socket) => (socket.remoteAddress ?? "").replace(/^::ffff:/, "");
 
 export function startListener(opts: ListenerOptions): Promise<DicomListener> {
   const { config, store, spoolDir, quarantineDir, logger } = opts;
@@ -328,7 +330,10 @@ export function startListener(opts: ListenerOptions): Promise<DicomListener> {
     logger.warn({ path: kept, reason, study: studyUid }, "instance quarantined");
   }
 
-  /** After the last fragment: the file is fsynced; parse its header, move it into place, record it. */
+  /**
+   * After the last fragment: check the header (parsed when its first fragments arrived, else now),
+   * move the file into its study folder, make it durable while its content hash is computed, record it.
+   */
   async function finishInstance(w: SpoolFile, callingAe: string): Promise<StoreResult & { stored?: StoredInstance }> {
     const request = w.command;
     if (w.failure) {
@@ -385,12 +390,12 @@ export function startListener(opts: ListenerOptions): Promise<DicomListener> {
       let studyDirEntry = prepareStudyDir(studyUid);
       await studyDirEntry.made;
       // Durability before success: the answer goes out only after (a) the file's bytes and size are
-      // on disk (fdatasync) and (b) its directory entry in the study folder is on disk (an fsync of
-      // the folder that started after the rename; concurrent instances of the study share one), and
-      // the study folder's own entry in the spool folder was made durable when it was created. Both
-      // run at the same time, after the rename. The store commit (WAL, synchronous=NORMAL) may be
-      // lost to a power cut, which is why recoverSpool() re-records the spool at start: the spool,
-      // not SQLite, is the durable record.
+      // on disk (fdatasync), (b) its directory entry in the study folder is on disk (an fsync of the
+      // folder that started after the rename; concurrent instances of the study share one) and (c)
+      // the study folder's entry in the spool folder is on disk (studyDirDurable, once per folder).
+      // All three start together, after the rename, and wait for the same journal commit. The store
+      // commit (WAL, synchronous=NORMAL) may be lost to a power cut, which is why recoverSpool()
+      // re-records the spool at start: the spool, not SQLite, is the durable record.
       try {
         renameSync(w.path, finalPath);
       } catch (err) {
@@ -435,7 +440,7 @@ export function startListener(opts: ListenerOptions): Promise<DicomListener> {
       super(socket, scpOpts);
       this.socket = socket;
       this.replacePduAccumulator(socket);
-      this.peer = (socket.remoteAddress ?? "").replace(/^::ffff:/, "");
+      this.peer = peerAddress(socket);
       this.on("close", () => {
         if (this.counted) active--;
         this.counted = false;
@@ -471,7 +476,7 @@ export function startListener(opts: ListenerOptions): Promise<DicomListener> {
             }
             inOrder = inOrder.then(() => this.handlePData(pdvs)).catch((err: Error) => {
               // A protocol error from the peer (a malformed command, a PDV on no accepted context): the association ends.
-              if (!socket.destroyed) socket.write(Buffer.from([PDU_TYPE.abort, 0, 0, 0, 0, 4, 0, 0, 2, 6]));
+              if (!socket.destroyed) socket.write(abortPdu(ABORT_REASON.invalidPduParameterValue));
               net._reset();
               net.emit("networkError", err);
             });
@@ -480,9 +485,9 @@ export function startListener(opts: ListenerOptions): Promise<DicomListener> {
           }
         },
         (err) => {
-          // PS3.8 9.3.8: A-ABORT from the service provider, reason "invalid PDU parameter value" (6)
-          // for a length over the limit, "unrecognized PDU" (1) otherwise; then the socket is closed.
-          if (!socket.destroyed) socket.write(Buffer.from([PDU_TYPE.abort, 0, 0, 0, 0, 4, 0, 0, 2, err instanceof PduTooLongError ? 6 : 1]));
+          // A-ABORT from the service provider, "invalid PDU parameter value" for a length over the
+          // limit, "unrecognized PDU" otherwise; then the socket is closed.
+          if (!socket.destroyed) socket.write(abortPdu(err instanceof PduTooLongError ? ABORT_REASON.invalidPduParameterValue : ABORT_REASON.unrecognizedPdu));
           net._reset();
           net.emit("networkError", new Error(`connection error: ${err.message}`));
         },
@@ -669,7 +674,7 @@ export function startListener(opts: ListenerOptions): Promise<DicomListener> {
     socket.on("close", () => sockets.delete(socket));
     const scp = new CxrScp(socket, scpOptions);
     scp.on("networkError", (err: Error) => {
-      logger.warn({ err: err.message, peer: socket.remoteAddress?.replace(/^::ffff:/, "") }, "DICOM network error");
+      logger.warn({ err: err.message, peer: peerAddress(socket) }, "DICOM network error");
       socket.destroy();
     });
   };

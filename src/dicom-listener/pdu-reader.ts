@@ -80,6 +80,14 @@ export function pduLengthLimit(type: number, limits: PduLimits): number {
   return (limits.maxPDataLength > 0 ? limits.maxPDataLength : UNANNOUNCED_PDATA_LIMIT) + 6;
 }
 
+/** A-ABORT reasons of the service provider (PS3.8 9.3.8, source 2). */
+export const ABORT_REASON = { unrecognizedPdu: 1, invalidPduParameterValue: 6 } as const;
+
+/** An A-ABORT PDU from the service provider (source 2) with `reason`. */
+export function abortPdu(reason: number): Buffer {
+  return Buffer.from([PDU_TYPE.abort, 0, 0, 0, 0, 4, 0, 0, 2, reason]);
+}
+
 /** A PDU whose length field exceeds its limit (the listener answers it with an A-ABORT). */
 export class PduTooLongError extends Error {}
 
