@@ -79,19 +79,18 @@ export function enableReadingTools(viewport: Types.IStackViewport): () => void {
     viewport.render();
   };
   const noMenu = (e: Event) => e.preventDefault();
-  el.addEventListener("pointerdown", down);
-  el.addEventListener("pointermove", move);
-  el.addEventListener("pointerup", up);
-  el.addEventListener("pointercancel", up);
-  el.addEventListener("dblclick", reset);
-  el.addEventListener("contextmenu", noMenu);
+  // One list drives both attaching and detaching, so the two cannot drift apart.
+  const handlers: [string, (e: never) => void][] = [
+    ["pointerdown", down],
+    ["pointermove", move],
+    ["pointerup", up],
+    ["pointercancel", up],
+    ["dblclick", reset],
+    ["contextmenu", noMenu],
+  ];
+  for (const [type, h] of handlers) el.addEventListener(type, h as EventListener);
   return () => {
-    el.removeEventListener("pointerdown", down);
-    el.removeEventListener("pointermove", move);
-    el.removeEventListener("pointerup", up);
-    el.removeEventListener("pointercancel", up);
-    el.removeEventListener("dblclick", reset);
-    el.removeEventListener("contextmenu", noMenu);
+    for (const [type, h] of handlers) el.removeEventListener(type, h as EventListener);
   };
 }
 
