@@ -39,7 +39,22 @@ export interface ModelCard {
   /** ONNX output names. */
   outputs: { probabilities: string; features: string };
   training: { summary: string; data?: string; metrics?: Record<string, unknown> };
+  /** What an imported model was made from (`cxr model import`); absent for models cxr built itself. */
+  source?: ModelSource;
   createdAt: string;
+}
+
+/** The imported file, as found in it: format and layout, what it held, who wrote it, where the head came from. */
+export interface ModelSource {
+  /** Base name of the imported file. */
+  file: string;
+  /** e.g. "Keras 3 .keras archive", "Keras 2 HDF5", "PyTorch state dict (safetensors)", "ONNX". */
+  format: string;
+  contents: "weights only" | "full model";
+  /** The writer the file names, verbatim (Keras version and backend, safetensors metadata, ONNX producer). */
+  writer?: string;
+  /** e.g. `Dense "dense" (14 outputs, sigmoid) from the file`, or `random (seed 0) — not trained`. */
+  head: string;
 }
 
 export const DEFAULT_THRESHOLD = 0.5;
@@ -74,6 +89,9 @@ const cardSchema = z.object({
   }),
   outputs: z.object({ probabilities: z.string().min(1), features: z.string().min(1) }),
   training: z.object({ summary: z.string().min(1), data: z.string().optional(), metrics: z.record(z.string(), z.unknown()).optional() }),
+  source: z
+    .object({ file: z.string().min(1), format: z.string().min(1), contents: z.enum(["weights only", "full model"]), writer: z.string().optional(), head: z.string().min(1) })
+    .optional(),
   createdAt: z.string().refine((s) => !Number.isNaN(Date.parse(s)), "must be an ISO 8601 timestamp"),
 });
 
@@ -162,6 +180,7 @@ export interface CardFields {
   input: CardInputSpec;
   outputs: { probabilities: string; features: string };
   training: ModelCard["training"];
+  source?: ModelSource;
   now?: Date;
 }
 
@@ -179,6 +198,7 @@ export function buildModelCard(model: IModelProto, fields: CardFields): ModelCar
     input: fields.input,
     outputs: fields.outputs,
     training: fields.training,
+    ...(fields.source && { source: fields.source }),
     createdAt: (fields.now ?? new Date()).toISOString(),
   };
 }

@@ -1,69 +1,82 @@
-import { basename } from "node:path";
-import { existsSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import h5wasm from "h5wasm/node";
-import { denseNet121Layers, HEAD_LAYER, FEATURE_CHANNELS, KERAS_WEIGHTS, randomDenseNet121Weights, type LayerSpec } from "./densenet121.ts";
-import type { WeightMap } from "./onnx-builder.ts";
+import { denseNet121Layers } from "./densenet121.ts";
+import { canonicalLayerName, type SourceTensor } from "./densenet121-weights.ts";
 
 /**
- * Reads Keras HDF5 weights of DenseNet121 in the seed's two forms:
- *  - a weights file (`model.save_weights`, e.g. `densenet.hdf5`, the ImageNet trunk without top): root
- *    attribute `layer_names`, one group per layer with attribute `weight_names`, datasets at
- *    `<layer>/<weight name>` (the weight name itself contains the layer name: `conv1/conv/conv1/conv/kernel:0`);
- *  - a full model (`model.save`, e.g. `pretrained_model.h5`): the same under the group `model_weights`,
- *    here with the GlobalAveragePooling2D + Dense(14) head.
- * A DenseNet nested as one layer of the outer model (its weight names then sit under that layer) works too.
- * Weights come back in the ONNX graph's layouts (conv HWIO -> OIHW; Dense stays [in, out]).
+ * Reads the weights of a Keras HDF5 file in either generation's layout, by content:
+ *  - Keras 2 (`save_weights` → e.g. the seed's `densenet.hdf5`; `model.save` → `pretrained_model.h5`, the same
+ *    under `model_weights/`; Keras 3's legacy `.h5` `model.save` too): root attribute `layer_names`, one group
+ *    per layer with attribute `weight_names` (empty — a zero-length float64 array as h5py stores `[]` — on layers
+ *    without weights), datasets at `<layer>/<weight name>` such as `conv1/conv/conv1/conv/kernel:0`;
+ *  - Keras 3 (`.weights.h5`, and `model.weights.h5` inside a `.keras` archive): `layers/<path>/vars/0..n`, the
+ *    layer's own name in the `name` attribute of `vars` where Keras wrote it (else taken from its position).
+ * Tensors come back named by DenseNet121 layer + parameter in Keras layouts; `mapDenseNet121` checks them.
  */
-export interface KerasH5Import {
+export interface KerasWeightsFile {
+  layout: "Keras 2 HDF5" | "Keras 3 HDF5";
+  /** weights: `save_weights`; full-model: `model.save` (architecture + weights). */
   form: "weights" | "full-model";
-  /** Trunk weights, plus `predictions/*` when the file has a Dense head. */
-  weights: WeightMap;
-  /** The Keras name of the Dense head layer (e.g. "dense_1"), if the file has one. */
-  headLayer?: string;
-  headUnits?: number;
   kerasVersion?: string;
   backend?: string;
+  tensors: SourceTensor[];
 }
 
 type H5Group = InstanceType<typeof h5wasm.Group>;
 type H5Dataset = InstanceType<typeof h5wasm.Dataset>;
 
-/** Keras splits attributes over 64 KiB into `name0`, `name1`, ... (save_attributes_to_hdf5_group). */
-function stringListAttr(g: H5Group, name: string): string[] | undefined {
-  const attrs = g.attrs;
+const HDF5_SIGNATURE = Buffer.from([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]);
+
+/**
+ * The end-of-file address the HDF5 superblock records (superblock versions 0-3 at offset 0, as h5py writes), so
+ * that a truncated file is named as such before the HDF5 library is asked (it only says "name not defined").
+ */
+function storedEndOfFile(head: Buffer): number | undefined {
+  if (head.length < 48 || !head.subarray(0, 8).equals(HDF5_SIGNATURE)) return undefined;
+  const version = head[8]!;
+  const offsetSize = version <= 1 ? head[13]! : head[9]!;
+  if (offsetSize !== 8) return undefined;
+  // v0: 24 fixed bytes then base, free-space, EOF addresses; v1 adds 4 bytes; v2/3: 12 bytes then base, extension, EOF.
+  const at = version === 0 ? 24 + 16 : version === 1 ? 28 + 16 : 12 + 16;
+  return head.length >= at + 8 ? Number(head.readBigUInt64LE(at)) : undefined;
+}
+
+function checkNotTruncated(path: string): void {
+  const fd = openSync(path, "r");
+  try {
+    const head = Buffer.alloc(64);
+    const n = readSync(fd, head, 0, 64, 0);
+    const eof = storedEndOfFile(head.subarray(0, n));
+    const size = fstatSync(fd).size;
+    if (eof !== undefined && size < eof) throw new Error(`${path}: truncated HDF5 file — it is ${size} bytes, its superblock says ${eof}`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A string-list attribute; Keras splits ones over 64 KiB into `name0`, `name1`, ... (save_attributes_to_hdf5_group). */
+function stringListAttr(g: H5Group, name: string, where: string): string[] | undefined {
   const one = (n: string): string[] => {
-    const v = attrs[n]!.value;
+    const v = g.attrs[n]!.value;
+    // h5py stores Keras 2's `attrs["weight_names"] = []` as a zero-length float64 array.
+    if (ArrayBuffer.isView(v) && !(v instanceof Uint8Array)) {
+      if ((v as unknown as ArrayLike<number>).length === 0) return [];
+      throw new Error(`${where}: attribute ${n} holds numbers, not names`);
+    }
     const list = Array.isArray(v) ? v : [v];
-    return list.map((s) => (s instanceof Uint8Array ? new TextDecoder().decode(s) : String(s)));
+    return list.map((s) => (s instanceof Uint8Array ? new TextDecoder().decode(s) : String(s))).filter((s) => s !== "");
   };
-  if (name in attrs) return one(name);
-  if (!(`${name}0` in attrs)) return undefined;
+  if (name in g.attrs) return one(name);
+  if (!(`${name}0` in g.attrs)) return undefined;
   const out: string[] = [];
-  for (let i = 0; `${name}${i}` in attrs; i++) out.push(...one(`${name}${i}`));
+  for (let i = 0; `${name}${i}` in g.attrs; i++) out.push(...one(`${name}${i}`));
   return out;
 }
 
-function scalarStringAttr(g: H5Group, name: string): string | undefined {
+function stringAttr(g: H5Group, name: string): string | undefined {
   if (!(name in g.attrs)) return undefined;
   const v = g.attrs[name]!.value;
   return v instanceof Uint8Array ? new TextDecoder().decode(v) : String(v);
-}
-
-/** Keras shape of a parameter given by its ONNX name. */
-function kerasShape(l: LayerSpec, weight: string): number[] {
-  if (l.kind === "conv") return [l.kernel, l.kernel, l.inChannels, l.filters];
-  if (l.kind === "bn") return [l.channels];
-  return weight === "kernel" ? [l.inputs, l.units] : [l.units];
-}
-
-/** HWIO (Keras/TensorFlow) -> OIHW (ONNX Conv). */
-export function hwioToOihw(data: Float32Array, [kh, kw, ci, co]: number[]): Float32Array {
-  const out = new Float32Array(data.length);
-  for (let h = 0; h < kh!; h++)
-    for (let w = 0; w < kw!; w++)
-      for (let i = 0; i < ci!; i++)
-        for (let o = 0; o < co!; o++) out[((o * ci! + i) * kh! + h) * kw! + w] = data[((h * kw! + w) * ci! + i) * co! + o]!;
-  return out;
 }
 
 function floats(ds: H5Dataset, where: string): Float32Array {
@@ -73,94 +86,122 @@ function floats(ds: H5Dataset, where: string): Float32Array {
   throw new Error(`${where}: dataset is not float32/float64 (dtype ${JSON.stringify(ds.dtype)})`);
 }
 
-export async function readKerasDenseNet121H5(path: string): Promise<KerasH5Import> {
-  if (!existsSync(path)) throw new Error(`${path}: no such file`);
+/** `conv1/conv/kernel:0` under layer group `conv1/conv` (or `densenet121/conv1/conv/kernel:0` nested): layer + param. */
+function splitKerasWeightName(name: string): { layer: string; param: string } {
+  const parts = name.replace(/:\d+$/, "").split("/");
+  const param = parts.pop()!;
+  // The innermost layer: the longest tail that is a DenseNet layer name, else the last component (a head's name).
+  for (let i = 0; i < parts.length; i++) {
+    const layer = canonicalLayerName(parts.slice(i).join("/"));
+    if (/^(conv1\/(conv|bn)|conv\d_block\d+_\d_(conv|bn)|pool\d_(conv|bn)|bn)$/.test(layer)) return { layer, param };
+  }
+  return { layer: canonicalLayerName(parts[parts.length - 1] ?? ""), param };
+}
+
+function readKeras2(path: string, root: H5Group, prefix: string): SourceTensor[] {
+  const layerNames = stringListAttr(root, "layer_names", `${path}: ${prefix}`)!;
+  const tensors: SourceTensor[] = [];
+  for (const layer of layerNames) {
+    const lg = root.get(layer);
+    if (!(lg instanceof h5wasm.Group)) throw new Error(`${path}: layer "${layer}" is listed in layer_names but has no group`);
+    for (const wn of stringListAttr(lg, "weight_names", `${path}: ${prefix}${layer}`) ?? []) {
+      const ds = lg.get(wn);
+      const where = `${path}: ${prefix}${layer}/${wn}`;
+      if (!(ds instanceof h5wasm.Dataset)) throw new Error(`${where}: listed in weight_names but missing`);
+      tensors.push({ ...splitKerasWeightName(wn), shape: ds.shape ?? [], data: floats(ds, where), where });
+    }
+  }
+  return tensors;
+}
+
+/** Keras 3 names a layer's variables by position; the parameter names follow the layer's class. */
+const KERAS3_PARAMS: Record<string, string[]> = {
+  conv2d: ["kernel", "bias"],
+  batch_normalization: ["gamma", "beta", "moving_mean", "moving_variance"],
+  dense: ["kernel", "bias"],
+};
+
+interface Keras3Layer { key: string; cls: string; index: number; name?: string; vars: H5Group; where: string }
+
+/** Every layer with variables under `layers/`, descending into nested models (`layers/functional/layers/...`). */
+function keras3Layers(path: string, layers: H5Group, prefix: string): Keras3Layer[] {
+  const out: Keras3Layer[] = [];
+  for (const key of layers.keys()) {
+    const g = layers.get(key);
+    if (!(g instanceof h5wasm.Group)) continue;
+    const vars = g.keys().includes("vars") ? g.get("vars") : undefined;
+    if (vars instanceof h5wasm.Group && vars.keys().length > 0) {
+      const m = /^(.*?)(?:_(\d+))?$/.exec(key)!;
+      out.push({ key, cls: m[1]!, index: Number(m[2] ?? 0), name: stringAttr(vars, "name"), vars, where: `${path}: ${prefix}${key}/vars` });
+    }
+    const inner = g.keys().includes("layers") ? g.get("layers") : undefined;
+    if (inner instanceof h5wasm.Group) out.push(...keras3Layers(path, inner, `${prefix}${key}/layers/`));
+  }
+  return out;
+}
+
+/**
+ * Names for Keras 3 layers whose `vars` carry no `name` (files from Keras versions that did not write it): Keras
+ * numbers each class's layers in model order (`conv2d`, `conv2d_1`, ...), which for DenseNet121 is the order of
+ * denseNet121Layers. A file of another depth has another count, which is said as such.
+ */
+function positionalNames(path: string, layers: Keras3Layer[]): void {
+  const trunk = denseNet121Layers(0);
+  for (const [cls, kind] of [["conv2d", "conv"], ["batch_normalization", "bn"]] as const) {
+    const mine = layers.filter((l) => l.cls === cls && l.name === undefined).sort((a, b) => a.index - b.index);
+    if (mine.length === 0) continue;
+    const names = trunk.filter((l) => l.kind === kind).map((l) => l.name);
+    if (mine.length !== names.length) {
+      // A DenseNet-N has N-1 convolutions; name the published ones.
+      const other = kind === "conv" && [161, 169, 201, 264].includes(mine.length + 1) ? `: this is a DenseNet${mine.length + 1}` : "";
+      throw new Error(`${path}: ${mine.length} ${cls} layers, DenseNet121 has ${names.length}${other || " — not a DenseNet121"}; cxr builds DenseNet121 only`);
+    }
+    mine.forEach((l, i) => (l.name = names[i]));
+  }
+  for (const l of layers) l.name ??= l.key;
+}
+
+function readKeras3(path: string, layersGroup: H5Group): SourceTensor[] {
+  const layers = keras3Layers(path, layersGroup, "layers/");
+  positionalNames(path, layers);
+  const tensors: SourceTensor[] = [];
+  for (const l of layers) {
+    const params = KERAS3_PARAMS[l.cls];
+    const count = l.vars.keys().length;
+    if (!params || count > params.length) throw new Error(`${l.where}: a ${l.cls} layer "${l.name}" with ${count} variables is not part of DenseNet121 + one Dense head`);
+    for (let i = 0; i < count; i++) {
+      const ds = l.vars.get(String(i));
+      const where = `${l.where}/${i}`;
+      if (!(ds instanceof h5wasm.Dataset)) throw new Error(`${where}: missing (variables are numbered 0..${count - 1})`);
+      tensors.push({ layer: canonicalLayerName(l.name!), param: params[i]!, shape: ds.shape ?? [], data: floats(ds, where), where });
+    }
+  }
+  return tensors;
+}
+
+/** Reads any Keras HDF5 weights file; `name` is how messages call it (e.g. `x.keras: model.weights.h5`). */
+export async function readKerasHdf5(path: string, name = path): Promise<KerasWeightsFile> {
+  checkNotTruncated(path);
   await h5wasm.ready;
   let file: InstanceType<typeof h5wasm.File>;
   try {
     file = new h5wasm.File(path, "r");
   } catch (err) {
-    throw new Error(`${path}: not an HDF5 file (${(err as Error).message})`);
+    throw new Error(`${name}: the HDF5 library cannot open it — damaged HDF5 file (${(err as Error).message})`);
   }
   try {
-    const full = file.keys().includes("model_weights");
+    const keys = file.keys();
+    const full = keys.includes("model_weights");
     const root = (full ? file.get("model_weights") : file) as H5Group;
-    const layerNames = stringListAttr(root, "layer_names");
-    if (!layerNames) throw new Error(`${path}: no "layer_names" attribute${full ? " in model_weights" : ""} — not a Keras 2 HDF5 weights file or full model (Keras 3 ".weights.h5"/".keras" files use another layout and are not supported)`);
-
-    // Every stored weight, by its Keras weight name without the ":0" suffix.
-    const stored = new Map<string, { data: Float32Array; shape: number[]; where: string }>();
-    for (const layer of layerNames) {
-      const lg = root.get(layer);
-      if (!(lg instanceof h5wasm.Group)) throw new Error(`${path}: layer "${layer}" is listed in layer_names but has no group`);
-      for (const wn of stringListAttr(lg, "weight_names") ?? []) {
-        const ds = lg.get(wn);
-        const where = `${path}: ${full ? "model_weights/" : ""}${layer}/${wn}`;
-        if (!(ds instanceof h5wasm.Dataset)) throw new Error(`${where}: listed in weight_names but missing`);
-        stored.set(wn.replace(/:\d+$/, ""), { data: floats(ds, where), shape: ds.shape ?? [], where });
-      }
+    const version = stringAttr(file, "keras_version") ?? stringAttr(root, "keras_version");
+    const backend = stringAttr(file, "backend") ?? stringAttr(root, "backend");
+    if (stringListAttr(root, "layer_names", name)) {
+      return { layout: "Keras 2 HDF5", form: full ? "full-model" : "weights", kerasVersion: version, backend, tensors: readKeras2(name, root, full ? "model_weights/" : "") };
     }
-
-    const trunk = denseNet121Layers(0);
-    const expected = new Map<string, LayerSpec>();
-    for (const l of trunk) for (const w of KERAS_WEIGHTS[l.kind]) expected.set(`${l.name}/${w}`, l);
-
-    const weights: WeightMap = new Map();
-    const unmatched = new Map<string, { data: Float32Array; shape: number[]; where: string }>();
-    for (const [name, w] of stored) {
-      // Match the longest suffix on a "/" boundary, so "conv1/bn/gamma" is conv1/bn's and not the final "bn"'s,
-      // and a DenseNet nested as a layer ("densenet121/conv1/conv/kernel") still maps.
-      const parts = name.split("/");
-      let key: string | undefined;
-      for (let i = 0; i < parts.length - 1 && !key; i++) if (expected.has(parts.slice(i).join("/"))) key = parts.slice(i).join("/");
-      if (!key) {
-        unmatched.set(name, w);
-        continue;
-      }
-      if (weights.has(key)) throw new Error(`${w.where}: a second weight for ${key}`);
-      const l = expected.get(key)!;
-      const shape = kerasShape(l, key.slice(l.name.length + 1));
-      if (w.shape.length !== shape.length || w.shape.some((d, i) => d !== shape[i])) throw new Error(`${w.where}: shape [${w.shape.join(",")}], DenseNet121 (channels-last Keras) expects [${shape.join(",")}]`);
-      const onnxDims = l.kind === "conv" ? [l.filters, l.inChannels, l.kernel, l.kernel] : shape;
-      weights.set(key, { dims: onnxDims, data: l.kind === "conv" ? hwioToOihw(w.data, shape) : w.data });
-    }
-    const missing = [...expected.keys()].filter((k) => !weights.has(k));
-    if (missing.length > 0) throw new Error(`${path}: not a Keras DenseNet121 — ${missing.length} of its ${expected.size} weights are missing (e.g. ${missing.slice(0, 3).join(", ")})`);
-
-    // The head: a Dense layer on the 1024 pooled features (its name is whatever Keras gave it, e.g. "dense_1").
-    const heads = [...unmatched.keys()].filter((k) => k.endsWith("/kernel") && unmatched.get(k)!.shape.length === 2 && unmatched.get(k)!.shape[0] === FEATURE_CHANNELS);
-    if (heads.length > 1) throw new Error(`${path}: more than one Dense layer on the 1024 features (${heads.join(", ")}); cannot tell which is the head`);
-    const result: KerasH5Import = { form: full ? "full-model" : "weights", weights, kerasVersion: scalarStringAttr(file, "keras_version"), backend: scalarStringAttr(file, "backend") };
-    const others = [...unmatched.keys()].filter((k) => !(heads[0] && (k === heads[0] || k === heads[0].replace(/kernel$/, "bias"))));
-    if (others.length > 0) throw new Error(`${path}: weights that are not DenseNet121 + Dense head: ${others.slice(0, 5).join(", ")}`);
-    if (heads[0]) {
-      const kernel = unmatched.get(heads[0])!;
-      const units = kernel.shape[1]!;
-      const bias = unmatched.get(heads[0].replace(/kernel$/, "bias"));
-      if (!bias || bias.shape.length !== 1 || bias.shape[0] !== units) throw new Error(`${kernel.where}: the Dense head has no bias of shape [${units}]`);
-      weights.set(`${HEAD_LAYER}/kernel`, { dims: [FEATURE_CHANNELS, units], data: kernel.data });
-      weights.set(`${HEAD_LAYER}/bias`, { dims: [units], data: bias.data });
-      result.headLayer = heads[0].split("/").slice(-2, -1)[0];
-      result.headUnits = units;
-    }
-    return result;
+    const layers = keys.includes("layers") ? file.get("layers") : undefined;
+    if (layers instanceof h5wasm.Group) return { layout: "Keras 3 HDF5", form: "weights", kerasVersion: version, backend, tensors: readKeras3(name, layers) };
+    throw new Error(`${name}: HDF5 without Keras weights — neither a "layer_names" attribute${full ? " in model_weights" : ""} (Keras 2 layout) nor a "layers" group (Keras 3 layout); top-level entries: ${keys.slice(0, 8).join(", ") || "none"}`);
   } finally {
     file.close();
   }
-}
-
-/** A trunk-only import gets Keras's default init for the head (seeded), so the graph is complete. */
-export function withRandomHead(weights: WeightMap, seed: number, classes: number): WeightMap {
-  const head = randomDenseNet121Weights(seed, classes);
-  const out = new Map(weights);
-  out.set(`${HEAD_LAYER}/kernel`, head.get(`${HEAD_LAYER}/kernel`)!);
-  out.set(`${HEAD_LAYER}/bias`, head.get(`${HEAD_LAYER}/bias`)!);
-  return out;
-}
-
-export function describeKerasImport(path: string, imp: KerasH5Import, headSeed: number): string {
-  const version = imp.kerasVersion ? `, Keras ${imp.kerasVersion}` : "";
-  return imp.headLayer
-    ? `imported from ${basename(path)} (Keras full model${version}; head = Dense layer "${imp.headLayer}")`
-    : `imported from ${basename(path)} (Keras DenseNet121 trunk weights${version}); Dense head random (seed ${headSeed}) — not trained for these findings`;
 }

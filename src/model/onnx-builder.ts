@@ -207,3 +207,27 @@ export function readInitializers(model: onnxProto.onnx.IModelProto, source = "ON
   }
   return out;
 }
+
+/** Every tensor name a node reads, including nodes of subgraphs (If/Loop bodies read outer-scope initializers). */
+function namesRead(nodes: INodeProto[] | null | undefined, into: Set<string>): Set<string> {
+  for (const n of nodes ?? []) {
+    for (const i of n.input ?? []) into.add(i);
+    for (const a of n.attribute ?? []) for (const g of [a.g, ...(a.graphs ?? [])]) if (g) namesRead(g.node, into);
+  }
+  return into;
+}
+
+/**
+ * Drops initializers that no node reads and no graph output names (e.g. a foreign classifier's original head
+ * after the import replaced it), so the written model holds only what it computes with and onnxruntime has
+ * nothing to warn about on load. Returns the dropped names.
+ */
+export function pruneUnusedInitializers(model: IModelProto): string[] {
+  const graph = model.graph;
+  if (!graph) return [];
+  const used = namesRead(graph.node, new Set((graph.output ?? []).map((o) => o.name ?? "")));
+  const dropped = (graph.initializer ?? []).filter((t) => !used.has(t.name ?? "")).map((t) => t.name ?? "");
+  graph.initializer = (graph.initializer ?? []).filter((t) => used.has(t.name ?? ""));
+  graph.input = (graph.input ?? []).filter((i) => !dropped.includes(i.name ?? ""));
+  return dropped;
+}

@@ -7,7 +7,7 @@ import { FEATURES_OUTPUT, HEAD_BIAS, HEAD_KERNEL, INPUT_NAME, PROBABILITIES_OUTP
 import { findLinearAfterPool, readClassifierHead } from "./head.ts";
 import { isNihLabel, NIH_LABELS } from "./labels.ts";
 import { saveModelDir } from "./model-dir.ts";
-import { decodeModel, encodeModel, floatTensor, int64Tensor, modelInput, valueInfo, ElemType, type INodeProto, type ModelProto } from "./onnx-builder.ts";
+import { decodeModel, encodeModel, floatTensor, int64Tensor, modelInput, pruneUnusedInitializers, valueInfo, ElemType, type INodeProto, type ModelProto } from "./onnx-builder.ts";
 
 /**
  * How a foreign classifier's outputs and input are to be read, for `cxr model import <file.onnx> --labels-map`.
@@ -222,14 +222,16 @@ export async function importOnnxClassifier(file: string, opts: OnnxImportOptions
   const tail: INodeProto[] = [];
   if (map.activation === "logit") {
     tail.push({ opType: "Gather", name: "cxr_label_logits", input: [outName!, LABEL_SLOTS], output: ["cxr_label_logits"], attribute: [{ name: "axis", type: 2, i: 1 }] });
-    tail.push({ opType: "Sigmoid", name: PROBABILITIES_OUTPUT, input: ["cxr_label_logits"], output: [PROBABILITIES_OUTPUT] });
+    tail.push({ opType: "Sigmoid", name: "cxr_probabilities", input: ["cxr_label_logits"], output: [PROBABILITIES_OUTPUT] });
   } else {
-    tail.push({ opType: "Gather", name: PROBABILITIES_OUTPUT, input: [outName!, LABEL_SLOTS], output: [PROBABILITIES_OUTPUT], attribute: [{ name: "axis", type: 2, i: 1 }] });
+    tail.push({ opType: "Gather", name: "cxr_probabilities", input: [outName!, LABEL_SLOTS], output: [PROBABILITIES_OUTPUT], attribute: [{ name: "axis", type: 2, i: 1 }] });
   }
   graph.node = [...prefix, ...(graph.node ?? []), ...tail];
   graph.input = [valueInfo(INPUT_NAME, ElemType.FLOAT, ["N", 3, size, size])];
   // The input's old value info would now describe an intermediate tensor; drop it (its shape is inferred).
   graph.valueInfo = (graph.valueInfo ?? []).filter((v) => v.name !== srcName);
+  // The replaced dense layer's weights (and anything else nothing reads) would be dead weight that ORT warns about.
+  pruneUnusedInitializers(model);
 
   // Check the result loads and runs; the feature grid size comes from that run.
   const probe = await probeModel(model, size, file);
@@ -249,6 +251,13 @@ export async function importOnnxClassifier(file: string, opts: OnnxImportOptions
     outputs: { probabilities: PROBABILITIES_OUTPUT, features: FEATURES_OUTPUT },
     training: {
       summary: `imported from ${basename(file)} (${map.description}); ${labels.length} of its ${map.outputs.length} output slots mapped to NIH labels${ignored.length ? ` (not used: ${ignored.join(", ")})` : ""}`,
+    },
+    source: {
+      file: basename(file),
+      format: `ONNX (opset ${Number(opset.version)})`,
+      contents: "full model",
+      ...(model.producerName && { writer: `${model.producerName}${model.producerVersion ? ` ${model.producerVersion}` : ""}` }),
+      head: `the model's own dense layer after the pooling (${lin.classes} outputs), ${labels.length} mapped by the labels map (${map.activation === "logit" ? "sigmoid added" : "its own activation kept"})`,
     },
   });
 }

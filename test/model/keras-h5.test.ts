@@ -4,7 +4,8 @@ import * as ort from "onnxruntime-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main } from "../../src/cli/main.ts";
 import { readModelCard } from "../../src/model/card.ts";
-import { readKerasDenseNet121H5 } from "../../src/model/keras-h5.ts";
+import { mapDenseNet121 } from "../../src/model/densenet121-weights.ts";
+import { readKerasHdf5 } from "../../src/model/keras-h5.ts";
 import { readModelWeights } from "../../src/model/model-dir.ts";
 import { seededRandom } from "../../src/model/rng.ts";
 import { tempDir } from "../helpers/tmp.ts";
@@ -36,6 +37,12 @@ function knownWeights(seed: number, head?: string): KerasWeights {
     }
   }
   return W;
+}
+
+/** What the importer maps from a Keras HDF5 file (trunk + head in ONNX layouts). */
+async function readKerasDenseNet121(path: string) {
+  const file = await readKerasHdf5(path);
+  return { form: file.form, ...mapDenseNet121(path, file.tensors, "keras") };
 }
 
 function group(root: InstanceType<typeof h5wasm.Group>, path: string): InstanceType<typeof h5wasm.Group> {
@@ -86,7 +93,11 @@ async function writeKerasH5(path: string, form: "weights" | "full-model" | "nest
   for (const layer of order) {
     const lg = group(root, layer);
     const names = byLayer.get(layer) ?? [];
-    if (names.length === 0) continue; // Keras writes an empty weight_names; the reader treats a missing one alike
+    if (names.length === 0) {
+      // What h5py stores for Keras 2's `attrs["weight_names"] = []`: a zero-length float64 array.
+      lg.create_attribute("weight_names", new Float64Array(0), [0], "<d");
+      continue;
+    }
     lg.create_attribute("weight_names", names.map((n) => `${n}:0`));
     for (const n of names) {
       const w = W.get(n)!;
@@ -140,7 +151,8 @@ describe("Keras HDF5 import", () => {
     const out = join(tmp.dir, "from-full");
     expect(await main(["node", "cxr", "model", "import", join(tmp.dir, "pretrained_model.h5"), "--input-size", String(SIZE), "--out", out])).toBe(0);
     const card = readModelCard(out);
-    expect(card.training.summary).toMatch(/^imported from pretrained_model\.h5 \(Keras full model, Keras 2\.2\.4; head = Dense layer "dense_1"\)/);
+    expect(card.source).toEqual({ file: "pretrained_model.h5", format: "Keras 2 HDF5", contents: "full model", writer: "Keras 2.2.4 (tensorflow)", head: 'Dense "dense_1" (14 outputs, sigmoid) from the file' });
+    expect(card.training.summary).toMatch(/^imported from pretrained_model\.h5 \(Keras 2 HDF5, full model, Keras 2\.2\.4 \(tensorflow\)\); head: Dense "dense_1"/);
     expect(card.input.size).toBe(SIZE);
     const got = await runOnnx(out, img.nchw);
     const ref = fullRef.probabilities!;
@@ -171,10 +183,10 @@ describe("Keras HDF5 import", () => {
   it("a DenseNet nested as one layer of a Sequential model imports to the same network", async () => {
     const p = join(tmp.dir, "nested.h5");
     await writeKerasH5(p, "nested", fullW, "dense_1");
-    const imp = await readKerasDenseNet121H5(p);
+    const imp = await readKerasDenseNet121(p);
     expect(imp.form).toBe("full-model");
-    expect(imp.headLayer).toBe("dense_1");
-    const direct = await readKerasDenseNet121H5(join(tmp.dir, "pretrained_model.h5"));
+    expect(imp.head).toEqual({ layer: "dense_1", units: 14 });
+    const direct = await readKerasDenseNet121(join(tmp.dir, "pretrained_model.h5"));
     expect(imp.weights.size).toBe(direct.weights.size);
     const bytes = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
     const differing = [...direct.weights].filter(([k, w]) => !bytes(imp.weights.get(k)!.data).equals(bytes(w.data))).map(([k]) => k);
@@ -185,7 +197,8 @@ describe("Keras HDF5 import", () => {
     const out = join(tmp.dir, "from-trunk");
     expect(await main(["node", "cxr", "model", "import", join(tmp.dir, "densenet.hdf5"), "--input-size", String(SIZE), "--seed", "4", "--out", out])).toBe(0);
     const card = readModelCard(out);
-    expect(card.training.summary).toMatch(/^imported from densenet\.hdf5 \(Keras DenseNet121 trunk weights, Keras 2\.2\.4\); Dense head random \(seed 4\)/);
+    expect(card.source).toMatchObject({ file: "densenet.hdf5", format: "Keras 2 HDF5", contents: "weights only", head: "random (seed 4, Keras default init) — not trained for these findings" });
+    expect(card.training.summary).toMatch(/^imported from densenet\.hdf5 \(Keras 2 HDF5, weights only, Keras 2\.2\.4 \(tensorflow\)\); head: random \(seed 4/);
     const got = await runOnnx(out, img.nchw);
     const f = maxAbsFeatureDiff(got.features, trunkRef.features);
     expect(f.scale).toBeGreaterThan(0.1);
@@ -201,12 +214,11 @@ describe("Keras HDF5 import", () => {
     const partial = new Map([...trunkW].filter(([k]) => !k.startsWith("conv5_block16")));
     const p = join(tmp.dir, "partial.hdf5");
     await writeKerasH5(p, "weights", partial);
-    await expect(readKerasDenseNet121H5(p)).rejects.toThrow(/partial\.hdf5: not a Keras DenseNet121 — 10 of its \d+ weights are missing \(e\.g\. conv5_block16_0_bn\/gamma/);
+    await expect(readKerasDenseNet121(p)).rejects.toThrow(/partial\.hdf5: not a DenseNet121 — 10 of its \d+ weights are missing \(e\.g\. conv5_block16_0_bn\/gamma/);
     const wrong = new Map(trunkW);
     wrong.set("conv1/conv/kernel", { shape: [3, 3, 3, 64], data: new Float32Array(3 * 3 * 3 * 64) });
     const q = join(tmp.dir, "wrong.hdf5");
     await writeKerasH5(q, "weights", wrong);
-    await expect(readKerasDenseNet121H5(q)).rejects.toThrow(/wrong\.hdf5: conv1\/conv\/conv1\/conv\/kernel:0: shape \[3,3,3,64\], DenseNet121 \(channels-last Keras\) expects \[7,7,3,64\]/);
-    await expect(readKerasDenseNet121H5(join(tmp.dir, "model.onnx"))).rejects.toThrow(/model\.onnx: no such file/);
+    await expect(readKerasDenseNet121(q)).rejects.toThrow(/wrong\.hdf5: conv1\/conv\/conv1\/conv\/kernel:0: shape \[3,3,3,64\], DenseNet121 \(Keras, channels-last\) expects \[7,7,3,64\] for conv1\/conv\/kernel/);
   });
 });

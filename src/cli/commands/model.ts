@@ -53,6 +53,7 @@ export function formatCard(card: ModelCard, dir: string): string {
     `  weights sha256 ${card.weightsSha256}`,
     `  input          ${card.input.layout} 3x${card.input.size}x${card.input.size}, pixelScale ${card.input.pixelScale}, mean [${card.input.mean.join(", ")}], std [${card.input.std.join(", ")}]`,
     `  outputs        probabilities=${card.outputs.probabilities} features=${card.outputs.features}`,
+    ...(card.source ? [`  imported from  ${card.source.file}: ${card.source.format}, ${card.source.contents}${card.source.writer ? `, written by ${card.source.writer}` : ""}; head ${card.source.head}`] : []),
     `  training       ${card.training.summary}`,
     ...(card.training.data ? [`  data           ${card.training.data}`] : []),
     ...(card.training.metrics ? [`  metrics        ${JSON.stringify(card.training.metrics)}`] : []),
