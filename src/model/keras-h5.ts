@@ -86,10 +86,14 @@ function floats(ds: H5Dataset, where: string): Float32Array {
   throw new Error(`${where}: dataset is not float32/float64 (dtype ${JSON.stringify(ds.dtype)})`);
 }
 
-/** `conv1/conv/kernel:0` under layer group `conv1/conv` (or `densenet121/conv1/conv/kernel:0` nested): layer + param. */
-function splitKerasWeightName(name: string): { layer: string; param: string } {
+/**
+ * `conv1/conv/kernel:0` under layer group `conv1/conv` (or `densenet121/conv1/conv/kernel:0` nested): layer + param.
+ * A bare `kernel` (a weight name without its layer) belongs to the group it is listed in.
+ */
+function splitKerasWeightName(name: string, group: string): { layer: string; param: string } {
   const parts = name.replace(/:\d+$/, "").split("/");
   const param = parts.pop()!;
+  if (parts.length === 0) parts.push(...group.split("/"));
   // The innermost layer: the longest tail that is a DenseNet layer name, else the last component (a head's name).
   for (let i = 0; i < parts.length; i++) {
     const layer = canonicalLayerName(parts.slice(i).join("/"));
@@ -108,7 +112,7 @@ function readKeras2(path: string, root: H5Group, prefix: string): SourceTensor[]
       const ds = lg.get(wn);
       const where = `${path}: ${prefix}${layer}/${wn}`;
       if (!(ds instanceof h5wasm.Dataset)) throw new Error(`${where}: listed in weight_names but missing`);
-      tensors.push({ ...splitKerasWeightName(wn), shape: ds.shape ?? [], data: floats(ds, where), where });
+      tensors.push({ ...splitKerasWeightName(wn, layer), shape: ds.shape ?? [], data: floats(ds, where), where });
     }
   }
   return tensors;

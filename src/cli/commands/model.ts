@@ -81,12 +81,12 @@ export function register(program: Command): void {
 
   model
     .command("import")
-    .description("import weights into a model folder: Keras HDF5 (densenet.hdf5 trunk or full pretrained_model.h5) or a PyTorch-exported ONNX classifier")
-    .argument("<file>", "a Keras .h5/.hdf5 file or an .onnx file")
+    .description("import a DenseNet121 into a model folder: Keras 2 HDF5 (weights or full model), Keras 3 .keras/.weights.h5/legacy .h5, a PyTorch state dict as safetensors, or an ONNX classifier (told apart by content)")
+    .argument("<file>", "the model file (.h5, .hdf5, .keras, .weights.h5, .safetensors, .onnx)")
     .requiredOption("--out <dir>", "model folder to write")
-    .option("--input-size <N>", "square input size (Keras: default 224; ONNX: the model's own when fixed)", intOption("--input-size", 32))
+    .option("--input-size <N>", "square input size (default: the file's own — a fixed ONNX input, a .keras InputLayer — else 224)", intOption("--input-size", 32))
     .option("--seed <S>", "Keras trunk-only weights: seed of the Dense head's random init", intOption("--seed", 0), 0)
-    .option("--labels <list>", "Keras: comma-separated labels of the Dense head's outputs, in order (default: the 14 NIH labels in the seed's order)")
+    .option("--labels <list>", "Keras/safetensors: comma-separated labels of the head's outputs, in order (default: the seed's 14 NIH labels for Keras, CheXNet's order for safetensors)")
     .option("--labels-map <json|builtin:xrv|builtin:chexnet>", "ONNX: which output slot is which label, plus input channels and normalisation")
     .option("--pixel-scale <x>", "override the card's pixelScale", (v: string) => numberList("--pixel-scale")(v)[0])
     .option("--mean <m>", "override the card's per-channel mean (one or three numbers, in pixelScale units)", numberList("--mean"))
