@@ -51,8 +51,11 @@ function group(root: InstanceType<typeof h5wasm.Group>, path: string): InstanceT
   return g;
 }
 
-/** Writes W the way Keras 2 `save_weights` / `model.save` lay it out (weightless layers listed too). */
-async function writeKerasH5(path: string, form: "weights" | "full-model" | "nested", W: KerasWeights, head?: string): Promise<void> {
+/**
+ * Writes W the way Keras lays it out: Keras 2 `save_weights` / `model.save` (weightless layers listed too), a nested
+ * DenseNet, or Keras 3's legacy `model.save("x.h5")` (Keras 3 layer names such as `conv1_conv`, no `:0` suffixes).
+ */
+async function writeKerasH5(path: string, form: "weights" | "full-model" | "nested" | "keras3-legacy", W: KerasWeights, head?: string): Promise<void> {
   await h5wasm.ready;
   const f = new h5wasm.File(path, "w");
   let root: InstanceType<typeof h5wasm.Group> = f;
@@ -81,27 +84,30 @@ async function writeKerasH5(path: string, form: "weights" | "full-model" | "nest
     f.close();
     return;
   }
+  const k3 = form === "keras3-legacy";
+  const rename = (n: string) => (k3 ? n.replace(/^conv1\/(conv|bn|relu)/, "conv1_$1") : n);
+  const suffix = k3 ? "" : ":0";
   const layers = kerasDenseNet121Layers(head).map((l) => l.name);
   const weightless = ["input_1", "zero_padding2d_1", "conv1/relu", "zero_padding2d_2", "pool1", "relu", ...(head ? ["global_average_pooling2d_1"] : [])];
   const order = [...weightless.slice(0, 2), ...layers.slice(0, 2), ...weightless.slice(2, 5), ...layers.slice(2, head ? -1 : undefined), ...weightless.slice(5), ...(head ? [head] : [])];
-  root.create_attribute("layer_names", order);
+  root.create_attribute("layer_names", order.map(rename));
   const byLayer = new Map<string, string[]>();
   for (const k of W.keys()) {
     const layer = k.slice(0, k.lastIndexOf("/"));
     byLayer.set(layer, [...(byLayer.get(layer) ?? []), k]);
   }
   for (const layer of order) {
-    const lg = group(root, layer);
+    const lg = group(root, rename(layer));
     const names = byLayer.get(layer) ?? [];
     if (names.length === 0) {
       // What h5py stores for Keras 2's `attrs["weight_names"] = []`: a zero-length float64 array.
       lg.create_attribute("weight_names", new Float64Array(0), [0], "<d");
       continue;
     }
-    lg.create_attribute("weight_names", names.map((n) => `${n}:0`));
+    lg.create_attribute("weight_names", names.map((n) => `${rename(n)}${suffix}`));
     for (const n of names) {
       const w = W.get(n)!;
-      group(lg, layer).create_dataset({ name: `${n.slice(layer.length + 1)}:0`, data: w.data, shape: w.shape });
+      group(lg, rename(layer)).create_dataset({ name: `${n.slice(layer.length + 1)}${suffix}`, data: w.data, shape: w.shape });
     }
   }
   f.close();
@@ -167,6 +173,17 @@ describe("Keras HDF5 import", () => {
     expect(f.scale).toBeGreaterThan(0.1);
     if (process.env.CXR_VERBOSE) console.log({ featureDiff: f.diff, featureScale: f.scale });
     expect(f.diff / f.scale).toBeLessThan(1e-5);
+  });
+
+  it("Keras 3's legacy model.save(\"x.h5\") (Keras 3 layer names, no :0 suffixes) imports to the same weights", async () => {
+    const p = join(tmp.dir, "keras3-legacy.h5");
+    await writeKerasH5(p, "keras3-legacy", fullW, "dense_1");
+    const imp = await readKerasDenseNet121(p);
+    const direct = await readKerasDenseNet121(join(tmp.dir, "pretrained_model.h5"));
+    expect(imp.head).toEqual({ layer: "dense_1", units: 14 });
+    const bytes = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+    expect([...direct.weights].filter(([k, w]) => !bytes(imp.weights.get(k)!.data).equals(bytes(w.data))).map(([k]) => k)).toEqual([]);
+    expect(imp.weights.size).toBe(direct.weights.size);
   });
 
   it("odd intermediate sizes (40 px: 20 -> 10 -> 5 -> 2 -> 1) follow Keras's padding and floor arithmetic", async () => {
