@@ -1,12 +1,16 @@
 import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
+import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
 import type { Migration, SqlDatabase, SqlTransaction } from "../sql.ts";
 
+/** Turns per database file in this process (see SqliteDatabase). */
+const turns = new Map<string, { tail: Promise<unknown> }>();
+
 /**
- * better-sqlite3 behind the async SqlDatabase surface. One connection, so transactions (and the
- * statements between them) take turns: an async transaction must not interleave with another on
- * the same connection. Commits are not fsynced (WAL, synchronous=NORMAL): after a power loss the
+ * better-sqlite3 behind the async SqlDatabase surface. Transactions (and the statements between
+ * them) take turns per file in this process: an async transaction must not interleave with another
+ * on the same connection, and a second connection's BEGIN would wait on a lock that only this
+ * (blocked) thread could release. Other processes (`cxr status`) wait on the file lock (busy_timeout). Commits are not fsynced (WAL, synchronous=NORMAL): after a power loss the
  * last ones can be missing; the spool files are fsynced and recovery records them again.
  */
 export class SqliteDatabase implements SqlDatabase {
@@ -14,12 +18,15 @@ export class SqliteDatabase implements SqlDatabase {
   readonly skipLocked = ""; // one writer at a time: BEGIN IMMEDIATE serialises claims
   private readonly db: Database.Database;
   private readonly statements = new Map<string, Database.Statement>();
-  private tail: Promise<unknown> = Promise.resolve();
+  private readonly turn: { tail: Promise<unknown> };
   private notifyHandler?: (studyUid: string) => void;
 
   constructor(readonly path: string) {
     mkdirSync(dirname(path), { recursive: true });
     this.db = new Database(path);
+    const key = resolve(path);
+    this.turn = turns.get(key) ?? { tail: Promise.resolve() };
+    turns.set(key, this.turn);
     this.db.pragma("journal_mode = WAL");
     this.db.pragma("synchronous = NORMAL");
     this.db.pragma("busy_timeout = 5000");
@@ -43,8 +50,8 @@ export class SqliteDatabase implements SqlDatabase {
 
   /** Runs `fn` after everything queued before it on this connection. */
   private serial<T>(fn: () => Promise<T> | T): Promise<T> {
-    const run = this.tail.then(fn, fn);
-    this.tail = run.catch(() => undefined);
+    const run = this.turn.tail.then(fn, fn);
+    this.turn.tail = run.catch(() => undefined);
     return run;
   }
 
