@@ -17,6 +17,9 @@ export interface PrivatePostgres {
   url(database?: string): string;
   /** A fresh, empty database; its URL. */
   createDatabase(): Promise<string>;
+  /** Stops the server (its data stays) — a database outage — and starts it again on the same port. */
+  pause(): void;
+  resume(): void;
   stop(): Promise<void>;
 }
 
@@ -73,7 +76,8 @@ export async function startPostgres(): Promise<PrivatePostgres> {
   run("initdb", ["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"]);
   // Durability is not under test here: fsync off keeps the suite fast on CI's disks.
   const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off`;
-  run("pg_ctl", ["-D", data, "-o", options, "-l", join(dir, "server.log"), "-w", "-t", "60", "start"]);
+  const start = () => run("pg_ctl", ["-D", data, "-o", options, "-l", join(dir, "server.log"), "-w", "-t", "60", "start"]);
+  start();
   let n = 0;
   const url = (database = "postgres") => `postgres://postgres@127.0.0.1:${port}/${database}`;
   return {
@@ -90,6 +94,10 @@ export async function startPostgres(): Promise<PrivatePostgres> {
       }
       return url(name);
     },
+    pause() {
+      run("pg_ctl", ["-D", data, "-m", "fast", "-w", "stop"]);
+    },
+    resume: start,
     async stop() {
       try {
         run("pg_ctl", ["-D", data, "-m", "immediate", "-w", "stop"]);
