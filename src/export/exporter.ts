@@ -20,7 +20,8 @@ export interface ExporterOptions {
  * Sends the result objects of "done" studies to every destination and marks a study "exported"
  * only when every object has a success status from every destination. Failed sends are retried
  * with exponential backoff (initial × 2^attempt, capped), for as long as it takes; the schedule is
- * in the store, so it survives restarts.
+ * in the store, so it survives restarts. In a cluster each study is sent by one node at a time
+ * (claimExport); if two ever overlap, the objects' derived UIDs make the second send a no-op.
  */
 export class Exporter {
   private running = false;
@@ -74,8 +75,17 @@ export class Exporter {
           nextDue = Math.min(nextDue, nextAt);
           continue;
         }
-        const retryAt = await this.exportStudy(uid);
-        if (retryAt !== undefined) nextDue = Math.min(nextDue, retryAt);
+        // Another node is sending this study's objects; look again soon in case that node dies.
+        if (!(await this.opts.store.claimExport(uid))) {
+          nextDue = Math.min(nextDue, Date.now() + 1000);
+          continue;
+        }
+        try {
+          const retryAt = await this.exportStudy(uid);
+          if (retryAt !== undefined) nextDue = Math.min(nextDue, retryAt);
+        } finally {
+          await this.opts.store.releaseExport(uid);
+        }
       }
     } catch (err) {
       this.opts.logger.error({ err: (err as Error).message }, "export pass failed");

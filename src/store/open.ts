@@ -43,7 +43,15 @@ export async function openStore(cfg: StoreConfig, opts: OpenStoreOptions): Promi
       await db.close();
       throw err;
     }
-    return new SqlStore(db, { kind: "postgres", ...common });
+    const store = new SqlStore(db, { kind: "postgres", ...common });
+    try {
+      // Changes of other nodes reach onChange only once LISTEN is up: nothing is handed out before.
+      await db.listening();
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+    return store;
   }
   return openSqliteStore(sqliteStorePath(opts.dataDir), common);
 }

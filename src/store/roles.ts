@@ -84,6 +84,12 @@ export interface ExportQueue {
   /** When the next attempt of a "done" study is due (epoch ms) and how many failed so far. */
   exportSchedule(studyUid: string): Promise<{ nextAt: number; attempts: number }>;
   setExportSchedule(studyUid: string, nextAt: number, attempts: number, lastError?: string): Promise<void>;
+  /**
+   * Takes the sending of a "done" study for this node (several nodes run exporters): false while
+   * another node holds it and its claim has not lapsed. Released by releaseExport.
+   */
+  claimExport(studyUid: string, now?: Date): Promise<boolean>;
+  releaseExport(studyUid: string): Promise<void>;
   /** "done" → "exported" once every object reached every destination. */
   markStudyExported(studyUid: string, now?: Date): Promise<boolean>;
 }

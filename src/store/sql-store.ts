@@ -335,6 +335,19 @@ export class SqlStore implements Store {
     });
   }
 
+  async claimExport(studyUid: string, now = new Date()): Promise<boolean> {
+    const n = await this.db.run(
+      `UPDATE studies SET export_owner = ?, export_lease_expires_at = ?
+       WHERE study_uid = ? AND state = 'done' AND (export_owner IS NULL OR export_owner = ? OR export_lease_expires_at < ?)`,
+      [this.nodeId, now.getTime() + this.leaseMs, studyUid, this.nodeId, now.getTime()],
+    );
+    return n > 0;
+  }
+
+  async releaseExport(studyUid: string): Promise<void> {
+    await this.db.run("UPDATE studies SET export_owner = NULL, export_lease_expires_at = NULL WHERE study_uid = ? AND export_owner = ?", [studyUid, this.nodeId]);
+  }
+
   markStudyExported(studyUid: string, now = new Date()): Promise<boolean> {
     return this.transition(studyUid, "exported", { from: ["done"], reason: null, now });
   }

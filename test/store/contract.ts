@@ -281,6 +281,22 @@ export function storeContract(name: string, backend: () => Backend, skip?: strin
       expect(rec.history.map((h) => `${h.state}@${h.node}`)).toEqual(["received@node-a", "queued@node-a", "processing@node-a", "queued@node-b", "processing@node-b", "done@node-b"]);
     });
 
+    it("export claims: one node sends a study at a time; released or lapsed, another may", async () => {
+      await using t = await setup(1);
+      const { store: a } = t;
+      const b = await t.open("node-b", 1);
+      await claimed(a, 1);
+      expect(await a.claimExport(uid(1))).toBe(false); // not done yet
+      await a.recordResults(uid(1), results(1, "a"));
+      const now = new Date();
+      expect(await a.claimExport(uid(1), now)).toBe(true);
+      expect(await b.claimExport(uid(1), now)).toBe(false);
+      await a.releaseExport(uid(1));
+      expect(await b.claimExport(uid(1), now)).toBe(true);
+      expect(await a.claimExport(uid(1), new Date(now.getTime() + 500))).toBe(false);
+      expect(await a.claimExport(uid(1), new Date(now.getTime() + 1500))).toBe(true); // b's claim lapsed
+    });
+
     it("restart: a node takes back its own 'processing' studies at start, not those another node holds", async () => {
       await using t = await setup();
       const { store: a } = t;
@@ -300,7 +316,6 @@ export function storeContract(name: string, backend: () => Backend, skip?: strin
       const b = await t.open("node-b");
       const seen: StudyRecord[] = [];
       b.onChange((r) => seen.push(r));
-      await new Promise((r) => setTimeout(r, 300)); // b's LISTEN connection
       await t.store.addInstance(instance(1));
       const rec = await waitUntil("node a's study at node b", () => seen.find((r) => r.studyInstanceUid === uid(1)));
       expect(rec.history[0]!.node).toBe("node-a");

@@ -12,7 +12,8 @@ CREATE TABLE studies (
   patient_name TEXT, patient_id TEXT, accession_number TEXT, study_description TEXT,
   findings TEXT, heatmaps TEXT, model TEXT, processed_key TEXT,
   next_export_at BIGINT NOT NULL DEFAULT 0, export_attempts INTEGER NOT NULL DEFAULT 0,
-  lease_owner TEXT, lease_expires_at BIGINT, processed_by TEXT
+  lease_owner TEXT, lease_expires_at BIGINT, processed_by TEXT,
+  export_owner TEXT, export_lease_expires_at BIGINT
 );
 CREATE INDEX studies_state ON studies(state, updated_at);
 CREATE TABLE study_history (id BIGSERIAL PRIMARY KEY, study_uid TEXT NOT NULL, state TEXT NOT NULL, at TEXT NOT NULL, node TEXT);

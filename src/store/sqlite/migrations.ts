@@ -36,7 +36,7 @@ CREATE TABLE IF NOT EXISTS quarantine (id INTEGER PRIMARY KEY AUTOINCREMENT, pat
   },
   {
     version: 2,
-    description: "state history as a table, outputs only in their table (current flag), leases and the processing node",
+    description: "state history as a table, outputs only in their table (current flag), processing and export leases, the processing node",
     sql: `
 CREATE TABLE study_history (id INTEGER PRIMARY KEY AUTOINCREMENT, study_uid TEXT NOT NULL, state TEXT NOT NULL, at TEXT NOT NULL, node TEXT);
 INSERT INTO study_history (study_uid, state, at)
@@ -53,6 +53,8 @@ ALTER TABLE studies DROP COLUMN outputs;
 ALTER TABLE studies ADD COLUMN lease_owner TEXT;
 ALTER TABLE studies ADD COLUMN lease_expires_at INTEGER;
 ALTER TABLE studies ADD COLUMN processed_by TEXT;
+ALTER TABLE studies ADD COLUMN export_owner TEXT;
+ALTER TABLE studies ADD COLUMN export_lease_expires_at INTEGER;
 CREATE INDEX instances_path ON instances(path);
 `,
   },
