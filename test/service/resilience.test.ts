@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { spawn, type ChildProcess } from "node:child_process";
-import { createWriteStream, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pino } from "pino";
 import { resolveConfig, SOP_CLASS } from "../../src/config/service.ts";
@@ -13,31 +12,12 @@ import { freePort } from "../../src/peers/ports.ts";
 import { startService } from "../../src/service.ts";
 import { requireSharedData, SHARED_DICOM } from "../helpers/shared-data.ts";
 import { tempDir } from "../helpers/tmp.ts";
-import { orthancStudyInstances, waitFor } from "./helpers.ts";
+import { orthancStudyInstances, serve, waitFor } from "./helpers.ts";
 import { asNewStudy, reUidStudies } from "./inputs.ts";
 import { storescu, writeStorescuConfig } from "./peers.ts";
 
 const AET = "CXR_RESILIENT";
 const ACCEPTED = [SOP_CLASS.CR, SOP_CLASS.DX_PRESENTATION, SOP_CLASS.DX_PROCESSING, SOP_CLASS.SECONDARY_CAPTURE];
-
-/** `cxr serve --config <file>` as a child process; resolves once it logged "listener ready". */
-function serve(configPath: string, logPath: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ["bin/cxr.js", "serve", "--config", configPath], { stdio: ["ignore", "pipe", "pipe"] });
-  const log = createWriteStream(logPath, { flags: "a" });
-  child.stderr!.pipe(log);
-  return new Promise((resolve, reject) => {
-    let buf = "";
-    child.stdout!.on("data", (d: Buffer) => {
-      log.write(d);
-      buf += d.toString();
-      if (buf.includes('"msg":"listener ready"')) {
-        buf = "";
-        resolve(child);
-      }
-    });
-    child.on("exit", (code) => reject(new Error(`cxr serve exited (${code}) before it was ready; see ${logPath}`)));
-  });
-}
 
 describe.runIf(requireSharedData())("restart safety and PACS outages", () => {
   const tmp = tempDir("cxr-resilience-");
