@@ -53,7 +53,8 @@ function userId(name: string): { uid: number; gid: number } | undefined {
   }
 }
 
-export async function startPostgres(): Promise<PrivatePostgres> {
+/** `durable`: fsync as in production (benchmarks); the tests turn it off for speed. */
+export async function startPostgres(opts: { durable?: boolean } = {}): Promise<PrivatePostgres> {
   const bin = postgresBinDir();
   if (!bin) throw new Error(postgresUnavailable());
   const asRoot = process.getuid?.() === 0;
@@ -74,8 +75,9 @@ export async function startPostgres(): Promise<PrivatePostgres> {
   const data = join(dir, "data");
   const port = await freePort();
   run("initdb", ["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"]);
-  // Durability is not under test here: fsync off keeps the suite fast on CI's disks.
-  const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off`;
+  // Durability is not under test in the tests: fsync off keeps the suite fast on CI's disks.
+  const fast = opts.durable ? "" : " -c fsync=off -c synchronous_commit=off -c full_page_writes=off";
+  const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1${fast}`;
   const start = () => run("pg_ctl", ["-D", data, "-o", options, "-l", join(dir, "server.log"), "-w", "-t", "60", "start"]);
   start();
   let n = 0;
