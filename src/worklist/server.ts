@@ -254,7 +254,14 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
   });
 
   app.get("/healthz", async (_req, res) => {
-    const counts = await store.countsByState();
+    let counts;
+    try {
+      counts = await store.countsByState();
+    } catch (err) {
+      // The store is unreachable (e.g. PostgreSQL down): this node answers C-STORE with failures meanwhile.
+      res.status(503).json({ status: "store unavailable", reason: (err as Error).message, websocketClients: wss.clients.size });
+      return;
+    }
     res.json({ status: "ok", studies: Object.values(counts).reduce((n, c) => n + c, 0), websocketClients: wss.clients.size });
   });
 

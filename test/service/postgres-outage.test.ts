@@ -6,6 +6,9 @@ import { readDicom } from "../../src/dicom/read.ts";
 import { startListener, type DicomListener } from "../../src/dicom-listener/listener.ts";
 import { freePort } from "../../src/peers/ports.ts";
 import { openStore, type Store } from "../../src/store/index.ts";
+import { apiConfigSchema, priorityConfigSchema } from "../../src/config/worklist.ts";
+import { createMetrics } from "../../src/worklist/metrics.ts";
+import { createApiServer, type ApiServer } from "../../src/worklist/server.ts";
 import { postgresUnavailable, startPostgres, type PrivatePostgres } from "../helpers/postgres.ts";
 import { requireSharedData, SHARED_DICOM } from "../helpers/shared-data.ts";
 import { tempDir } from "../helpers/tmp.ts";
@@ -21,6 +24,8 @@ describe.runIf(requireSharedData() && !unavailable)("a node whose PostgreSQL is 
   let store: Store;
   let listener: DicomListener;
   let cfg: string;
+  let api: ApiServer;
+  let healthz: () => Promise<{ status: number; body: { status: string; reason?: string } }>;
 
   beforeAll(async () => {
     pg = await startPostgres();
@@ -33,15 +38,27 @@ describe.runIf(requireSharedData() && !unavailable)("a node whose PostgreSQL is 
       quarantineDir: join(tmp.dir, "quarantine"),
       logger: pino({ level: "silent" }),
     });
+    api = createApiServer({
+      store,
+      config: { api: apiConfigSchema.parse({ tokens: ["outage-test-token-0123456789"] }), priority: priorityConfigSchema.parse({}) },
+      metrics: createMetrics({ defaultMetrics: false }),
+      logger: pino({ level: "silent" }),
+    });
+    const base = (await api.listen(0, "127.0.0.1")).url;
+    healthz = async () => {
+      const r = await fetch(`${base}/healthz`);
+      return { status: r.status, body: (await r.json()) as { status: string; reason?: string } };
+    };
   });
   afterAll(async () => {
+    await api?.close();
     await listener?.close();
     await store?.close();
     await pg?.stop();
     tmp.cleanup();
   });
 
-  it("answers C-STORE with a failure (never success) while the database is down, and stores again once it is back", async () => {
+  it("answers C-STORE with a failure (never success) and /healthz 503 with the reason while the database is down; stores again once it is back", async () => {
     const file = asNewStudy(join(SHARED_DICOM, "test1.dcm"), join(tmp.dir, "a.dcm"));
     const study = String(readDicom(file, { withPixelData: false }).dataset.StudyInstanceUID);
     const send = () => storescu({ port: listener.port, aec: "CXR_PG", cfg, files: [file] });
@@ -51,9 +68,13 @@ describe.runIf(requireSharedData() && !unavailable)("a node whose PostgreSQL is 
       const r = await send();
       expect(r.log).toMatch(/Received Store Response \(Refused: OutOfResources/);
       expect(r.log).not.toMatch(/Store Response \(Success\)/);
+      const down = await healthz();
+      expect(down.status).toBe(503);
+      expect(down.body).toMatchObject({ status: "store unavailable", reason: expect.stringMatching(/ECONNREFUSED|terminat|connect/i) });
     } finally {
       pg.resume();
     }
+    expect(await healthz()).toMatchObject({ status: 200, body: { status: "ok", studies: 1 } });
     expect((await send()).log).toMatch(/Received Store Response \(Success\)/);
     expect(await store.instanceCount(study)).toBe(1);
     expect((await store.get(study))!.history.map((h) => h.state)).toEqual(["received"]);
