@@ -24,7 +24,9 @@ export interface ApiStudy {
   reason: string;
   receivedAt: string;
   updatedAt: string;
-  history: { state: StudyState; at: string }[];
+  history: { state: StudyState; at: string; node?: string }[];
+  /** The node that processed it (several nodes may share one store). */
+  processedBy?: string;
   /** Judged with the configured operating points (`threshold` is the one in force). */
   findings: { label: string; probability: number; threshold: number; positive: boolean }[];
   patientName?: string;
@@ -87,6 +89,7 @@ export function toApiStudy(rec: StudyRecord, priorityConfig: PriorityConfig): Ap
     ...(rec.accessionNumber !== undefined && { accessionNumber: rec.accessionNumber }),
     ...(rec.studyDescription !== undefined && { studyDescription: rec.studyDescription }),
     ...(rec.model !== undefined && { model: rec.model }),
+    ...(rec.processedBy !== undefined && { processedBy: rec.processedBy }),
     viewerUrl: `/viewer/?studyInstanceUid=${encodeURIComponent(rec.studyInstanceUid)}`,
   };
 }
