@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { join } from "node:path";
 import { pino } from "pino";
+import WebSocket from "ws";
 import { resolveConfig, SOP_CLASS, type ServiceConfig } from "../../src/config/service.ts";
 import { readDicom } from "../../src/dicom/read.ts";
 import { Classifier } from "../../src/inference/classifier.ts";
@@ -17,6 +18,7 @@ import { asNewStudy } from "./inputs.ts";
 import { storescu, writeStorescuConfig } from "./peers.ts";
 
 const SR_CLASSES = ["1.2.840.10008.5.1.4.1.1.88.33", "1.2.840.10008.5.1.4.1.1.88.34"];
+const TOKEN = "cluster-worklist-token-0123456789";
 const unavailable = postgresUnavailable();
 if (unavailable && process.env.CI === "true") throw new Error(`cluster test: ${unavailable}`);
 
@@ -47,9 +49,11 @@ describe.runIf(requireSharedData() && !unavailable)("cluster: two nodes, one Pos
         intake: { stableAgeSeconds: 1 },
         pipeline: { concurrency: 1 },
         export: { destinations: [{ aeTitle: orthanc.aet, host: "127.0.0.1", port: orthanc.dicomPort }], retryInitialSeconds: 0.5 },
+        api: { httpPort: 0, tokens: [TOKEN] },
         store: { kind: "postgres", url, nodeId, leaseSeconds: 10 },
       });
-      nodes.push(await startService(config, { logger: pino({ level: "silent" }), classifier, api: false }));
+      // Node 2 serves the worklist: it must show node 1's studies too.
+      nodes.push(await startService(config, { logger: pino({ level: "silent" }), classifier, api: nodeId === "node-2" }));
     }
   });
 
@@ -61,9 +65,14 @@ describe.runIf(requireSharedData() && !unavailable)("cluster: two nodes, one Pos
     tmp.cleanup();
   });
 
-  it("studies sent to either listener are each processed once, by one node, exported once, and every node sees every change", async () => {
+  it("studies sent to either listener are each processed once, by one node, exported once, and node 2's worklist (REST, WebSocket) shows them all", async () => {
     const seenBy2 = new Map<string, StudyRecord>();
     nodes[1]!.store.onChange((r) => seenBy2.set(r.studyInstanceUid, r));
+    const api = nodes[1]!.api!;
+    const ws = new WebSocket(`${api.url.replace("http", "ws")}/ws`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+    const pushed: { studyInstanceUid: string; state: string; processedBy?: string }[] = [];
+    ws.on("message", (data) => pushed.push((JSON.parse(String(data)) as { study: (typeof pushed)[number] }).study));
+    await new Promise((resolve, reject) => ws.once("open", resolve).once("error", reject));
     const files = Array.from({ length: 6 }, (_, i) => asNewStudy(join(SHARED_DICOM, `test${(i % 3) + 1}.dcm`), join(tmp.dir, `study-${i}.dcm`)));
     const studies = files.map((f) => String(readDicom(f, { withPixelData: false }).dataset.StudyInstanceUID));
     const sent = await Promise.all([0, 1].map((n) => storescu({ port: nodes[n]!.listener.port, aec: "CXR_CLUSTER", cfg, files: files.filter((_, i) => i % 2 === n) })));
@@ -82,5 +91,10 @@ describe.runIf(requireSharedData() && !unavailable)("cluster: two nodes, one Pos
     const processedBy1 = records.filter((r) => r.processedBy === "node-1").map((r) => r.studyInstanceUid);
     await waitFor("node 2 saw node 1's studies exported", () => processedBy1.every((s) => seenBy2.get(s)?.state === "exported"), 10_000);
     expect((await nodes[1]!.store.countsByState()).exported).toBe(6);
+    await waitFor("node 2's WebSocket pushed node 1's studies exported", () => processedBy1.every((s) => pushed.some((p) => p.studyInstanceUid === s && p.state === "exported" && p.processedBy === "node-1")), 10_000);
+    ws.close();
+    const listed = (await (await fetch(`${api.url}/api/studies`, { headers: { Authorization: `Bearer ${TOKEN}` } })).json()) as { studyInstanceUid: string; processedBy?: string }[];
+    expect(listed.map((s) => s.studyInstanceUid).sort()).toEqual([...studies].sort());
+    expect(listed.map((s) => s.processedBy).sort()).toEqual(records.map((r) => r.processedBy).sort());
   }, 240_000);
 });
