@@ -192,6 +192,7 @@ export const serviceConfigSchema = z
 export type ServiceConfig = z.infer<typeof serviceConfigSchema>;
 export type ListenerConfig = ServiceConfig["dicom"];
 export type SelectionConfig = ServiceConfig["selection"];
+export type StoreConfig = ServiceConfig["store"];
 export type Destination = z.infer<typeof destinationSchema>;
 export type DimseDestination = z.infer<typeof dimseDestinationSchema>;
 export type StowDestination = z.infer<typeof stowDestinationSchema>;

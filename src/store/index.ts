@@ -2,4 +2,4 @@
 export * from "./types.ts";
 export * from "./states.ts";
 export type * from "./roles.ts";
-export { openStore, openSqliteStore, sqliteStorePath, type StoreConfig, type OpenStoreOptions } from "./open.ts";
+export { openStore, openSqliteStore, sqliteStorePath, type OpenStoreOptions } from "./open.ts";

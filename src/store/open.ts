@@ -1,4 +1,5 @@
 import { hostname } from "node:os";
+import { storeConfigSchema, type StoreConfig } from "../config/service.ts";
 import { join } from "node:path";
 import { PostgresDatabase } from "./postgres/database.ts";
 import { POSTGRES_MIGRATIONS } from "./postgres/migrations.ts";
@@ -7,16 +8,6 @@ import { SqlStore } from "./sql-store.ts";
 import { SqliteDatabase } from "./sqlite/database.ts";
 import { SQLITE_MIGRATIONS } from "./sqlite/migrations.ts";
 
-/** `store:` of the service configuration (src/config/service.ts). */
-export interface StoreConfig {
-  kind: "sqlite" | "postgres";
-  /** PostgreSQL connection URL (postgres://user:password@host:port/db, or ?host=/socket/dir). */
-  url?: string;
-  /** This node's name in leases, history and `processedBy` (default: the host name). */
-  nodeId?: string;
-  /** A claimed study whose lease is not renewed for this long may be taken by another node. */
-  leaseSeconds: number;
-}
 
 export interface OpenStoreOptions {
   /** SQLite: the data folder (store.sqlite lives in it). */
@@ -65,5 +56,5 @@ export function openSqliteStore(path: string, opts: { nodeId?: string; leaseSeco
     void db.close();
     throw new Error(`${path}: cannot open the store (${(err as Error).message})`);
   }
-  return new SqlStore(db, { kind: "sqlite", nodeId: opts.nodeId ?? hostname(), leaseSeconds: opts.leaseSeconds ?? 120, onListenerError: opts.onListenerError });
+  return new SqlStore(db, { kind: "sqlite", nodeId: opts.nodeId ?? hostname(), leaseSeconds: opts.leaseSeconds ?? storeConfigSchema.parse({}).leaseSeconds, onListenerError: opts.onListenerError });
 }
