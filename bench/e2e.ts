@@ -89,7 +89,7 @@ try {
   async function resultsInOrthanc(study: string): Promise<number> {
     const deadline = performance.now() + RESULT_TIMEOUT_MS;
     for (;;) {
-      const rec = running.store.get(study);
+      const rec = await running.store.get(study);
       if (rec?.state === "failed" || rec?.state === "rejected") throw new Error(`study ${study} ${rec.state}: ${rec.reason}`);
       const expected = rec?.outputs?.sr ? 1 + (rec.outputs.sc?.length ?? 0) : 0;
       if (expected) {

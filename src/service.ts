@@ -6,15 +6,15 @@ import { startListener, type DicomListener } from "./dicom-listener/listener.ts"
 import { destinationName, Exporter } from "./export/exporter.ts";
 import { Classifier } from "./inference/classifier.ts";
 import { recoverSpool } from "./intake/recover.ts";
-import { SqliteStudyStore } from "./intake/store.ts";
+import { openStore, sqliteStorePath, type Store } from "./store/index.ts";
 import { Pipeline } from "./pipeline/pipeline.ts";
 import { createMetrics, type ServiceMetrics } from "./worklist/metrics.ts";
 import { createApiServer, generateApiToken, type ApiServer } from "./worklist/server.ts";
 
-/** Files of a data directory (spool, quarantine, results, heatmaps, the SQLite store). */
+/** Files of a data directory (spool, quarantine, results, heatmaps, the SQLite store when it is used). */
 export function dataPaths(dataDir: string) {
   return {
-    store: join(dataDir, "store.sqlite"),
+    store: sqliteStorePath(dataDir),
     spool: join(dataDir, "spool"),
     quarantine: join(dataDir, "quarantine"),
     outputs: join(dataDir, "outputs"),
@@ -24,7 +24,7 @@ export function dataPaths(dataDir: string) {
 
 export interface RunningService {
   readonly config: ServiceConfig;
-  readonly store: SqliteStudyStore;
+  readonly store: Store;
   readonly listener: DicomListener;
   readonly pipeline: Pipeline;
   readonly exporter: Exporter;
@@ -50,15 +50,24 @@ export async function startService(config: ServiceConfig, opts: StartServiceOpti
   const logger = opts.logger ?? pino({ level: config.logLevel });
   const paths = dataPaths(config.dataDir);
   mkdirSync(config.dataDir, { recursive: true });
-  const store = new SqliteStudyStore(paths.store, (err, study) => logger.error({ study, err: err.message }, "study change listener failed"));
-  recoverSpool(store, paths.spool, logger);
+  const store = await openStore(config.store, {
+    dataDir: config.dataDir,
+    onListenerError: (err, study) => logger.error({ study, err: err.message }, "study change listener failed"),
+    onConnectionError: (err) => logger.error({ err: err.message }, "store connection error"),
+  });
+  try {
+    await recoverSpool(store, paths.spool, logger);
+  } catch (err) {
+    await store.close();
+    throw new Error(`store (${config.store.kind}): ${(err as Error).message}`);
+  }
   const metrics = createMetrics({ defaultMetrics: opts.api !== false });
   const ownClassifier = !opts.classifier;
   let classifier: Classifier;
   try {
     classifier = opts.classifier ?? (await Classifier.load(config.model.dir, { provider: config.model.provider, threads: config.model.threads }));
   } catch (err) {
-    store.close();
+    await store.close();
     throw new Error(`model ${config.model.dir}: ${(err as Error).message}`);
   }
   const exporter = new Exporter({ store, config, logger, metrics });
@@ -74,7 +83,7 @@ export async function startService(config: ServiceConfig, opts: StartServiceOpti
     destinations: config.export.destinations.map(destinationName),
     onDone: () => exporter.kick(),
   });
-  pipeline.start();
+  await pipeline.start();
   exporter.start();
 
   // What started so far, stopped in reverse when a later part cannot start.
@@ -83,7 +92,7 @@ export async function startService(config: ServiceConfig, opts: StartServiceOpti
     await exporter.stop();
     await api?.server.close();
     if (ownClassifier) await classifier.close();
-    store.close();
+    await store.close();
   };
   let api: RunningService["api"];
   if (opts.api !== false) {
@@ -127,7 +136,7 @@ export async function startService(config: ServiceConfig, opts: StartServiceOpti
     throw new Error(`DICOM listener on ${config.dicom.bindAddress}:${config.dicom.port}: ${(err as Error).message}`);
   }
   logger.info(
-    { ae: config.dicom.aeTitle, host: listener.host, port: listener.port, tls: !!config.dicom.tls, http: api?.url, destinations: exporter.destinationNames, dataDir: config.dataDir, model: classifier.card.deviceUid },
+    { ae: config.dicom.aeTitle, node: store.nodeId, store: store.kind, host: listener.host, port: listener.port, tls: !!config.dicom.tls, http: api?.url, destinations: exporter.destinationNames, dataDir: config.dataDir, model: classifier.card.deviceUid },
     "listener ready",
   );
 
@@ -148,7 +157,7 @@ export async function startService(config: ServiceConfig, opts: StartServiceOpti
       await exporter.stop();
       await api?.server.close();
       if (ownClassifier) await classifier.close();
-      store.close();
+      await store.close();
     },
   };
 }

@@ -159,6 +159,20 @@ export const exportConfigSchema = z
   })
   .strict();
 
+/** Where the service keeps its state: embedded SQLite in the data folder (default), or PostgreSQL shared by several nodes. */
+export const storeConfigSchema = z
+  .object({
+    kind: z.enum(["sqlite", "postgres"]).default("sqlite"),
+    /** PostgreSQL connection URL, e.g. postgres://cxr:secret@db:5432/cxr (required for postgres). */
+    url: z.string().min(1).optional(),
+    /** This node's name in leases, state history and a study's processedBy (default: the host name). */
+    nodeId: z.string().min(1).max(128).optional(),
+    /** A claimed study whose worker stops renewing its lease for this long goes back to the queue (another node takes it). */
+    leaseSeconds: z.number().positive().default(120),
+  })
+  .strict()
+  .refine((s) => s.kind !== "postgres" || !!s.url, { message: "store.url is required when store.kind is postgres", path: ["url"] });
+
 export const serviceConfigSchema = z
   .object({
     /** Folder of the spool, quarantine, results and the SQLite store. */
@@ -170,6 +184,7 @@ export const serviceConfigSchema = z
     model: modelConfigSchema.default(() => modelConfigSchema.parse({})),
     pipeline: pipelineConfigSchema.default(() => pipelineConfigSchema.parse({})),
     export: exportConfigSchema.default(() => exportConfigSchema.parse({})),
+    store: storeConfigSchema.default(() => storeConfigSchema.parse({})),
   })
   .extend(worklistConfigSchema.shape)
   .strict();
@@ -177,6 +192,7 @@ export const serviceConfigSchema = z
 export type ServiceConfig = z.infer<typeof serviceConfigSchema>;
 export type ListenerConfig = ServiceConfig["dicom"];
 export type SelectionConfig = ServiceConfig["selection"];
+export type StoreConfig = ServiceConfig["store"];
 export type Destination = z.infer<typeof destinationSchema>;
 export type DimseDestination = z.infer<typeof dimseDestinationSchema>;
 export type StowDestination = z.infer<typeof stowDestinationSchema>;

@@ -17,7 +17,8 @@ import { SOP_CLASS } from "../config/service.ts";
 import { parseDicom, readDicom } from "../dicom/read.ts";
 import { isValidUid } from "../dicom/uid.ts";
 import { extractHeader } from "../intake/header.ts";
-import type { InstanceOutcome, NewInstance, SqliteStudyStore } from "../intake/store.ts";
+import type { IntakeStore } from "../store/roles.ts";
+import type { InstanceOutcome, NewInstance } from "../store/types.ts";
 import { datasetSha256 } from "./content-hash.ts";
 import { DirectorySync } from "./dir-sync.ts";
 import { pixelDataOffset } from "./header-extent.ts";
@@ -55,7 +56,7 @@ export interface StoredInstance {
 
 export interface ListenerOptions {
   config: ListenerConfig;
-  store: SqliteStudyStore;
+  store: IntakeStore;
   /** Where received instances are written (spool/<study>/<sop>.dcm). */
   spoolDir: string;
   /** Where unreadable instances are kept, with their reason recorded in the store. */
@@ -326,7 +327,7 @@ export function startListener(opts: ListenerOptions): Promise<DicomListener> {
       reason = `${reason} (not moved to the quarantine: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
       kept = tempPath;
     }
-    store.addQuarantine(kept, reason, studyUid);
+    store.addQuarantine(kept, reason, studyUid).catch((err: Error) => logger.error({ path: kept, err: err.message }, "cannot record a quarantined instance"));
     logger.warn({ path: kept, reason, study: studyUid }, "instance quarantined");
   }
 
@@ -415,7 +416,7 @@ export function startListener(opts: ListenerOptions): Promise<DicomListener> {
       } finally {
         await syncing;
       }
-      const outcome = store.addInstance({ ...inst, sha256 });
+      const outcome = await store.addInstance({ ...inst, sha256 });
       const stored: StoredInstance = { sopInstanceUid: sop!, studyInstanceUid: studyUid, path: finalPath, outcome, callingAeTitle: callingAe };
       return { status: STORE_STATUS.success, stored };
     } catch (err) {

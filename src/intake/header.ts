@@ -1,4 +1,4 @@
-import type { InstanceHeader } from "./store.ts";
+import type { InstanceHeader } from "../store/types.ts";
 
 /** What intake keeps from a received instance's header (naturalized by dcmjs). */
 export interface ReceivedHeader {

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import type { Logger } from "pino";
 import { parseDicom } from "../dicom/read.ts";
 import { extractHeader } from "./header.ts";
-import type { SqliteStudyStore } from "./store.ts";
+import type { IntakeStore } from "../store/roles.ts";
 
 /**
  * The spool is the durable record of what was acknowledged: each file and its folder entry are
@@ -12,17 +12,15 @@ import type { SqliteStudyStore } from "./store.ts";
  * synchronous=NORMAL; a process crash loses nothing, a power loss may lose the last commits). At
  * start, instances on disk that the store does not know are recorded again from their files.
  */
-export function recoverSpool(store: SqliteStudyStore, spoolDir: string, logger: Logger): number {
+export async function recoverSpool(store: IntakeStore, spoolDir: string, logger: Logger): Promise<number> {
   if (!existsSync(spoolDir)) return 0;
-  const known = store.db.prepare("SELECT 1 FROM instances WHERE path = ?");
-  const alreadyQuarantined = store.db.prepare("SELECT 1 FROM quarantine WHERE path = ?");
   let recovered = 0;
   for (const study of readdirSync(spoolDir, { withFileTypes: true })) {
     if (!study.isDirectory() || study.name === "incoming") continue;
     for (const name of readdirSync(join(spoolDir, study.name))) {
       if (!name.endsWith(".dcm")) continue;
       const path = join(spoolDir, study.name, name);
-      if (known.get(path)) continue;
+      if (await store.hasInstanceAt(path)) continue;
       try {
         const bytes = readFileSync(path);
         // The hash covers the dataset as received, after the meta header the listener wrote.
@@ -30,7 +28,7 @@ export function recoverSpool(store: SqliteStudyStore, spoolDir: string, logger: 
         const file = parseDicom(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), path, { withPixelData: false });
         const h = extractHeader(file.dataset);
         if (!h.sopInstanceUid || !h.studyInstanceUid || !h.seriesInstanceUid) throw new Error("missing identifying UIDs");
-        store.addInstance({
+        await store.addInstance({
           sopInstanceUid: h.sopInstanceUid,
           sopClassUid: h.sopClassUid ?? "",
           studyInstanceUid: h.studyInstanceUid,
@@ -50,7 +48,7 @@ export function recoverSpool(store: SqliteStudyStore, spoolDir: string, logger: 
       } catch (err) {
         // Left where it is, and listed with the quarantine (once) so that `cxr status` and the log show it.
         const reason = `spool file not recoverable: ${(err as Error).message}`;
-        if (!alreadyQuarantined.get(path)) store.addQuarantine(path, reason, study.name);
+        if (!(await store.isQuarantined(path))) await store.addQuarantine(path, reason, study.name);
         logger.warn({ path, err: (err as Error).message }, "spool file not recoverable");
       }
     }

@@ -13,7 +13,7 @@ import { NIH_LABELS } from "../model/labels.ts";
 import { createDicomwebProxy, VIEWER_DIST_DIR } from "../viewer-extension/index.ts";
 import type { ServiceMetrics } from "./metrics.ts";
 import { compareWorklist, judgeFindings, prioritize, PRIORITY_ORDER, type Priority } from "./priority.ts";
-import { STUDY_STATES, type ModelInfo, type StudyRecord, type StudyState, type StudyStore } from "./study.ts";
+import { STUDY_STATES, type ModelInfo, type StudyRecord, type StudyState, type WorklistReader } from "./study.ts";
 
 /** One element of GET /api/studies (the API contract of issue #6; other tools rely on it). */
 export interface ApiStudy {
@@ -24,7 +24,9 @@ export interface ApiStudy {
   reason: string;
   receivedAt: string;
   updatedAt: string;
-  history: { state: StudyState; at: string }[];
+  history: { state: StudyState; at: string; node?: string }[];
+  /** The node that processed it (several nodes may share one store). */
+  processedBy?: string;
   /** Judged with the configured operating points (`threshold` is the one in force). */
   findings: { label: string; probability: number; threshold: number; positive: boolean }[];
   patientName?: string;
@@ -45,7 +47,7 @@ export interface ApiStudyDetail extends ApiStudy {
 }
 
 export interface ApiServerOptions {
-  store: StudyStore;
+  store: WorklistReader;
   /** The effective configuration: `api` and `priority` are read; the whole object is shown (secrets hidden) at GET /api/config. */
   config: { api: ApiConfig; priority: PriorityConfig } & Record<string, unknown>;
   metrics: ServiceMetrics;
@@ -87,6 +89,7 @@ export function toApiStudy(rec: StudyRecord, priorityConfig: PriorityConfig): Ap
     ...(rec.accessionNumber !== undefined && { accessionNumber: rec.accessionNumber }),
     ...(rec.studyDescription !== undefined && { studyDescription: rec.studyDescription }),
     ...(rec.model !== undefined && { model: rec.model }),
+    ...(rec.processedBy !== undefined && { processedBy: rec.processedBy }),
     viewerUrl: `/viewer/?studyInstanceUid=${encodeURIComponent(rec.studyInstanceUid)}`,
   };
 }
@@ -212,11 +215,10 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     next();
   }
 
-  function currentModel(): ModelInfo | undefined {
+  async function currentModel(): Promise<ModelInfo | undefined> {
     const m = typeof opts.model === "function" ? opts.model() : opts.model;
     if (m) return m;
-    const newest = store
-      .list()
+    const newest = (await store.list())
       .filter((r) => r.model)
       .sort((a, b) => b.updatedAt.localeCompare(a.updatedAt))[0]?.model;
     return newest && { name: newest.name, version: newest.version, deviceUid: newest.deviceUid, training: { summary: newest.training } };
@@ -254,14 +256,21 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     next();
   });
 
-  app.get("/healthz", (_req, res) => {
-    const counts = store.countsByState();
+  app.get("/healthz", async (_req, res) => {
+    let counts;
+    try {
+      counts = await store.countsByState();
+    } catch (err) {
+      // The store is unreachable (e.g. PostgreSQL down): this node answers C-STORE with failures meanwhile.
+      res.status(503).json({ status: "store unavailable", reason: (err as Error).message, websocketClients: wss.clients.size });
+      return;
+    }
     res.json({ status: "ok", studies: Object.values(counts).reduce((n, c) => n + c, 0), websocketClients: wss.clients.size });
   });
 
   app.get("/metrics", async (_req, res) => {
     metrics.studiesByState.reset();
-    for (const [state, n] of Object.entries(store.countsByState())) metrics.studiesByState.set({ state }, n);
+    for (const [state, n] of Object.entries(await store.countsByState())) metrics.studiesByState.set({ state }, n);
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
 
@@ -285,11 +294,11 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
   const apiRouter = express.Router();
   apiRouter.use(requireToken);
 
-  apiRouter.get("/studies", (req, res) => {
+  apiRouter.get("/studies", async (req, res) => {
     const parsed = listQuerySchema.safeParse(req.query);
     if (!parsed.success) throw new HttpError(400, `invalid query: ${queryError(parsed.error)}`);
     const q = parsed.data;
-    let studies = store.list().map((r) => toApiStudy(r, priorityConfig));
+    let studies = (await store.list()).map((r) => toApiStudy(r, priorityConfig));
     if (q.state) studies = studies.filter((s) => q.state!.includes(s.state));
     if (q.priority) studies = studies.filter((s) => q.priority!.includes(s.priority));
     if (q.from !== undefined) studies = studies.filter((s) => Date.parse(s.receivedAt) >= q.from!);
@@ -307,18 +316,18 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     res.json(studies);
   });
 
-  function findStudy(uid: string): StudyRecord {
-    const rec = store.get(uid);
+  async function findStudy(uid: string): Promise<StudyRecord> {
+    const rec = await store.get(uid);
     if (!rec) throw new HttpError(404, `study ${uid} is not on the worklist`);
     return rec;
   }
 
-  apiRouter.get("/studies/:uid", (req, res) => {
-    res.json(detail(findStudy(String(req.params.uid))));
+  apiRouter.get("/studies/:uid", async (req, res) => {
+    res.json(detail(await findStudy(String(req.params.uid))));
   });
 
-  apiRouter.get("/studies/:uid/heatmaps/:file", (req, res) => {
-    const rec = findStudy(String(req.params.uid));
+  apiRouter.get("/studies/:uid/heatmaps/:file", async (req, res) => {
+    const rec = await findStudy(String(req.params.uid));
     const file = String(req.params.file);
     if (!file.endsWith(".png")) throw new HttpError(404, `heatmaps are served as <label>.png, not '${file}'`);
     const label = file.slice(0, -4);
@@ -332,8 +341,8 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     res.json(redactSecrets(opts.config));
   });
 
-  apiRouter.get("/model", (_req, res) => {
-    const model = currentModel();
+  apiRouter.get("/model", async (_req, res) => {
+    const model = await currentModel();
     if (!model) throw new HttpError(404, "no model is loaded and no study carries model information yet");
     res.json(model);
   });

@@ -16,6 +16,14 @@ describe("service configuration", () => {
     expect(c.export.destinations).toEqual([]);
     expect(c.api.httpPort).toBe(8080);
     expect(c.priority.urgentWeight).toBe(2);
+    expect(c.store).toEqual({ kind: "sqlite", leaseSeconds: 120 });
+  });
+
+  it("store: PostgreSQL needs a URL; lease and node name are checked", () => {
+    expect(resolveConfig({ store: { kind: "postgres", url: "postgres://cxr@db:5432/cxr", nodeId: "node-2", leaseSeconds: 30 } }).store).toEqual({ kind: "postgres", url: "postgres://cxr@db:5432/cxr", nodeId: "node-2", leaseSeconds: 30 });
+    expect(() => resolveConfig({ store: { kind: "postgres" } })).toThrow(/store\.url: store\.url is required when store\.kind is postgres/);
+    expect(() => resolveConfig({ store: { kind: "mysql" } })).toThrow(/store\.kind: /);
+    expect(() => resolveConfig({ store: { leaseSeconds: 0 } })).toThrow(/store\.leaseSeconds: /);
   });
 
   it("reads the example YAML and JSON files of fixtures/service", () => {

@@ -49,6 +49,7 @@ describe("worklist API", () => {
         heatmaps: [{ label: "Pneumothorax", path: heatmapPath }],
         outputs: { sr: "2.25.100", sc: ["2.25.101"] },
         model: { name: "cxr-densenet121", version: "0.1", deviceUid: "2.25.9", training: "untrained — random weights" },
+        processedBy: "node-2",
       }),
     );
     store.put(study("1.3", { receivedAt: "2026-11-27T10:00:00.000Z", probs: { Cardiomegaly: 0.8 } }));
@@ -182,7 +183,7 @@ describe("worklist API", () => {
     const r = await get("/api/studies/1.2");
     expect(r.status).toBe(200);
     const d = (await r.json()) as ApiStudyDetail;
-    expect(d).toMatchObject({ studyInstanceUid: "1.2", priority: "urgent", patientName: "Doe^Jane", viewerUrl: "/viewer/?studyInstanceUid=1.2" });
+    expect(d).toMatchObject({ studyInstanceUid: "1.2", priority: "urgent", patientName: "Doe^Jane", processedBy: "node-2", viewerUrl: "/viewer/?studyInstanceUid=1.2" });
     expect(d.heatmaps).toEqual([{ label: "Pneumothorax", url: "/api/studies/1.2/heatmaps/Pneumothorax.png" }]);
     expect(d.outputs).toEqual({ sr: "2.25.100", sc: ["2.25.101"] });
     expect(d.pacs).toEqual({

@@ -1,0 +1,88 @@
+import type { CodedConcept } from "../model/card.ts";
+
+/** The records the store keeps and hands out: one type per concept, shared by every role and backend. */
+
+export type StudyState = "received" | "queued" | "processing" | "done" | "exported" | "failed" | "rejected";
+export const STUDY_STATES: readonly StudyState[] = ["received", "queued", "processing", "done", "exported", "failed", "rejected"];
+
+export interface FindingResult { label: string; code: CodedConcept; probability: number; threshold: number; positive: boolean }
+
+export interface HistoryEntry { state: StudyState; at: string; /** the node that made the change */ node?: string }
+
+export interface StudyRecord {
+  studyInstanceUid: string;
+  state: StudyState;
+  history: HistoryEntry[];
+  receivedAt: string;
+  updatedAt: string;
+  reason?: string;
+  patientName?: string;
+  patientId?: string;
+  accessionNumber?: string;
+  studyDescription?: string;
+  findings?: FindingResult[];
+  heatmaps?: { label: string; path: string }[];
+  /** SOP Instance UIDs of the current result objects. */
+  outputs?: { sr?: string; sc?: string[] };
+  model?: { name: string; version: string; deviceUid: string; training: string };
+  /** The node that last took the study into processing (cluster mode: several nodes share one store). */
+  processedBy?: string;
+}
+
+/** The header attributes series selection looks at, kept per instance. */
+export interface InstanceHeader {
+  modality?: string;
+  bodyPartExamined?: string;
+  viewPosition?: string;
+  patientPosition?: string;
+  viewCodeMeaning?: string;
+  viewCodeValue?: string;
+  imageComments?: string;
+  patientOrientation?: string;
+  imageType?: string[];
+  manufacturer?: string;
+  seriesDescription?: string;
+  studyDescription?: string;
+  protocolName?: string;
+  contributingManufacturers?: string[];
+  instanceNumber?: number;
+}
+
+export interface InstanceRecord {
+  sopInstanceUid: string;
+  sopClassUid: string;
+  studyInstanceUid: string;
+  seriesInstanceUid: string;
+  transferSyntaxUid: string;
+  path: string;
+  sha256: string;
+  size: number;
+  callingAeTitle: string;
+  receivedAt: string;
+  header: InstanceHeader;
+}
+
+export interface NewInstance extends Omit<InstanceRecord, "receivedAt"> {
+  patientName?: string;
+  patientId?: string;
+  accessionNumber?: string;
+  studyDescription?: string;
+}
+
+/** What happened to a received instance. */
+export type InstanceOutcome = "new" | "duplicate" | "replaced";
+
+export interface SeriesDecision { seriesInstanceUid: string; eligible: boolean; reason: string }
+export interface OutputRecord { sopInstanceUid: string; studyInstanceUid: string; kind: "sr" | "sc"; sopClassUid: string; path: string }
+export interface ExportRecord { outputUid: string; destination: string; sent: boolean; attempts: number; lastError?: string; sentAt?: string }
+export interface QuarantineEntry { path: string; reason: string; studyInstanceUid?: string; at: string }
+
+/** What a finished study records, in one transaction with its move to "done". */
+export interface StudyResults {
+  processedKey: string;
+  findings: FindingResult[];
+  heatmaps: { label: string; path: string }[];
+  model: NonNullable<StudyRecord["model"]>;
+  outputs: OutputRecord[];
+  destinations: string[];
+}
