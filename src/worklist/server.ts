@@ -8,6 +8,7 @@ import express, { type NextFunction, type Request, type Response } from "express
 import type { Logger } from "pino";
 import { WebSocketServer, WebSocket } from "ws";
 import { z } from "zod";
+import { redact, withoutCredentials } from "../config/secrets.ts";
 import type { ApiConfig, PriorityConfig } from "../config/worklist.ts";
 import { NIH_LABELS } from "../model/labels.ts";
 import { createDicomwebProxy, VIEWER_DIST_DIR } from "../viewer-extension/index.ts";
@@ -96,20 +97,6 @@ export function studyLogFields(rec: StudyRecord, logPhi: boolean): Record<string
   const fields: Record<string, unknown> = { studyInstanceUid: rec.studyInstanceUid, state: rec.state };
   if (logPhi) Object.assign(fields, { patientName: rec.patientName, patientId: rec.patientId, accessionNumber: rec.accessionNumber });
   return fields;
-}
-
-const SECRET_KEY = /token|secret|password|passphrase|credential|apikey|api_key|privatekey/i;
-/** The configuration with every secret-looking value replaced, for GET /api/config. */
-export function redactSecrets(value: unknown, key = ""): unknown {
-  if (SECRET_KEY.test(key)) {
-    if (Array.isArray(value)) return value.map(() => "[hidden]");
-    return value === undefined || value === null ? value : "[hidden]";
-  }
-  if (Array.isArray(value)) return value.map((v) => redactSecrets(v));
-  if (value && typeof value === "object") {
-    return Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [k, redactSecrets(v, k)]));
-  }
-  return value;
 }
 
 // ---- query validation -------------------------------------------------------------------------
@@ -226,7 +213,7 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     const base = toApiStudy(rec, priorityConfig);
     const uid = encodeURIComponent(rec.studyInstanceUid);
     const outputs = { ...(rec.outputs?.sr !== undefined && { sr: rec.outputs.sr }), sc: rec.outputs?.sc ?? [] };
-    const pacsBase = api.pacsDicomWebUrl?.replace(/\/+$/, "");
+    const pacsBase = api.pacsDicomWebUrl && String(redact(api.pacsDicomWebUrl)).replace(/\/+$/, "");
     const qido = (sop: string) => `${pacsBase}/studies/${uid}/instances?SOPInstanceUID=${encodeURIComponent(sop)}`;
     return {
       ...base,
@@ -274,7 +261,10 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
   // The viewer (issue #7): its page needs the token like the worklist; its bundle does not. It reads
   // images through a same-origin DICOMweb proxy to the PACS (browsers may not call the PACS directly).
   const viewerDir = opts.viewerDir ?? VIEWER_DIST_DIR;
-  if (api.pacsDicomWebUrl) app.use("/viewer/dicom-web", requireToken, createDicomwebProxy(api.pacsDicomWebUrl, { onError: (message) => logger.warn(message) }));
+  if (api.pacsDicomWebUrl) {
+    const pacs = withoutCredentials(api.pacsDicomWebUrl);
+    app.use("/viewer/dicom-web", requireToken, createDicomwebProxy(pacs.url, { headers: pacs.headers, onError: (message) => logger.warn(message) }));
+  }
   app.get(["/viewer", "/viewer/", "/viewer/index.html"], requireToken, (req, res) => {
     if (req.path === "/viewer") return res.redirect(301, `/viewer/${req.originalUrl.slice("/viewer".length)}`);
     if (!existsSync(`${viewerDir}/index.html`)) throw new HttpError(503, `the viewer page is not built (${viewerDir}/index.html missing): build it with npx tsx src/viewer-extension/build.ts`);
@@ -329,7 +319,7 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
   });
 
   apiRouter.get("/config", (_req, res) => {
-    res.json(redactSecrets(opts.config));
+    res.json(redact(opts.config));
   });
 
   apiRouter.get("/model", (_req, res) => {
