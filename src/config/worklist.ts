@@ -29,6 +29,13 @@ export const apiConfigSchema = z
      * Basic authentication by the viewer's proxy and never shown. A string, { env } or { file }.
      */
     pacsDicomWebUrl: secretString(z.url()).optional(),
+    /**
+     * Minutes a browser session (the cookie the page and viewer get for a token in their address)
+     * lasts without use; an open worklist WebSocket keeps it alive.
+     */
+    sessionMinutes: z.number().positive().default(30),
+    /** Origins besides this server's own whose pages may open the WebSocket (e.g. an OHIF on another host). */
+    allowedOrigins: z.array(z.url().transform((u) => new URL(u).origin)).default([]),
   })
   .strict();
 

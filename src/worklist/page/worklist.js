@@ -1,8 +1,6 @@
 // The worklist page: loads the studies once over REST, then keeps them current from the WebSocket
-// (no reloads). Order and colours follow the API's priority; nothing is filtered out.
-const params = new URLSearchParams(location.search);
-const token = params.get("token") ?? "";
-const headers = { Authorization: `Bearer ${token}` };
+// (no reloads). Order and colours follow the API's priority; nothing is filtered out. The server
+// exchanged the token of the address for an HttpOnly session cookie, which every request carries.
 const ORDER = { urgent: 0, review: 1, routine: 2 };
 const studies = new Map();
 const tbody = document.querySelector("#worklist tbody");
@@ -19,16 +17,27 @@ function since(iso) {
   return `${Math.floor(s / 86400)} d`;
 }
 
-/** DICOM PN "Family^Given^Middle" as people read it: "Family, Given Middle". */
+/**
+ * A DICOM PN with every component group (alphabetic=ideographic=phonetic, e.g. ISO_IR 192
+ * "Yamada^Tarou=山田^太郎=やまだ^たろう") as people read it: "Yamada, Tarou = 山田 太郎 = やまだ たろう".
+ * The alphabetic group reads "Family, Given Middle"; ideographic and phonetic groups keep their order.
+ */
 function personName(pn) {
   if (!pn) return "";
-  const [family, ...rest] = pn.split("=")[0].split("^");
-  const given = rest.filter(Boolean).join(" ");
-  return given ? `${family}, ${given}` : family;
+  return pn
+    .split("=")
+    .map((group, i) => {
+      const [family = "", ...rest] = group.split("^");
+      const given = rest.filter(Boolean).join(" ");
+      if (i > 0) return [family, given].filter(Boolean).join(" ");
+      return given ? `${family}, ${given}` : family;
+    })
+    .filter(Boolean)
+    .join(" = ");
 }
 
 function viewerHref(study) {
-  return `/viewer/?studyInstanceUid=${encodeURIComponent(study.studyInstanceUid)}&token=${encodeURIComponent(token)}`;
+  return `/viewer/?studyInstanceUid=${encodeURIComponent(study.studyInstanceUid)}`;
 }
 
 function cell(text, className) {
@@ -99,7 +108,7 @@ function showError(message) {
 }
 
 async function getJson(path) {
-  const r = await fetch(path, { headers });
+  const r = await fetch(path);
   const body = await r.json().catch(() => ({}));
   if (!r.ok) throw new Error(`${path}: HTTP ${r.status} ${body.error ?? ""}`);
   return body;
@@ -150,7 +159,7 @@ async function loadStudies() {
 let retry = 500;
 function connect() {
   const live = document.querySelector("#live");
-  const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws?token=${encodeURIComponent(token)}`);
+  const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`);
   ws.addEventListener("open", async () => {
     retry = 500;
     live.textContent = "live";
@@ -170,15 +179,20 @@ function connect() {
     render(msg.study.studyInstanceUid);
     if (msg.study.model && !modelShown) loadModel();
   });
-  ws.addEventListener("close", () => {
+  ws.addEventListener("close", async () => {
     live.textContent = "disconnected — reconnecting";
     live.className = "live off";
+    // A refused upgrade looks like any other close: ask whether the session is still valid.
+    try {
+      await getJson("/api/session");
+    } catch (err) {
+      showError(err.message);
+    }
     setTimeout(connect, retry);
     retry = Math.min(retry * 2, 10_000);
   });
 }
 
-if (!token) showError("No token in the address: open the URL printed by `cxr serve` / `cxr demo` (…/?token=…).");
 loadModel();
 connect();
 setInterval(() => {
