@@ -30,7 +30,8 @@ export interface StudyRecord {
   studyDescription?: string;
   findings?: FindingResult[];
   heatmaps?: { label: string; path: string }[];
-  outputs?: { sr?: string; sc?: string[] };
+  /** SOP Instance UIDs written; `supersedes`: the SR these results replaced (the study was processed again). */
+  outputs?: { sr?: string; sc?: string[]; supersedes?: string };
   model?: { name: string; version: string; deviceUid: string; training: string };
 }
 
@@ -367,6 +368,8 @@ export class SqliteStudyStore implements StudyStore {
       model: NonNullable<StudyRecord["model"]>;
       outputs: OutputRecord[];
       destinations: string[];
+      /** The study's previous SR, which the new one replaces. */
+      supersedes?: string;
     },
     now = new Date(),
   ): void {
@@ -382,7 +385,7 @@ export class SqliteStudyStore implements StudyStore {
           `UPDATE studies SET state = 'done', history = ?, updated_at = ?, reason = NULL, findings = ?, heatmaps = ?, outputs = ?, model = ?,
              processed_key = ?, next_export_at = 0, export_attempts = 0 WHERE study_uid = ?`,
         )
-        .run(JSON.stringify(history), at, JSON.stringify(results.findings), JSON.stringify(results.heatmaps), JSON.stringify({ sr, sc }), JSON.stringify(results.model), results.processedKey, studyUid);
+        .run(JSON.stringify(history), at, JSON.stringify(results.findings), JSON.stringify(results.heatmaps), JSON.stringify({ sr, sc, ...(results.supersedes && { supersedes: results.supersedes }) }), JSON.stringify(results.model), results.processedKey, studyUid);
       const insOut = this.statement("INSERT OR REPLACE INTO outputs (sop_uid, study_uid, kind, sop_class_uid, path) VALUES (?, ?, ?, ?, ?)");
       const insExp = this.statement("INSERT OR IGNORE INTO exports (output_uid, destination) VALUES (?, ?)");
       for (const o of results.outputs) {

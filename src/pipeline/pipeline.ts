@@ -9,6 +9,7 @@ import type { Classifier } from "../inference/classifier.ts";
 import { selectStudy } from "../intake/selection.ts";
 import type { InstanceRecord, OutputRecord, SqliteStudyStore } from "../intake/store.ts";
 import { deriveResultUids } from "../results/input.ts";
+import type { SourceReference } from "../results/source.ts";
 import { SECONDARY_CAPTURE_IMAGE_STORAGE } from "../results/sc/capture.ts";
 import { COMPREHENSIVE_3D_SR_STORAGE } from "../results/index.ts";
 import { writeResultObjects } from "../results/write.ts";
@@ -164,6 +165,24 @@ export class Pipeline {
     }
   }
 
+  /**
+   * The reference a new SR gives to the study's previous one (Predecessor Documents Sequence), so the
+   * PACS can tell which of two SRs for one image is current. Its Series Instance UID is read from its
+   * file; an unreadable file leaves the new SR without the reference (logged), not the study without results.
+   */
+  private predecessorReference(uid: string, srUid: string): SourceReference | undefined {
+    const recorded = this.opts.store.outputs(uid).find((o) => o.sopInstanceUid === srUid);
+    try {
+      if (!recorded) throw new Error("not among the study's recorded outputs");
+      const ds = readDicom(recorded.path, { withPixelData: false }).dataset;
+      if (ds.SOPInstanceUID !== srUid) throw new Error(`${recorded.path} holds SOP Instance ${String(ds.SOPInstanceUID)}`);
+      return { studyInstanceUid: uid, seriesInstanceUid: String(ds.SeriesInstanceUID), sopClassUid: recorded.sopClassUid, sopInstanceUid: srUid };
+    } catch (err) {
+      this.opts.logger.warn({ study: uid, sr: srUid, err: (err as Error).message }, "the SR being replaced cannot be read; the new SR does not name it");
+      return undefined;
+    }
+  }
+
   private async processInstances(uid: string, instances: InstanceRecord[]): Promise<void> {
     const { store, config, classifier, logger, metrics } = this.opts;
     const started = Date.now();
@@ -194,7 +213,11 @@ export class Pipeline {
       // The content hash is part of the derivation: a re-sent image with new pixels under the same UID gets new result UIDs.
       const uids = deriveResultUids([chosen.sopInstanceUid, `sha256:${chosen.sha256}`], card.deviceUid);
       const outDir = join(this.opts.outputsDir, uid);
-      const written = writeResultObjects({ dataset, image, result, outDir, basename: chosen.sopInstanceUid, uids });
+      const replaced = store.get(uid)?.outputs?.sr;
+      const supersedes = replaced !== undefined && replaced !== uids.sopInstanceUidSr ? replaced : undefined;
+      const predecessor = supersedes && this.predecessorReference(uid, supersedes);
+      // Named by the SR's UID: new results never overwrite the files of the ones they replace.
+      const written = writeResultObjects({ dataset, image, result, outDir, basename: uids.sopInstanceUidSr, uids, ...(predecessor && { predecessor }) });
       stage = "heatmaps";
       const positives = result.findings.filter((f) => f.positive).map((f) => f.label);
       const top = [...result.findings].sort((a, b) => b.probability - a.probability)[0]?.label;
@@ -216,6 +239,7 @@ export class Pipeline {
         model: { name: card.name, version: card.version, deviceUid: card.deviceUid, training: card.training.summary },
         outputs,
         destinations: this.opts.destinations,
+        ...(supersedes && { supersedes }),
       });
       metrics?.studyLatency.observe((Date.now() - Date.parse(store.get(uid)!.receivedAt)) / 1000);
       logger.info({ study: uid, ms: Date.now() - started, sr: written.sr.sopInstanceUid, sc: written.sc.length }, "study done");

@@ -34,6 +34,11 @@ export interface ApiStudy {
   accessionNumber?: string;
   studyDescription?: string;
   model?: StudyRecord["model"];
+  /**
+   * The SR (SOP Instance UID) the current results replaced: the study was processed again (e.g. an
+   * image re-sent with new pixels), and the new SR names this one as its predecessor.
+   */
+  supersedes?: string;
   /** The viewer page of this study (a browser with the session cookie opens it as it is; else append `&token=...`). */
   viewerUrl: string;
 }
@@ -41,7 +46,7 @@ export interface ApiStudy {
 /** GET /api/studies/<uid>: the list element plus heatmap images and the results' places in the PACS. */
 export interface ApiStudyDetail extends ApiStudy {
   heatmaps: { label: string; url: string }[];
-  outputs: { sr?: string; sc: string[] };
+  outputs: { sr?: string; sc: string[]; supersedes?: string };
   /** QIDO-RS searches in the PACS for the SR and each SC (absent without `api.pacsDicomWebUrl`). */
   pacs?: { sr?: string; sc: string[] };
 }
@@ -89,6 +94,7 @@ export function toApiStudy(rec: StudyRecord, priorityConfig: PriorityConfig): Ap
     ...(rec.accessionNumber !== undefined && { accessionNumber: rec.accessionNumber }),
     ...(rec.studyDescription !== undefined && { studyDescription: rec.studyDescription }),
     ...(rec.model !== undefined && { model: rec.model }),
+    ...(rec.outputs?.supersedes !== undefined && { supersedes: rec.outputs.supersedes }),
     viewerUrl: `/viewer/?studyInstanceUid=${encodeURIComponent(rec.studyInstanceUid)}`,
   };
 }
@@ -228,7 +234,7 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
   function detail(rec: StudyRecord): ApiStudyDetail {
     const base = toApiStudy(rec, priorityConfig);
     const uid = encodeURIComponent(rec.studyInstanceUid);
-    const outputs = { ...(rec.outputs?.sr !== undefined && { sr: rec.outputs.sr }), sc: rec.outputs?.sc ?? [] };
+    const outputs = { ...(rec.outputs?.sr !== undefined && { sr: rec.outputs.sr }), sc: rec.outputs?.sc ?? [], ...(rec.outputs?.supersedes !== undefined && { supersedes: rec.outputs.supersedes }) };
     const pacsBase = api.pacsDicomWebUrl && String(redact(api.pacsDicomWebUrl)).replace(/\/+$/, "");
     const qido = (sop: string) => `${pacsBase}/studies/${uid}/instances?SOPInstanceUID=${encodeURIComponent(sop)}`;
     return {

@@ -102,8 +102,8 @@ describe("worklist page", () => {
     return errors;
   }
 
-  it("trades the token in the address for an HttpOnly session cookie, works under its CSP, and shows all of a name's component groups", async () => {
-    store.put(study("1.2.3.4", { patientName: "Yamada^Tarou=山田^太郎=やまだ^たろう", patientId: "JP-1", probs: { Nodule: 0.1 } }));
+  it("trades the token in the address for an HttpOnly session cookie, works under its CSP, shows all of a name's component groups and replaced results", async () => {
+    store.put(study("1.2.3.4", { patientName: "Yamada^Tarou=山田^太郎=やまだ^たろう", patientId: "JP-1", probs: { Nodule: 0.1 }, outputs: { sr: "2.25.2", sc: [], supersedes: "2.25.1" } }));
     const page = await browser.newPage();
     const errors = consoleErrors(page);
     const response = await page.goto(`${base}/?token=${TOKEN}`);
@@ -113,6 +113,9 @@ describe("worklist page", () => {
     const row = page.locator('tr[data-uid="1.2.3.4"]');
     await row.waitFor();
     expect(await row.locator("td").nth(5).textContent()).toBe("Yamada, Tarou = 山田 太郎 = やまだ たろう · JP-1");
+    // Processed again (an image re-sent with new pixels): the row says its results replaced earlier ones.
+    expect(await row.locator(".replaced").textContent()).toBe("results replaced");
+    expect(await row.locator(".replaced").getAttribute("title")).toContain("SR 2.25.1");
     expect(await page.evaluate(() => document.cookie)).toBe("");
     const cookies = await page.context().cookies();
     expect(cookies.map((c) => [c.name, c.httpOnly, c.sameSite])).toEqual([["cxr_session", true, "Strict"]]);

@@ -47,10 +47,20 @@ function cell(text, className) {
   return td;
 }
 
-/** The state, with its timestamped history on hover (received → queued → … as recorded by the service). */
+/**
+ * The state, with its timestamped history on hover (received → queued → … as recorded by the service),
+ * and a mark when the results replaced earlier ones (the study was processed again).
+ */
 function stateCell(s) {
   const td = cell(s.state, `state state-${s.state}`);
   td.title = s.history.map((h) => `${h.state} ${new Date(h.at).toLocaleString()}`).join("\n");
+  if (s.supersedes) {
+    const mark = document.createElement("span");
+    mark.className = "replaced";
+    mark.textContent = "results replaced";
+    mark.title = `These results replace earlier ones (SR ${s.supersedes}); the new SR names it as its predecessor.`;
+    td.append(document.createElement("br"), mark);
+  }
   return td;
 }
 
