@@ -101,7 +101,8 @@ export async function startService(config: ServiceConfig, opts: StartServiceOpti
     let tokens = config.api.tokens;
     if (tokens.length === 0) {
       tokens = [generateApiToken()];
-      logger.warn({ token: tokens[0] }, "no api.tokens configured: generated a bearer token for this run");
+      // Not into the log (logs travel to collectors): the caller shows it to the operator (RunningService.api.token).
+      logger.warn("no api.tokens configured: generated a bearer token for this run");
     }
     const apiConfig = { ...config, api: { ...config.api, tokens } };
     const server = createApiServer({

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -12,6 +13,7 @@ import { serviceLogger } from "../../src/service.ts";
 import { createMetrics } from "../../src/worklist/metrics.ts";
 import { createApiServer, type ApiServer } from "../../src/worklist/server.ts";
 import { tempDir } from "../helpers/tmp.ts";
+import { CXR_BIN, interrupt, spawnCxr, waitFor } from "./serve-process.ts";
 
 const TOKEN = "secrets-token-0123456789abcdef";
 const STOW_PASSWORD = "stow-pass-1234";
@@ -145,6 +147,26 @@ describe("secrets of the configuration", () => {
     expect(text).toContain("archive: HTTP 503");
     expect(text).toContain("a library quoted the URL");
     for (const s of [...SECRETS, basic("stowuser", STOW_PASSWORD).slice(6), basic("viewer", PACS_PASSWORD).slice(6)]) expect(text).not.toContain(s);
+  });
+});
+
+describe("cxr serve without configured tokens", () => {
+  it("shows the generated token to the operator on stderr, never in the (JSON) log", async () => {
+    const tmp = tempDir("cxr-serve-token-");
+    try {
+      execFileSync(process.execPath, [CXR_BIN, "model", "init", "--seed", "1", "--input-size", "64", "--out", join(tmp.dir, "model")]);
+      const log = join(tmp.dir, "serve.log");
+      const { child, output } = spawnCxr(["serve", "--data-dir", join(tmp.dir, "data"), "--model", join(tmp.dir, "model"), "--port", "0", "--http-port", "0"], log);
+      const line = await waitFor("the worklist address on stderr", 120_000, () => /this run's worklist: (http:\S+)\?token=(\S+)/.exec(output()) ?? undefined, log);
+      const token = line[2]!;
+      expect((await fetch(`${line[1]}api/studies`, { headers: { Authorization: `Bearer ${token}` } })).status).toBe(200);
+      expect((await interrupt(child)).code).toBe(0);
+      const jsonLines = output().split("\n").filter((l) => l.startsWith("{"));
+      expect(jsonLines.some((l) => l.includes("generated a bearer token"))).toBe(true);
+      for (const l of jsonLines) expect(l).not.toContain(token);
+    } finally {
+      tmp.cleanup();
+    }
   });
 });
 
