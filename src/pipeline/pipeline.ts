@@ -211,10 +211,11 @@ export class Pipeline {
       stage = "results";
       const { PixelData: _pixels, ...dataset } = file.dataset;
       // The content hash is part of the derivation: a re-sent image with new pixels under the same UID gets new result UIDs.
-      const uids = deriveResultUids([chosen.sopInstanceUid, `sha256:${chosen.sha256}`], card.deviceUid);
+      // So is the SR these results replace (the unchanged case returned above): a replacing SR is a new document even
+      // for pixels seen before (A → B → A), and a resumed run (the store still names the same SR) makes the same UIDs.
+      const supersedes = store.get(uid)?.outputs?.sr;
+      const uids = deriveResultUids([chosen.sopInstanceUid, `sha256:${chosen.sha256}`, ...(supersedes ? [`replaces:${supersedes}`] : [])], card.deviceUid);
       const outDir = join(this.opts.outputsDir, uid);
-      const replaced = store.get(uid)?.outputs?.sr;
-      const supersedes = replaced !== undefined && replaced !== uids.sopInstanceUidSr ? replaced : undefined;
       const predecessor = supersedes && this.predecessorReference(uid, supersedes);
       // Named by the SR's UID: new results never overwrite the files of the ones they replace.
       const written = writeResultObjects({ dataset, image, result, outDir, basename: uids.sopInstanceUidSr, uids, ...(predecessor && { predecessor }) });

@@ -112,5 +112,23 @@ describe.runIf(requireSharedData())("an image re-sent with new pixels: storescu 
     const detail = (await (await fetch(`${service.api!.url}/api/studies/${study}`, { headers: auth })).json()) as ApiStudyDetail;
     expect(detail.outputs).toMatchObject({ sr: secondSr, supersedes: firstSr });
     expect(detail.history.filter((h) => h.state === "done")).toHaveLength(2);
+
+    // The first pixels once more (A → B → A): a third SR, not the first one again (which the PACS already
+    // holds without a predecessor), and it names the second.
+    expect((await storescu({ port, aec: AET, cfg, files: [first] })).code).toBe(0);
+    const third = await waitFor(
+      "the third results exported",
+      () => {
+        const rec = service.store.get(study);
+        return rec?.state === "exported" && rec.outputs?.sr !== secondSr ? rec : undefined;
+      },
+      120_000,
+    );
+    expect(third.outputs!.sr).not.toBe(firstSr);
+    expect(third.outputs!.supersedes).toBe(secondSr);
+    const thirdSr = (await orthancStudyInstances(orthanc, study)).find((i) => i.sopInstanceUid === third.outputs!.sr)!;
+    const thirdPath = join(tmp.dir, "third.dcm");
+    writeFileSync(thirdPath, await orthanc.bytes(`/instances/${thirdSr.id}/file`));
+    expect(readAiResultsSr(thirdPath).predecessors).toEqual([secondSr]);
   });
 });
