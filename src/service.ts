@@ -1,6 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { pino, type Logger } from "pino";
+import { pino, type DestinationStream, type Logger } from "pino";
+import { secretScrubber } from "./config/secrets.ts";
 import type { ServiceConfig } from "./config/service.ts";
 import { startListener, type DicomListener } from "./dicom-listener/listener.ts";
 import { destinationName, Exporter } from "./export/exporter.ts";
@@ -20,6 +21,16 @@ export function dataPaths(dataDir: string) {
     outputs: join(dataDir, "outputs"),
     heatmaps: join(dataDir, "heatmaps"),
   };
+}
+
+/**
+ * The service's logger: every line passes the configuration's secret scrubber on its way out, so a
+ * library error that quotes a configured URL or header cannot leak it.
+ */
+export function serviceLogger(config: ServiceConfig, stream?: DestinationStream): Logger {
+  const scrub = secretScrubber(config);
+  const options = { level: config.logLevel, hooks: { streamWrite: scrub } };
+  return stream ? pino(options, stream) : pino(options);
 }
 
 export interface RunningService {
@@ -47,7 +58,7 @@ export interface StartServiceOptions {
  * left behind are resumed), the listener last, and only then is "listener ready" logged.
  */
 export async function startService(config: ServiceConfig, opts: StartServiceOptions = {}): Promise<RunningService> {
-  const logger = opts.logger ?? pino({ level: config.logLevel });
+  const logger = opts.logger ?? serviceLogger(config);
   const paths = dataPaths(config.dataDir);
   mkdirSync(config.dataDir, { recursive: true });
   const store = await openStore(config.store, {
@@ -99,7 +110,8 @@ export async function startService(config: ServiceConfig, opts: StartServiceOpti
     let tokens = config.api.tokens;
     if (tokens.length === 0) {
       tokens = [generateApiToken()];
-      logger.warn({ token: tokens[0] }, "no api.tokens configured: generated a bearer token for this run");
+      // Not into the log (logs travel to collectors): the caller shows it to the operator (RunningService.api.token).
+      logger.warn("no api.tokens configured: generated a bearer token for this run");
     }
     const apiConfig = { ...config, api: { ...config.api, tokens } };
     const server = createApiServer({

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { extname, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { secretString } from "./secrets.ts";
 import { worklistConfigSchema } from "./worklist.ts";
 
 /**
@@ -46,6 +47,8 @@ const aeTitle = z
   .refine((s) => s.trim().length > 0, "an AE title cannot be blank");
 const port = z.number().int().min(0).max(65535);
 const uid = z.string().regex(/^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$/, "not a DICOM UID");
+/** A destination's name in the store's export records, logs and metric labels (never its URL, which may carry credentials). */
+const destinationNameSchema = z.string().regex(/^[A-Za-z0-9._@:-]{1,64}$/, "a destination name is 1-64 of A-Z a-z 0-9 . _ @ : -");
 
 export const listenerConfigSchema = z
   .object({
@@ -129,6 +132,8 @@ export const pipelineConfigSchema = z
 export const dimseDestinationSchema = z
   .object({
     kind: z.literal("dimse").default("dimse"),
+    /** Default: AET@host:port. */
+    name: destinationNameSchema.optional(),
     aeTitle,
     host: z.string().min(1),
     port: port.refine((p) => p > 0, "port must be > 0"),
@@ -141,9 +146,15 @@ export const dimseDestinationSchema = z
 export const stowDestinationSchema = z
   .object({
     kind: z.literal("stow"),
-    /** DICOMweb root, e.g. http://pacs:8042/dicom-web (STOW-RS is POST <url>/studies). */
-    url: z.url(),
-    headers: z.record(z.string(), z.string()).default({}),
+    /** Default: the URL's host and path (no user-info, no query). */
+    name: destinationNameSchema.optional(),
+    /**
+     * DICOMweb root, e.g. http://pacs:8042/dicom-web (STOW-RS is POST <url>/studies). User-info
+     * (http://user:password@host/...) is sent as HTTP Basic authentication. A string, { env } or { file }.
+     */
+    url: secretString(z.url()),
+    /** Extra request headers (e.g. an API key); each value a string, { env } or { file }. */
+    headers: z.record(z.string(), secretString(z.string())).default({}),
   })
   .strict();
 
@@ -151,7 +162,18 @@ export const destinationSchema = z.union([stowDestinationSchema, dimseDestinatio
 
 export const exportConfigSchema = z
   .object({
-    destinations: z.array(destinationSchema).default([]),
+    destinations: z
+      .array(destinationSchema)
+      .default([])
+      .superRefine((list, ctx) => {
+        // Export records are kept per name: two destinations under one name would share them.
+        const seen = new Set<string>();
+        list.forEach((d, i) => {
+          const name = destinationName(d);
+          if (seen.has(name)) ctx.addIssue({ code: "custom", path: [i, "name"], message: `destination name '${name}' is used twice; give each destination its own name` });
+          seen.add(name);
+        });
+      }),
     /** Exponential backoff between attempts: initial × 2^n, capped; attempts go on until they succeed. */
     retryInitialSeconds: z.number().positive().default(1),
     retryMaxSeconds: z.number().positive().default(60),
@@ -198,6 +220,14 @@ export type DimseDestination = z.infer<typeof dimseDestinationSchema>;
 export type StowDestination = z.infer<typeof stowDestinationSchema>;
 
 export class ConfigError extends Error {}
+
+/** The name a destination is known by in the store (export records), logs and metrics: never its URL's secrets. */
+export function destinationName(d: Destination): string {
+  if (d.name) return d.name;
+  if (d.kind === "dimse") return `${d.aeTitle}@${d.host}:${d.port}`;
+  const u = new URL(d.url);
+  return `${u.host}${u.pathname.replace(/\/+$/, "")}`;
+}
 
 /** Overrides from `cxr serve` flags, applied on top of the file before validation. */
 export interface ConfigOverrides {

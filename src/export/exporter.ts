@@ -1,13 +1,10 @@
 import type { Logger } from "pino";
-import type { Destination, ServiceConfig } from "../config/service.ts";
+import { destinationName, type Destination, type ServiceConfig } from "../config/service.ts";
 import type { ExportQueue } from "../store/roles.ts";
 import type { ServiceMetrics } from "../worklist/metrics.ts";
 import { cStoreFiles, stowFiles, type SendOutcome } from "./dimse.ts";
 
-/** The name a destination is recorded under in the store (exports table) and in metrics. */
-export function destinationName(d: Destination): string {
-  return d.kind === "stow" ? d.url : `${d.aeTitle}@${d.host}:${d.port}`;
-}
+export { destinationName };
 
 export interface ExporterOptions {
   store: ExportQueue;

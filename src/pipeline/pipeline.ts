@@ -10,6 +10,7 @@ import { selectStudy } from "../intake/selection.ts";
 import type { QuarantineLog, StudyQueue } from "../store/roles.ts";
 import type { InstanceRecord, OutputRecord } from "../store/types.ts";
 import { deriveResultUids } from "../results/input.ts";
+import type { SourceReference } from "../results/source.ts";
 import { SECONDARY_CAPTURE_IMAGE_STORAGE } from "../results/sc/capture.ts";
 import { COMPREHENSIVE_3D_SR_STORAGE } from "../results/index.ts";
 import { writeResultObjects } from "../results/write.ts";
@@ -224,6 +225,24 @@ export class Pipeline {
     }
   }
 
+  /**
+   * The reference a new SR gives to the study's previous one (Predecessor Documents Sequence), so the
+   * PACS can tell which of two SRs for one image is current. Its Series Instance UID is read from its
+   * file; an unreadable file leaves the new SR without the reference (logged), not the study without results.
+   */
+  private async predecessorReference(uid: string, srUid: string): Promise<SourceReference | undefined> {
+    const recorded = (await this.opts.store.outputs(uid)).find((o) => o.sopInstanceUid === srUid);
+    try {
+      if (!recorded) throw new Error("not among the study's recorded outputs");
+      const ds = readDicom(recorded.path, { withPixelData: false }).dataset;
+      if (ds.SOPInstanceUID !== srUid) throw new Error(`${recorded.path} holds SOP Instance ${String(ds.SOPInstanceUID)}`);
+      return { studyInstanceUid: uid, seriesInstanceUid: String(ds.SeriesInstanceUID), sopClassUid: recorded.sopClassUid, sopInstanceUid: srUid };
+    } catch (err) {
+      this.opts.logger.warn({ study: uid, sr: srUid, err: (err as Error).message }, "the SR being replaced cannot be read; the new SR does not name it");
+      return undefined;
+    }
+  }
+
   private async processInstances(uid: string, instances: InstanceRecord[]): Promise<void> {
     const { store, config, classifier, logger, metrics } = this.opts;
     const started = Date.now();
@@ -252,9 +271,14 @@ export class Pipeline {
       stage = "results";
       const { PixelData: _pixels, ...dataset } = file.dataset;
       // The content hash is part of the derivation: a re-sent image with new pixels under the same UID gets new result UIDs.
-      const uids = deriveResultUids([chosen.sopInstanceUid, `sha256:${chosen.sha256}`], card.deviceUid);
+      // So is the SR these results replace (the unchanged case returned above): a replacing SR is a new document even
+      // for pixels seen before (A → B → A), and a resumed run (the store still names the same SR) makes the same UIDs.
+      const supersedes = (await store.get(uid))?.outputs?.sr;
+      const uids = deriveResultUids([chosen.sopInstanceUid, `sha256:${chosen.sha256}`, ...(supersedes ? [`replaces:${supersedes}`] : [])], card.deviceUid);
       const outDir = join(this.opts.outputsDir, uid);
-      const written = writeResultObjects({ dataset, image, result, outDir, basename: chosen.sopInstanceUid, uids });
+      const predecessor = supersedes && (await this.predecessorReference(uid, supersedes));
+      // Named by the SR's UID: new results never overwrite the files of the ones they replace.
+      const written = writeResultObjects({ dataset, image, result, outDir, basename: uids.sopInstanceUidSr, uids, ...(predecessor && { predecessor }) });
       stage = "heatmaps";
       const positives = result.findings.filter((f) => f.positive).map((f) => f.label);
       const top = [...result.findings].sort((a, b) => b.probability - a.probability)[0]?.label;
@@ -276,6 +300,7 @@ export class Pipeline {
         model: { name: card.name, version: card.version, deviceUid: card.deviceUid, training: card.training.summary },
         outputs,
         destinations: this.opts.destinations,
+        ...(supersedes && { supersedes }),
       });
       if (!recorded) {
         // Another node took the study over after this node's lease lapsed: its results count, these are dropped

@@ -1,6 +1,7 @@
 import { deriveUid } from "../dicom/uid.ts";
 import type { PresentationImage } from "../image/presentation.ts";
 import type { InferenceResult } from "../inference/classifier.ts";
+import type { SourceReference } from "./source.ts";
 
 /** The UIDs of the result objects made for one source image. */
 export interface ResultUids {
@@ -20,6 +21,8 @@ export interface ResultInput {
   uids: ResultUids;
   /** Content Date/Time of the objects; defaults to the current time. */
   now?: Date;
+  /** The SR this one replaces (the same study's earlier result): named in its Predecessor Documents Sequence. */
+  predecessor?: SourceReference;
 }
 
 /**

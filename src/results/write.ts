@@ -6,7 +6,7 @@ import type { PresentationImage } from "../image/presentation.ts";
 import type { InferenceResult } from "../inference/classifier.ts";
 import { deriveResultUids, type ResultUids } from "./input.ts";
 import { buildHeatmapCaptures } from "./sc/capture.ts";
-import { copyPatientAndStudy, ResultInputError, sourceReference } from "./source.ts";
+import { copyPatientAndStudy, ResultInputError, sourceReference, type SourceReference } from "./source.ts";
 import { buildStructuredReport } from "./sr/document.ts";
 
 export interface WriteResultObjectsOptions {
@@ -19,6 +19,8 @@ export interface WriteResultObjectsOptions {
   basename: string;
   /** Default: deriveResultUids(source SOP Instance UID, model Device UID), so re-runs give the same UIDs. */
   uids?: ResultUids;
+  /** The SR the new one replaces (Predecessor Documents Sequence). */
+  predecessor?: SourceReference;
   now?: Date;
 }
 
@@ -37,7 +39,7 @@ export function writeResultObjects(opts: WriteResultObjectsOptions): WrittenResu
   // the same Type 1 identity check the builders make, before its SOP Instance UID is used for the result UIDs
   const { sopInstanceUid } = sourceReference(source, what);
   const uids = opts.uids ?? deriveResultUids([sopInstanceUid], opts.result.card.deviceUid);
-  const input = { source, image: opts.image, result: opts.result, uids, now: opts.now ?? new Date() };
+  const input = { source, image: opts.image, result: opts.result, uids, now: opts.now ?? new Date(), ...(opts.predecessor && { predecessor: opts.predecessor }) };
 
   const sr = buildStructuredReport(input);
   const captures = buildHeatmapCaptures(input);

@@ -70,6 +70,8 @@ export interface StudyQueue {
    * the study is no longer "processing" under this node's lease.
    */
   recordResults(studyUid: string, results: StudyResults, now?: Date): Promise<boolean>;
+  /** The study's current result objects (e.g. the SR that new results will replace). */
+  outputs(studyUid: string): Promise<OutputRecord[]>;
 }
 
 /** The exporter's view: result objects per destination and the retry schedule of each study. */
@@ -107,6 +109,5 @@ export interface WorklistReader {
 /** Everything, as the service wires it (and as `cxr status` and tests read it). */
 export interface Store extends IntakeStore, StudyQueue, ExportQueue, WorklistReader {
   readonly kind: "sqlite" | "postgres";
-  outputs(studyUid: string): Promise<OutputRecord[]>;
   close(): Promise<void>;
 }

@@ -24,7 +24,7 @@ interface InstanceRow {
   sop_uid: string; sop_class_uid: string; study_uid: string; series_uid: string; transfer_syntax_uid: string; path: string;
   sha256: string; size: number; calling_ae: string; received_at: string; header: string;
 }
-interface OutputRow { sop_uid: string; study_uid: string; kind: "sr" | "sc"; sop_class_uid: string; path: string }
+interface OutputRow { sop_uid: string; study_uid: string; kind: "sr" | "sc"; sop_class_uid: string; path: string; supersedes?: string | null }
 interface HistoryRow { study_uid: string; state: StudyState; at: string; node: string | null }
 
 const STUDY_COLUMNS = "study_uid, state, received_at, updated_at, reason, patient_name, patient_id, accession_number, study_description, findings, heatmaps, model, processed_by";
@@ -268,9 +268,9 @@ export class SqlStore implements Store {
       await tx.run("UPDATE outputs SET current = 0 WHERE study_uid = ?", [studyUid]);
       for (const o of results.outputs) {
         await tx.run(
-          `INSERT INTO outputs (sop_uid, study_uid, kind, sop_class_uid, path, current) VALUES (?, ?, ?, ?, ?, 1)
-           ON CONFLICT (sop_uid) DO UPDATE SET study_uid = excluded.study_uid, kind = excluded.kind, sop_class_uid = excluded.sop_class_uid, path = excluded.path, current = 1`,
-          [o.sopInstanceUid, studyUid, o.kind, o.sopClassUid, o.path],
+          `INSERT INTO outputs (sop_uid, study_uid, kind, sop_class_uid, path, current, supersedes) VALUES (?, ?, ?, ?, ?, 1, ?)
+           ON CONFLICT (sop_uid) DO UPDATE SET study_uid = excluded.study_uid, kind = excluded.kind, sop_class_uid = excluded.sop_class_uid, path = excluded.path, current = 1, supersedes = excluded.supersedes`,
+          [o.sopInstanceUid, studyUid, o.kind, o.sopClassUid, o.path, o.kind === "sr" ? (results.supersedes ?? null) : null],
         );
         for (const d of results.destinations) await tx.run("INSERT INTO exports (output_uid, destination) VALUES (?, ?) ON CONFLICT (output_uid, destination) DO NOTHING", [o.sopInstanceUid, d]);
       }
@@ -405,7 +405,10 @@ function toRecord(r: StudyRow, history: HistoryRow[], outputs: OutputRow[]): Stu
   if (r.study_description !== null) rec.studyDescription = r.study_description;
   if (r.findings !== null) rec.findings = JSON.parse(r.findings) as FindingResult[];
   if (r.heatmaps !== null) rec.heatmaps = JSON.parse(r.heatmaps) as { label: string; path: string }[];
-  if (outputs.length) rec.outputs = { sr: outputs.find((o) => o.kind === "sr")?.sop_uid, sc: outputs.filter((o) => o.kind === "sc").map((o) => o.sop_uid) };
+  if (outputs.length) {
+    const sr = outputs.find((o) => o.kind === "sr");
+    rec.outputs = { sr: sr?.sop_uid, sc: outputs.filter((o) => o.kind === "sc").map((o) => o.sop_uid), ...(sr?.supersedes && { supersedes: sr.supersedes }) };
+  }
   if (r.model !== null) rec.model = JSON.parse(r.model) as NonNullable<StudyRecord["model"]>;
   if (r.processed_by !== null) rec.processedBy = r.processed_by;
   return rec;

@@ -22,8 +22,8 @@ export interface StudyRecord {
   studyDescription?: string;
   findings?: FindingResult[];
   heatmaps?: { label: string; path: string }[];
-  /** SOP Instance UIDs of the current result objects. */
-  outputs?: { sr?: string; sc?: string[] };
+  /** SOP Instance UIDs of the current result objects; `supersedes`: the SR these results replaced (processed again). */
+  outputs?: { sr?: string; sc?: string[]; supersedes?: string };
   model?: { name: string; version: string; deviceUid: string; training: string };
   /** The node that last took the study into processing (cluster mode: several nodes share one store). */
   processedBy?: string;
@@ -85,4 +85,6 @@ export interface StudyResults {
   model: NonNullable<StudyRecord["model"]>;
   outputs: OutputRecord[];
   destinations: string[];
+  /** The study's previous SR, which the new one replaces (its Predecessor Documents Sequence names it). */
+  supersedes?: string;
 }

@@ -8,9 +8,11 @@ import express, { type NextFunction, type Request, type Response } from "express
 import type { Logger } from "pino";
 import { WebSocketServer, WebSocket } from "ws";
 import { z } from "zod";
+import { redact, withoutCredentials } from "../config/secrets.ts";
 import type { ApiConfig, PriorityConfig } from "../config/worklist.ts";
 import { NIH_LABELS } from "../model/labels.ts";
 import { createDicomwebProxy, VIEWER_DIST_DIR } from "../viewer-extension/index.ts";
+import { noStore, originAllowed, securityHeaders, SessionStore, sessionCookie, sessionId } from "./http-security.ts";
 import type { ServiceMetrics } from "./metrics.ts";
 import { compareWorklist, judgeFindings, prioritize, PRIORITY_ORDER, type Priority } from "./priority.ts";
 import { STUDY_STATES, type ModelInfo, type StudyRecord, type StudyState, type WorklistReader } from "./study.ts";
@@ -34,14 +36,19 @@ export interface ApiStudy {
   accessionNumber?: string;
   studyDescription?: string;
   model?: StudyRecord["model"];
-  /** The viewer page of this study (append `&token=...`). */
+  /**
+   * The SR (SOP Instance UID) the current results replaced: the study was processed again (e.g. an
+   * image re-sent with new pixels), and the new SR names this one as its predecessor.
+   */
+  supersedes?: string;
+  /** The viewer page of this study (a browser with the session cookie opens it as it is; else append `&token=...`). */
   viewerUrl: string;
 }
 
 /** GET /api/studies/<uid>: the list element plus heatmap images and the results' places in the PACS. */
 export interface ApiStudyDetail extends ApiStudy {
   heatmaps: { label: string; url: string }[];
-  outputs: { sr?: string; sc: string[] };
+  outputs: { sr?: string; sc: string[]; supersedes?: string };
   /** QIDO-RS searches in the PACS for the SR and each SC (absent without `api.pacsDicomWebUrl`). */
   pacs?: { sr?: string; sc: string[] };
 }
@@ -90,6 +97,7 @@ export function toApiStudy(rec: StudyRecord, priorityConfig: PriorityConfig): Ap
     ...(rec.studyDescription !== undefined && { studyDescription: rec.studyDescription }),
     ...(rec.model !== undefined && { model: rec.model }),
     ...(rec.processedBy !== undefined && { processedBy: rec.processedBy }),
+    ...(rec.outputs?.supersedes !== undefined && { supersedes: rec.outputs.supersedes }),
     viewerUrl: `/viewer/?studyInstanceUid=${encodeURIComponent(rec.studyInstanceUid)}`,
   };
 }
@@ -99,20 +107,6 @@ export function studyLogFields(rec: StudyRecord, logPhi: boolean): Record<string
   const fields: Record<string, unknown> = { studyInstanceUid: rec.studyInstanceUid, state: rec.state };
   if (logPhi) Object.assign(fields, { patientName: rec.patientName, patientId: rec.patientId, accessionNumber: rec.accessionNumber });
   return fields;
-}
-
-const SECRET_KEY = /token|secret|password|passphrase|credential|apikey|api_key|privatekey/i;
-/** The configuration with every secret-looking value replaced, for GET /api/config. */
-export function redactSecrets(value: unknown, key = ""): unknown {
-  if (SECRET_KEY.test(key)) {
-    if (Array.isArray(value)) return value.map(() => "[hidden]");
-    return value === undefined || value === null ? value : "[hidden]";
-  }
-  if (Array.isArray(value)) return value.map((v) => redactSecrets(v));
-  if (value && typeof value === "object") {
-    return Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [k, redactSecrets(v, k)]));
-  }
-  return value;
 }
 
 // ---- query validation -------------------------------------------------------------------------
@@ -189,30 +183,45 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     return ok;
   }
 
-  /** The bearer token of a request: Authorization header, else the `token` query parameter (links, img, WebSocket). */
-  function requestToken(headers: IncomingMessage["headers"], url: URL): string | undefined {
+  const sessions = new SessionStore(api.sessionMinutes * 60_000);
+
+  /**
+   * Who a request is: a bearer token (Authorization header, else the `token` query parameter, which
+   * scripts and the viewer library still use) or the browser session cookie the page and viewer got.
+   */
+  function authenticate(headers: IncomingMessage["headers"], rawUrl: string): { error?: string; session?: string } {
     const auth = headers.authorization;
     if (auth) {
       const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
-      return m ? m[1] : "";
+      return m && tokenValid(m[1]!) ? {} : { error: "invalid bearer token" };
     }
-    return url.searchParams.get("token") ?? undefined;
-  }
-
-  function authError(headers: IncomingMessage["headers"], rawUrl: string): string | undefined {
-    const token = requestToken(headers, new URL(rawUrl, "http://localhost"));
-    if (token === undefined) return "missing bearer token (Authorization: Bearer <token> or ?token=<token>)";
-    if (!tokenValid(token)) return "invalid bearer token";
-    return undefined;
+    const token = new URL(rawUrl, "http://localhost").searchParams.get("token");
+    if (token !== null) return tokenValid(token) ? {} : { error: "invalid bearer token" };
+    const session = sessionId(headers);
+    if (session !== undefined) return sessions.use(session) ? { session } : { error: "the session has expired: open the address with ?token=<token> again" };
+    return { error: "missing bearer token (Authorization: Bearer <token>, or open the page with ?token=<token>)" };
   }
 
   function requireToken(req: Request, res: Response, next: NextFunction): void {
-    const error = authError(req.headers, req.originalUrl);
+    const { error } = authenticate(req.headers, req.originalUrl);
     if (error) {
       res.status(401).set("WWW-Authenticate", 'Bearer realm="cxr-triage"').json({ error });
       return;
     }
     next();
+  }
+
+  /**
+   * The worklist page and the viewer: a valid `token` in the address is exchanged for a session
+   * cookie and the browser is sent to the same address without it, so the token stays out of
+   * history, bookmarks and screenshots. Without one, the cookie or a bearer header is required.
+   */
+  function pageAuth(req: Request, res: Response, next: NextFunction): void {
+    const url = new URL(req.originalUrl, "http://localhost");
+    const token = url.searchParams.get("token");
+    if (token === null || !tokenValid(token)) return requireToken(req, res, next);
+    url.searchParams.delete("token");
+    res.set("Set-Cookie", sessionCookie(sessions.create(), req.secure)).redirect(303, `${url.pathname}${url.search}`);
   }
 
   async function currentModel(): Promise<ModelInfo | undefined> {
@@ -227,8 +236,8 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
   function detail(rec: StudyRecord): ApiStudyDetail {
     const base = toApiStudy(rec, priorityConfig);
     const uid = encodeURIComponent(rec.studyInstanceUid);
-    const outputs = { ...(rec.outputs?.sr !== undefined && { sr: rec.outputs.sr }), sc: rec.outputs?.sc ?? [] };
-    const pacsBase = api.pacsDicomWebUrl?.replace(/\/+$/, "");
+    const outputs = { ...(rec.outputs?.sr !== undefined && { sr: rec.outputs.sr }), sc: rec.outputs?.sc ?? [], ...(rec.outputs?.supersedes !== undefined && { supersedes: rec.outputs.supersedes }) };
+    const pacsBase = api.pacsDicomWebUrl && String(redact(api.pacsDicomWebUrl)).replace(/\/+$/, "");
     const qido = (sop: string) => `${pacsBase}/studies/${uid}/instances?SOPInstanceUID=${encodeURIComponent(sop)}`;
     return {
       ...base,
@@ -241,6 +250,7 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
   const app = express();
   app.disable("x-powered-by");
   app.set("query parser", "simple");
+  app.use(securityHeaders);
 
   // Request log and latency metric; the path only (the query may carry the token).
   app.use((req, res, next) => {
@@ -276,15 +286,18 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
 
   // The page's script and style carry no data and load without a token; the page itself needs one.
   app.use("/assets", express.static(PAGE_DIR, { index: false, fallthrough: false }));
-  app.get("/", requireToken, (_req, res) => {
+  app.get("/", noStore, pageAuth, (_req, res) => {
     res.sendFile("index.html", { root: PAGE_DIR });
   });
 
   // The viewer (issue #7): its page needs the token like the worklist; its bundle does not. It reads
   // images through a same-origin DICOMweb proxy to the PACS (browsers may not call the PACS directly).
   const viewerDir = opts.viewerDir ?? VIEWER_DIST_DIR;
-  if (api.pacsDicomWebUrl) app.use("/viewer/dicom-web", requireToken, createDicomwebProxy(api.pacsDicomWebUrl, { onError: (message) => logger.warn(message) }));
-  app.get(["/viewer", "/viewer/", "/viewer/index.html"], requireToken, (req, res) => {
+  if (api.pacsDicomWebUrl) {
+    const pacs = withoutCredentials(api.pacsDicomWebUrl);
+    app.use("/viewer/dicom-web", noStore, requireToken, createDicomwebProxy(pacs.url, { headers: pacs.headers, onError: (message) => logger.warn(message) }));
+  }
+  app.get(["/viewer", "/viewer/", "/viewer/index.html"], noStore, pageAuth, (req, res) => {
     if (req.path === "/viewer") return res.redirect(301, `/viewer/${req.originalUrl.slice("/viewer".length)}`);
     if (!existsSync(`${viewerDir}/index.html`)) throw new HttpError(503, `the viewer page is not built (${viewerDir}/index.html missing): build it with npx tsx src/viewer-extension/build.ts`);
     res.sendFile("index.html", { root: viewerDir });
@@ -292,7 +305,7 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
   app.use("/viewer", express.static(viewerDir, { index: false }));
 
   const apiRouter = express.Router();
-  apiRouter.use(requireToken);
+  apiRouter.use(noStore, requireToken);
 
   apiRouter.get("/studies", async (req, res) => {
     const parsed = listQuerySchema.safeParse(req.query);
@@ -338,7 +351,12 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
   });
 
   apiRouter.get("/config", (_req, res) => {
-    res.json(redactSecrets(opts.config));
+    res.json(redact(opts.config));
+  });
+
+  /** The page asks when its WebSocket drops: 401 says the session is gone (and why), not the network. */
+  apiRouter.get("/session", (_req, res) => {
+    res.json({ idleMinutes: api.sessionMinutes });
   });
 
   apiRouter.get("/model", async (_req, res) => {
@@ -376,9 +394,21 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
       socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
     };
     if (url.pathname !== "/ws") return reject(404, "Not Found", `no WebSocket at ${url.pathname}; use /ws`);
-    const error = authError(req.headers, req.url ?? "/");
+    // Cross-site WebSocket hijacking: a page of another origin (even another port of this host, which
+    // counts as the same site for SameSite cookies) must not subscribe with the user's session.
+    if (!originAllowed(req.headers, "encrypted" in socket && !!socket.encrypted, api.allowedOrigins)) {
+      logger.warn({ origin: req.headers.origin }, "websocket upgrade from another origin refused");
+      return reject(403, "Forbidden", `origin ${req.headers.origin} may not open the WebSocket (allowed: this server${api.allowedOrigins.length ? `, ${api.allowedOrigins.join(", ")}` : ""}; see api.allowedOrigins)`);
+    }
+    const { error, session } = authenticate(req.headers, req.url ?? "/");
     if (error) return reject(401, "Unauthorized", error);
-    wss.handleUpgrade(req, socket, head, (ws) => wss.emit("connection", ws, req));
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      if (session !== undefined) {
+        sessions.socketOpened(session);
+        ws.once("close", () => sessions.socketClosed(session));
+      }
+      wss.emit("connection", ws, req);
+    });
   });
   wss.on("connection", (ws) => {
     logger.debug({ clients: wss.clients.size }, "websocket subscriber connected");

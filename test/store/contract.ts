@@ -172,9 +172,9 @@ export function storeContract(name: string, backend: () => Backend, skip?: strin
       await store.addInstance(instance(1, 1, { sha256: "new" }));
       await store.transition(uid(1), "queued", { from: ["received"] });
       await store.claimNext();
-      await store.recordResults(uid(1), results(1, "b", dests));
+      await store.recordResults(uid(1), { ...results(1, "b", dests), supersedes: "2.25.110" });
       rec = (await store.get(uid(1)))!;
-      expect(rec.outputs).toEqual({ sr: "2.25.120", sc: ["2.25.121"] });
+      expect(rec.outputs).toEqual({ sr: "2.25.120", sc: ["2.25.121"], supersedes: "2.25.110" });
       expect(await store.exportSchedule(uid(1))).toEqual({ nextAt: 0, attempts: 0 });
       expect((await store.outputs(uid(1))).map((o) => o.sopInstanceUid)).toEqual(["2.25.120", "2.25.121"]);
       expect((await store.pendingExports(uid(1), dests[0]!)).map((o) => o.sopInstanceUid)).toEqual(["2.25.120", "2.25.121"]);

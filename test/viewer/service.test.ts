@@ -185,7 +185,7 @@ describe.runIf(requireSharedData())("viewer on the real plugin (cxr serve) and O
     try {
       const page = await browser.newPage({ viewport: { width: 1000, height: 720 } });
       const closed = `http://127.0.0.1:${await freePort()}`;
-      await openViewer(page, `${serviceUrl}/viewer/?studyInstanceUid=${TEST1_STUDY}&token=${TOKEN}&api=${encodeURIComponent(closed)}`);
+      await openViewer(page, `${serviceUrl}/viewer/?studyInstanceUid=${TEST1_STUDY}&token=${TOKEN}&api=${encodeURIComponent(closed)}`, { blockedOrigin: closed });
       await page.screenshot({ path: join(ARTIFACTS, "service-sr-fallback-page.png") });
       const shown = await page.locator(".cxr-finding-list button").evaluateAll((bs) => bs.map((b) => [b.getAttribute("aria-label"), b.querySelector(".prob")!.textContent]));
       const expected = [...detail.findings!].sort((a, b) => b.probability - a.probability);

@@ -234,7 +234,7 @@ describe("worklist API", () => {
 
   it("serves the worklist page with a token and its assets without one", async () => {
     expect((await get("/", {})).status).toBe(401);
-    const page = await get(`/?token=${TOKEN}`, {});
+    const page = await get("/");
     expect(page.status).toBe(200);
     expect(await page.text()).toContain("/assets/worklist.js");
     const js = await get("/assets/worklist.js", {});
@@ -242,9 +242,9 @@ describe("worklist API", () => {
     expect(js.headers.get("content-type")).toMatch(/javascript/);
   });
 
-  it("serves the viewer at /viewer/ with ?token= (the viewer contract)", async () => {
+  it("serves the viewer at /viewer/ with a bearer token (the viewer contract; ?token= is exchanged for a session, see web-security.test.ts)", async () => {
     expect((await get("/viewer/?studyInstanceUid=1.2", {})).status).toBe(401);
-    const r = await get(`/viewer/?studyInstanceUid=1.2&token=${TOKEN}`, {});
+    const r = await get("/viewer/?studyInstanceUid=1.2");
     expect(r.status).toBe(200);
     expect(await r.text()).toContain("<title>viewer</title>");
     expect((await get("/viewer/assets/viewer.js", {})).status).toBe(200);

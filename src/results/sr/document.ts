@@ -77,14 +77,16 @@ export function buildStructuredReport(input: ResultInput): Record<string, unknow
     ContentDate: now.date,
     ContentTime: now.time,
     PerformedProcedureCodeSequence: codeSequence(CODES.plainChestXRay),
-    CurrentRequestedProcedureEvidenceSequence: evidence(ref),
+    CurrentRequestedProcedureEvidenceSequence: hierarchicalReference(ref),
+    // Type 1C, present when this document replaces another (PS3.3 C.17.2.1): a re-processed study's new result.
+    ...(input.predecessor && { PredecessorDocumentsSequence: hierarchicalReference(input.predecessor) }),
     // SR Document Content (root content item)
     ...root,
   };
 }
 
-/** Hierarchical SOP Instance Reference Macro for the one source instance. */
-function evidence(ref: SourceReference): Record<string, unknown>[] {
+/** Hierarchical SOP Instance Reference Macro (PS3.3 Table C.17-3) for one instance: the source, or the replaced SR. */
+function hierarchicalReference(ref: SourceReference): Record<string, unknown>[] {
   return [{
     StudyInstanceUID: ref.studyInstanceUid,
     ReferencedSeriesSequence: [{

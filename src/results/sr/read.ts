@@ -14,6 +14,8 @@ export interface AiResultsSr {
   findings: SrFinding[];
   /** Labels of the findings evaluated "Present". */
   positives: string[];
+  /** SOP Instance UIDs of the SRs this one replaces (Predecessor Documents Sequence); empty for a first result. */
+  predecessors: string[];
 }
 
 export interface SrFinding {
@@ -130,5 +132,9 @@ export function readAiResultsSr(input: Record<string, unknown> | string): AiResu
     sourceImages,
     findings,
     positives: findings.filter((f) => f.positive).map((f) => f.label),
+    predecessors: items(ds.PredecessorDocumentsSequence)
+      .flatMap((study) => items(study.ReferencedSeriesSequence))
+      .flatMap((series) => items(series.ReferencedSOPSequence))
+      .map((r) => String(r.ReferencedSOPInstanceUID)),
   };
 }

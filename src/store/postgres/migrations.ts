@@ -36,4 +36,9 @@ CREATE TABLE exports (
 CREATE TABLE quarantine (id BIGSERIAL PRIMARY KEY, path TEXT NOT NULL, reason TEXT NOT NULL, study_uid TEXT, at TEXT NOT NULL);
 `,
   },
+  {
+    version: 2,
+    description: "an SR output names the SR it replaces",
+    sql: `ALTER TABLE outputs ADD COLUMN supersedes TEXT;`,
+  },
 ];

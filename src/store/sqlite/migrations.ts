@@ -58,4 +58,9 @@ ALTER TABLE studies ADD COLUMN export_lease_expires_at INTEGER;
 CREATE INDEX instances_path ON instances(path);
 `,
   },
+  {
+    version: 3,
+    description: "an SR output names the SR it replaces",
+    sql: `ALTER TABLE outputs ADD COLUMN supersedes TEXT;`,
+  },
 ];
