@@ -93,7 +93,7 @@ function bump(m: Map<string, number>, key: string, by: number): void {
 
 export function startListener(opts: ListenerOptions): Promise<DicomListener> {
   const { config, store, logger } = opts;
-  const spool = new Spool({ spoolDir: opts.spoolDir, quarantineDir: opts.quarantineDir, quarantineLog: store, logger, syncToDisk: opts.syncToDisk });
+  const spool = new Spool({ spoolDir: opts.spoolDir, quarantineDir: opts.quarantineDir, quarantineLog: store, logger, syncToDisk: opts.syncToDisk, budget: config.parseBudget });
   const slots = new AssociationSlots();
   const sockets = new Set<Socket>();
   /** Instances between their last fragment and their answer: close() lets them finish before the store goes. */
@@ -197,6 +197,7 @@ export function startListener(opts: ListenerOptions): Promise<DicomListener> {
           });
           // Their senders get no answer any more (and resend), but what is on disk is also recorded.
           await Promise.allSettled([...finishing]);
+          await spool.close();
         },
       });
     });

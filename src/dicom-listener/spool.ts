@@ -13,13 +13,15 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import type { Logger } from "pino";
-import { parseDicom, readDicom } from "../dicom/read.ts";
+import { parseBudgetSchema, type ParseBudget } from "../config/service.ts";
+import { readDicom } from "../dicom/read.ts";
 import { isValidUid } from "../dicom/uid.ts";
 import { extractHeader, type ReceivedHeader } from "../intake/header.ts";
 import type { InstanceOutcome, NewInstance } from "../intake/store.ts";
 import { datasetSha256 } from "./content-hash.ts";
 import { DirectorySync } from "./dir-sync.ts";
-import { pixelDataOffset } from "./header-extent.ts";
+import { datasetEncoding, measureHeader, type DatasetEncoding } from "./header-extent.ts";
+import { HeaderParser, ParseBudgetError } from "./header-parser.ts";
 import { part10DatasetOffset, part10Header } from "./part10.ts";
 import { STORE_STATUS, type StoreResult } from "./store-response.ts";
 
@@ -56,24 +58,31 @@ export interface SpoolOptions {
    * (how much of the time is the disk flush); success is then no longer a durability promise.
    */
   syncToDisk?: boolean;
+  /** What one header may cost to parse (default: the configuration's defaults). */
+  budget?: ParseBudget;
 }
 
-const HEAD_LIMIT = 256 * 1024;
 const STUDY_DIR_CACHE = 10_000;
 const fdatasyncAsync = promisify(fdatasync);
 const closeAsync = promisify(close);
 
 /**
  * One C-STORE data set on its way to the spool: the Part 10 header first, then every PDV fragment
- * as it arrives (nothing of the size of the image is held in memory); its content hash is computed
- * afterwards (datasetSha256, in Spool.finish). The file is opened and written on the main thread
- * (`write` into the page cache, about 0.25 ms per MB): measured on the bench machine, handing each
- * fragment to the thread pool left 1.8 ms per 1 MB instance between its last fragment and the end
- * of its writes, as the writes queued behind the file system's journal commits; written at once,
- * the last fragment's write is done when it has arrived. Nothing is made durable here: the one
- * fdatasync comes after the last fragment (syncAndClose), started together with the folder fsyncs
- * so that they share one journal commit. A write error is remembered rather than thrown so the
- * association keeps its framing and the sender gets a failure status for this instance.
+ * as it arrives (of the data set only its header is held in memory, at most maxHeaderBytes); its
+ * content hash is computed afterwards (datasetSha256, in Spool.finish). The file is opened and
+ * written on the main thread (`write` into the page cache, about 0.25 ms per MB): measured on the
+ * bench machine, handing each fragment to the thread pool left 1.8 ms per 1 MB instance between its
+ * last fragment and the end of its writes, as the writes queued behind the file system's journal
+ * commits; written at once, the last fragment's write is done when it has arrived. Nothing is made
+ * durable here: the one fdatasync comes after the last fragment (syncAndClose), started together
+ * with the folder fsyncs so that they share one journal commit. A write error is remembered rather
+ * than thrown so the association keeps its framing and the sender gets a failure status for this
+ * instance.
+ *
+ * The header is measured against the parse budget as its bytes arrive (measureHeader, bounded
+ * work, again each time the kept bytes have doubled) and parsed off the main thread
+ * (HeaderParser) as soon as its end is known — usually from the first fragment, so that the parse
+ * and the study folder's mkdir overlap the transfer. The file is never read back to find it.
  */
 export class SpoolFile {
   size = 0;
@@ -81,21 +90,28 @@ export class SpoolFile {
   /** The open spool file; undefined when it could not be opened or written (see `failure`) or once closed. */
   private fd?: number;
   readonly part10: Buffer;
-
-  /** The first dataset bytes (up to HEAD_LIMIT), kept to parse the header without reading the file back. */
-  readonly head: Buffer[] = [];
-  headLength = 0;
-  /** The header (everything before the top-level Pixel Data), parsed as soon as the head holds all of it. */
-  earlyDataset?: Record<string, unknown>;
+  private readonly encoding?: DatasetEncoding;
+  /** The first dataset bytes (up to maxHeaderBytes), until the header's extent is known. */
+  private head: Buffer[] = [];
+  private headLength = 0;
+  /** Measure again once this many bytes are kept (doubling: the measuring costs at most twice one measure of the header). */
+  private measureAt = 0;
+  /** The header's parse, once started. */
+  private parsed?: Promise<Record<string, unknown>>;
+  /** Why the header cannot be parsed within its budget. */
+  private overBudget?: string;
+  /** The header could not be walked: the full parse (bounded by the kept bytes and the parser's limits) decides. */
+  private unwalkable = false;
 
   constructor(
     readonly path: string,
     readonly request: SpoolRequest,
-    private readonly syncToDisk: boolean,
+    private readonly spool: { syncToDisk: boolean; budget: ParseBudget; parser: HeaderParser },
     /** Called once with the header when it is known before the last fragment (to prepare the study folder). */
     private readonly onEarlyHeader: (dataset: Record<string, unknown>) => void,
   ) {
     this.part10 = part10Header({ sopClassUid: request.sopClassUid, sopInstanceUid: request.sopInstanceUid, transferSyntaxUid: request.transferSyntaxUid, sourceAeTitle: request.callingAeTitle });
+    this.encoding = datasetEncoding(request.transferSyntaxUid);
     try {
       this.fd = openSync(path, "w");
       writeAllSync(this.fd, this.part10);
@@ -107,16 +123,12 @@ export class SpoolFile {
   /** The next fragment of the data set, written to the file at once. */
   append(b: Buffer): void {
     this.size += b.length;
-    if (!this.earlyDataset && this.headLength < HEAD_LIMIT) {
-      this.head.push(b);
-      this.headLength += b.length;
-      this.earlyDataset = headerFromHead(this, false);
-      if (this.earlyDataset) {
-        // Let the fragments go now rather than with the instance: buffers that outlive a young-generation
-        // collection are only freed by full (mark-compact) ones, which their external memory then triggers.
-        this.head.length = 0;
-        this.onEarlyHeader(this.earlyDataset);
+    if (this.measuring()) {
+      if (this.headLength < this.spool.budget.maxHeaderBytes) {
+        this.head.push(b);
+        this.headLength += b.length;
       }
+      if (this.headLength >= this.measureAt) this.measure(false);
     }
     if (this.fd === undefined) return;
     try {
@@ -124,6 +136,55 @@ export class SpoolFile {
     } catch (err) {
       this.fail(err as Error);
     }
+  }
+
+  private measuring(): boolean {
+    return !this.parsed && this.overBudget === undefined && !this.unwalkable && this.encoding !== undefined;
+  }
+
+  private measure(complete: boolean): void {
+    // Usually the head is the first fragment alone: used as it is rather than copied.
+    const head = this.head.length === 1 ? this.head[0]! : Buffer.concat(this.head, this.headLength);
+    const extent = measureHeader(head, this.encoding!, this.spool.budget, complete);
+    if (extent.kind === "incomplete") {
+      this.measureAt = Math.min(2 * this.headLength, this.spool.budget.maxHeaderBytes);
+      return;
+    }
+    if (extent.kind === "overBudget") this.overBudget = extent.reason;
+    else if (extent.kind === "malformed") this.unwalkable = true;
+    else this.startParse(head.subarray(0, extent.end), !complete);
+    if (extent.kind !== "malformed") this.releaseHead();
+  }
+
+  private startParse(header: Buffer, early: boolean): void {
+    this.parsed = this.spool.parser.parse(Buffer.concat([this.part10, header]));
+    // A failed parse is answered by headerDataset(); here it only means no early folder.
+    this.parsed.then((dataset) => early && this.onEarlyHeader(dataset)).catch(() => undefined);
+  }
+
+  /**
+   * Let the fragments go now rather than with the instance: buffers that outlive a young-generation
+   * collection are only freed by full (mark-compact) ones, which their external memory then triggers.
+   */
+  private releaseHead(): void {
+    this.head = [];
+  }
+
+  /** The header, once the last fragment is in; rejects with a ParseBudgetError when it is over its budget. */
+  headerDataset(): Promise<Record<string, unknown>> {
+    if (!this.parsed && this.overBudget === undefined) {
+      if (!this.encoding) this.parsed = this.spool.parser.parseFile(this.path);
+      else if (this.unwalkable || this.size > this.headLength) this.startParse(this.joinedHead(), false);
+      else this.measure(true);
+      if (!this.parsed && this.overBudget === undefined) this.startParse(this.joinedHead(), false);
+    }
+    this.releaseHead();
+    if (this.overBudget !== undefined) return Promise.reject(new ParseBudgetError(this.overBudget));
+    return this.parsed!;
+  }
+
+  private joinedHead(): Buffer {
+    return Buffer.concat(this.head, this.headLength);
   }
 
   private fail(err: Error): void {
@@ -142,7 +203,7 @@ export class SpoolFile {
     if (fd === undefined) return;
     this.fd = undefined;
     try {
-      if (this.syncToDisk) await fdatasyncAsync(fd);
+      if (this.spool.syncToDisk) await fdatasyncAsync(fd);
     } finally {
       await closeAsync(fd);
     }
@@ -150,6 +211,7 @@ export class SpoolFile {
 
   /** Closes without syncing and removes the file (the instance is abandoned, e.g. cut off by the end of its association). */
   async discard(): Promise<void> {
+    this.releaseHead();
     const fd = this.fd;
     this.fd = undefined;
     if (fd !== undefined) await closeAsync(fd);
@@ -158,32 +220,6 @@ export class SpoolFile {
     } catch {
       /* already moved or never created */
     }
-  }
-}
-
-const LITTLE_ENDIAN_SYNTAXES_WITHOUT_DEFLATE = (ts: string) => ts !== "1.2.840.10008.1.2.2" && ts !== "1.2.840.10008.1.2.1.99";
-
-/**
- * The received header (everything before the top-level Pixel Data) from the bytes kept in memory;
- * undefined when they do not hold all of it (the caller then reads the file).
- */
-function headerFromHead(w: SpoolFile, complete: boolean): Record<string, unknown> | undefined {
-  const ts = w.request.transferSyntaxUid;
-  if (!LITTLE_ENDIAN_SYNTAXES_WITHOUT_DEFLATE(ts)) return undefined;
-  // Usually the head is the first fragment alone: used as it is rather than copied.
-  const head = w.head.length === 1 ? w.head[0]! : Buffer.concat(w.head, w.headLength);
-  let datasetEnd: number | undefined = head.length;
-  // Before the last fragment (complete false) the dataset may go on past the head: only a header
-  // that ends at the top-level Pixel Data is known to be whole.
-  if (!complete || w.size > head.length) {
-    datasetEnd = pixelDataOffset(head, ts !== "1.2.840.10008.1.2");
-    if (datasetEnd === undefined) return undefined;
-  }
-  const bytes = Buffer.concat([w.part10, head.subarray(0, datasetEnd)]);
-  try {
-    return parseDicom(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), w.path, { withPixelData: false }).dataset;
-  } catch {
-    return undefined; // the file read gives the definitive answer (and error)
   }
 }
 
@@ -253,7 +289,9 @@ export class Spool {
   readonly incomingDir: string;
   private readonly spoolDir: string;
   private readonly quarantineDir: string;
-  private readonly syncToDisk: boolean;
+  readonly syncToDisk: boolean;
+  readonly budget: ParseBudget;
+  readonly parser: HeaderParser;
   private readonly directorySync = new DirectorySync();
   /**
    * Study folders by study UID: `made` once the folder exists (mkdir started as soon as an
@@ -270,6 +308,9 @@ export class Spool {
     this.spoolDir = opts.spoolDir;
     this.quarantineDir = opts.quarantineDir;
     this.syncToDisk = opts.syncToDisk ?? true;
+    this.budget = opts.budget ?? parseBudgetSchema.parse({});
+    this.parser = new HeaderParser({ timeoutMs: this.budget.timeoutSeconds * 1000 });
+    this.parser.warm();
     this.incomingDir = join(this.spoolDir, "incoming");
     mkdirSync(this.incomingDir, { recursive: true });
     mkdirSync(this.quarantineDir, { recursive: true });
@@ -279,7 +320,12 @@ export class Spool {
 
   /** A data set starts arriving: its spool file in `incoming`. */
   receive(request: SpoolRequest): SpoolFile {
-    return new SpoolFile(join(this.incomingDir, `${randomUUID()}.part`), request, this.syncToDisk, (dataset) => this.prepareStudyDirEarly(dataset));
+    return new SpoolFile(join(this.incomingDir, `${randomUUID()}.part`), request, this, (dataset) => this.prepareStudyDirEarly(dataset));
+  }
+
+  /** Stops the header parser (after the listener's last instance). */
+  close(): Promise<void> {
+    return this.parser.close();
   }
 
   /**
@@ -298,9 +344,13 @@ export class Spool {
     }
     let header: ReceivedHeader;
     try {
-      header = extractHeader(w.earlyDataset ?? headerFromHead(w, true) ?? readDicom(w.path, { withPixelData: false }).dataset);
+      header = extractHeader(await w.headerDataset());
     } catch (err) {
       await w.syncAndClose().catch(() => undefined);
+      if (err instanceof ParseBudgetError) {
+        this.quarantine(w.path, `instance ${request.sopInstanceUid} from ${callingAe}: header over the parse budget: ${err.message}`);
+        return { status: STORE_STATUS.cannotUnderstand, comment: "header over the parse budget" };
+      }
       this.quarantine(w.path, `unreadable dataset from ${callingAe}: ${(err as Error).message}`);
       return { status: STORE_STATUS.cannotUnderstand, comment: "dataset cannot be parsed" };
     }

@@ -36,7 +36,9 @@ async function spoolOne(spool: Spool, sop: string, dataset: Buffer, fragment = 1
 describe("spool (no sockets)", () => {
   let tmp: ReturnType<typeof tempDir>;
   let store: SqliteStudyStore | undefined;
-  afterEach(() => {
+  let spool: Spool | undefined;
+  afterEach(async () => {
+    await spool?.close();
     store?.close();
     store = undefined;
     tmp?.cleanup();
@@ -44,7 +46,7 @@ describe("spool (no sockets)", () => {
   const open = () => {
     tmp = tempDir("cxr-spool-");
     store = new SqliteStudyStore(join(tmp.dir, "store.sqlite"));
-    const spool = new Spool({ spoolDir: join(tmp.dir, "spool"), quarantineDir: join(tmp.dir, "quarantine"), quarantineLog: store, logger });
+    spool = new Spool({ spoolDir: join(tmp.dir, "spool"), quarantineDir: join(tmp.dir, "quarantine"), quarantineLog: store, logger });
     return { spool, store, spoolDir: join(tmp.dir, "spool") };
   };
 
