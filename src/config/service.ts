@@ -55,7 +55,7 @@ export const parseBudgetSchema = z
     /** Data elements in the header, items and nested elements included. */
     maxElements: z.number().int().min(1).default(50_000),
     /** Bytes before the top-level Pixel Data (or of the whole data set when it has none). */
-    maxHeaderBytes: z.number().int().min(1024).default(8 * 1024 * 1024),
+    maxHeaderBytes: z.number().int().min(1024).default(4 * 1024 * 1024),
     /** Seconds the header parse (off the main thread) may take. */
     timeoutSeconds: z.number().positive().default(10),
   })

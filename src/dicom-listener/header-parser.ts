@@ -1,8 +1,9 @@
 /**
- * The parse of received headers, off the main thread: one worker (header-worker.mjs) parses one
- * header at a time, in arrival order. A parse that runs over its time budget, or a worker whose
- * heap runs over its cap, is ended by terminating the worker (a new one takes the next header) and
- * answered with a ParseBudgetError; the service's own thread never runs dcmjs on received bytes.
+ * The parse of received headers, off the main thread: a few workers (header-worker.mjs), each
+ * parsing one header at a time, taken in arrival order. A parse that runs over its time budget, or a
+ * worker whose heap runs over its cap, is ended by terminating that worker (a new one takes its next
+ * header) and answered with a ParseBudgetError. The service's own thread never runs dcmjs on received
+ * bytes, and one slow header holds up at most one worker, never the others.
  */
 import { Worker } from "node:worker_threads";
 
@@ -12,25 +13,35 @@ export class ParseBudgetError extends Error {}
 export interface HeaderParserOptions {
   /** The longest one parse may take. */
   timeoutMs: number;
-  /** The worker's heap cap. */
+  /** Parses that may run at once (one worker each; default 2). */
+  workers?: number;
+  /** Each worker's heap cap (default 512 MB). */
   maxHeapMb?: number;
 }
 
 interface Job {
-  id: number;
   message: { id: number; bytes?: Uint8Array; path?: string };
   resolve: (dataset: Record<string, unknown>) => void;
   reject: (err: Error) => void;
 }
 
+/** One worker and the parse it is running. */
+interface Slot {
+  worker?: Worker;
+  running?: { job: Job; timer: NodeJS.Timeout };
+}
+
 export class HeaderParser {
-  private worker?: Worker;
   private readonly queue: Job[] = [];
-  private running?: { job: Job; timer: NodeJS.Timeout };
+  private readonly slots: Slot[];
+  private readonly maxHeapMb: number;
   private nextId = 1;
   private closed = false;
 
-  constructor(private readonly opts: HeaderParserOptions) {}
+  constructor(private readonly opts: HeaderParserOptions) {
+    this.slots = Array.from({ length: Math.max(1, opts.workers ?? 2) }, () => ({}));
+    this.maxHeapMb = opts.maxHeapMb ?? 512;
+  }
 
   /** The naturalized header of a Part 10 byte string that ends at (or before) the top-level Pixel Data. */
   parse(part10: Buffer): Promise<Record<string, unknown>> {
@@ -45,70 +56,76 @@ export class HeaderParser {
     return this.enqueue({ path });
   }
 
-  /** Starts the worker now, so that the first instance does not wait for it. */
+  /** Starts the workers now, so that the first instances do not wait for them. */
   warm(): void {
-    this.ensureWorker();
+    for (const slot of this.slots) this.ensureWorker(slot);
   }
 
   async close(): Promise<void> {
     this.closed = true;
     for (const job of this.queue.splice(0)) job.reject(new Error("header parser closed"));
-    if (this.running) this.finish(new Error("header parser closed"));
-    const w = this.worker;
-    this.worker = undefined;
-    await w?.terminate();
+    await Promise.all(
+      this.slots.map(async (slot) => {
+        if (slot.running) this.finish(slot, new Error("header parser closed"));
+        const w = slot.worker;
+        slot.worker = undefined;
+        await w?.terminate();
+      }),
+    );
   }
 
   private enqueue(message: { bytes?: Uint8Array; path?: string }): Promise<Record<string, unknown>> {
     if (this.closed) return Promise.reject(new Error("header parser closed"));
     return new Promise((resolve, reject) => {
-      const id = this.nextId++;
-      this.queue.push({ id, message: { id, ...message }, resolve, reject });
+      this.queue.push({ message: { id: this.nextId++, ...message }, resolve, reject });
       this.next();
     });
   }
 
-  private ensureWorker(): Worker {
-    if (this.worker) return this.worker;
-    const worker = new Worker(new URL("./header-worker.mjs", import.meta.url), { resourceLimits: { maxOldGenerationSizeMb: this.opts.maxHeapMb ?? 512 } });
+  private ensureWorker(slot: Slot): Worker {
+    if (slot.worker) return slot.worker;
+    const worker = new Worker(new URL("./header-worker.mjs", import.meta.url), { resourceLimits: { maxOldGenerationSizeMb: this.maxHeapMb } });
     worker.unref();
     worker.on("message", (msg: { id: number; json?: string; error?: string }) => {
-      if (this.running?.job.id !== msg.id) return;
-      if (msg.error !== undefined) this.finish(new Error(msg.error));
-      else this.finish(undefined, JSON.parse(msg.json!) as Record<string, unknown>);
+      if (slot.running?.job.message.id !== msg.id) return;
+      if (msg.error !== undefined) this.finish(slot, new Error(msg.error));
+      else this.finish(slot, undefined, JSON.parse(msg.json!) as Record<string, unknown>);
     });
-    worker.on("error", (err) => this.workerGone(worker, err));
-    worker.on("exit", () => this.workerGone(worker, new Error("header parser worker exited")));
-    this.worker = worker;
+    worker.on("error", (err) => this.workerGone(slot, worker, err));
+    worker.on("exit", () => this.workerGone(slot, worker, new Error("header parser worker exited")));
+    slot.worker = worker;
     return worker;
   }
 
-  private workerGone(worker: Worker, err: Error): void {
-    if (this.worker !== worker) return;
-    this.worker = undefined;
+  private workerGone(slot: Slot, worker: Worker, err: Error): void {
+    if (slot.worker !== worker) return;
+    slot.worker = undefined;
     const outOfMemory = (err as NodeJS.ErrnoException).code === "ERR_WORKER_OUT_OF_MEMORY";
-    if (this.running) this.finish(outOfMemory ? new ParseBudgetError(`header parse ran out of its ${this.opts.maxHeapMb ?? 512} MB heap`) : err);
+    if (slot.running) this.finish(slot, outOfMemory ? new ParseBudgetError(`header parse ran out of its ${this.maxHeapMb} MB heap`) : err);
   }
 
   private next(): void {
-    if (this.running || this.closed) return;
-    const job = this.queue.shift();
-    if (!job) return;
-    const worker = this.ensureWorker();
-    const timer = setTimeout(() => {
-      // The worker is stuck in this parse: it goes, and a new one takes the next header.
-      this.worker = undefined;
-      void worker.terminate();
-      this.finish(new ParseBudgetError(`header parse took longer than ${this.opts.timeoutMs / 1000} s`));
-    }, this.opts.timeoutMs);
-    this.running = { job, timer };
-    worker.postMessage(job.message, job.message.bytes ? [job.message.bytes.buffer as ArrayBuffer] : []);
+    if (this.closed) return;
+    for (const slot of this.slots) {
+      if (slot.running) continue;
+      const job = this.queue.shift();
+      if (!job) return;
+      const worker = this.ensureWorker(slot);
+      const timer = setTimeout(() => {
+        // The worker is stuck in this parse: it goes, and a new one takes the slot's next header.
+        slot.worker = undefined;
+        void worker.terminate();
+        this.finish(slot, new ParseBudgetError(`header parse took longer than ${this.opts.timeoutMs / 1000} s`));
+      }, this.opts.timeoutMs);
+      slot.running = { job, timer };
+      worker.postMessage(job.message, job.message.bytes ? [job.message.bytes.buffer as ArrayBuffer] : []);
+    }
   }
 
-  private finish(err: Error | undefined, dataset?: Record<string, unknown>): void {
-    const running = this.running;
+  private finish(slot: Slot, err: Error | undefined, dataset?: Record<string, unknown>): void {
+    const running = slot.running;
     if (!running) return;
-    this.running = undefined;
+    slot.running = undefined;
     clearTimeout(running.timer);
     if (err) running.job.reject(err);
     else running.job.resolve(dataset!);

@@ -38,7 +38,8 @@ describe("header parser (worker thread, time budget)", () => {
     expect(err).toBeInstanceOf(ParseBudgetError);
     expect(err!.message).toMatch(/longer than 1 s/);
     expect(Date.now() - started).toBeLessThan(3000);
-    expect(ticks).toBeGreaterThanOrEqual(Math.floor((Date.now() - started) / 50) - 3);
+    // (a stalled main thread would tick not at all; timers on a loaded machine tick late, hence only half)
+    expect(ticks).toBeGreaterThanOrEqual(Math.floor((Date.now() - started) / 100));
     const next = await parser.parse(part10File(dataset({ explicit: true }, id), id, EXPLICIT_LE));
     expect(next.SOPInstanceUID).toBe("1.2.3.1");
   });
