@@ -28,6 +28,8 @@ interface Job {
 /** One worker and the parse it is running. */
 interface Slot {
   worker?: Worker;
+  /** Resolves once the worker has loaded dcmjs (about a second of CPU on a busy machine). */
+  ready?: Promise<void>;
   running?: { job: Job; timer: NodeJS.Timeout };
 }
 
@@ -56,9 +58,10 @@ export class HeaderParser {
     return this.enqueue({ path });
   }
 
-  /** Starts the workers now, so that the first instances do not wait for them. */
-  warm(): void {
+  /** Starts the workers now; resolves once they are ready, so that the first instances do not wait for them. */
+  async warm(): Promise<void> {
     for (const slot of this.slots) this.ensureWorker(slot);
+    await Promise.all(this.slots.map((s) => s.ready));
   }
 
   async close(): Promise<void> {
@@ -86,7 +89,10 @@ export class HeaderParser {
     if (slot.worker) return slot.worker;
     const worker = new Worker(new URL("./header-worker.mjs", import.meta.url), { resourceLimits: { maxOldGenerationSizeMb: this.maxHeapMb } });
     worker.unref();
-    worker.on("message", (msg: { id: number; json?: string; error?: string }) => {
+    let isReady!: () => void;
+    slot.ready = new Promise((resolve) => (isReady = resolve));
+    worker.on("message", (msg: { ready?: true; id: number; json?: string; error?: string }) => {
+      if (msg.ready) return isReady();
       if (slot.running?.job.message.id !== msg.id) return;
       if (msg.error !== undefined) this.finish(slot, new Error(msg.error));
       else this.finish(slot, undefined, JSON.parse(msg.json!) as Record<string, unknown>);
@@ -100,6 +106,7 @@ export class HeaderParser {
   private workerGone(slot: Slot, worker: Worker, err: Error): void {
     if (slot.worker !== worker) return;
     slot.worker = undefined;
+    slot.ready = undefined;
     const outOfMemory = (err as NodeJS.ErrnoException).code === "ERR_WORKER_OUT_OF_MEMORY";
     if (slot.running) this.finish(slot, outOfMemory ? new ParseBudgetError(`header parse ran out of its ${this.maxHeapMb} MB heap`) : err);
   }
@@ -114,6 +121,7 @@ export class HeaderParser {
       const timer = setTimeout(() => {
         // The worker is stuck in this parse: it goes, and a new one takes the slot's next header.
         slot.worker = undefined;
+        slot.ready = undefined;
         void worker.terminate();
         this.finish(slot, new ParseBudgetError(`header parse took longer than ${this.opts.timeoutMs / 1000} s`));
       }, this.opts.timeoutMs);

@@ -19,6 +19,7 @@ function parseHeader(bytes) {
   return dcmjs.data.DicomMetaDictionary.naturalizeDataset(file.dict);
 }
 
+parentPort.postMessage({ ready: true });
 parentPort.on("message", (msg) => {
   try {
     const dataset = parseHeader(msg.bytes ?? new Uint8Array(readFileSync(msg.path)));

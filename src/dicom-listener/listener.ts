@@ -91,9 +91,10 @@ function bump(m: Map<string, number>, key: string, by: number): void {
   else m.delete(key);
 }
 
-export function startListener(opts: ListenerOptions): Promise<DicomListener> {
+export async function startListener(opts: ListenerOptions): Promise<DicomListener> {
   const { config, store, logger } = opts;
   const spool = new Spool({ spoolDir: opts.spoolDir, quarantineDir: opts.quarantineDir, quarantineLog: store, logger, syncToDisk: opts.syncToDisk, budget: config.parseBudget });
+  await spool.ready();
   const slots = new AssociationSlots();
   const sockets = new Set<Socket>();
   /** Instances between their last fragment and their answer: close() lets them finish before the store goes. */

@@ -310,7 +310,6 @@ export class Spool {
     this.syncToDisk = opts.syncToDisk ?? true;
     this.budget = opts.budget ?? parseBudgetSchema.parse({});
     this.parser = new HeaderParser({ timeoutMs: this.budget.timeoutSeconds * 1000 });
-    this.parser.warm();
     this.incomingDir = join(this.spoolDir, "incoming");
     mkdirSync(this.incomingDir, { recursive: true });
     mkdirSync(this.quarantineDir, { recursive: true });
@@ -321,6 +320,11 @@ export class Spool {
   /** A data set starts arriving: its spool file in `incoming`. */
   receive(request: SpoolRequest): SpoolFile {
     return new SpoolFile(join(this.incomingDir, `${randomUUID()}.part`), request, this, (dataset) => this.prepareStudyDirEarly(dataset));
+  }
+
+  /** Resolves once the header parser's workers are ready (the listener opens its port after that). */
+  ready(): Promise<void> {
+    return this.parser.warm();
   }
 
   /** Stops the header parser (after the listener's last instance). */
