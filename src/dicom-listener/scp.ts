@@ -222,6 +222,9 @@ export class DicomConnection {
       throw new ProtocolError(`command 0x${(c.commandField ?? 0).toString(16)} is not offered on presentation context ${context.id}`);
     }
     if (c.messageId === undefined || !c.affectedSopInstanceUid || !c.hasDataSet) throw new ProtocolError("C-STORE-RQ without Message ID, Affected SOP Instance UID or data set");
+    // No Asynchronous Operations Window is negotiated, so one operation at a time (PS3.7 D.3.3.3):
+    // a sender that does not wait for its answers could otherwise pile up headers awaiting their parse.
+    if (this.answering.size) throw new ProtocolError("a C-STORE-RQ before the previous one was answered (no asynchronous operations negotiated)", ABORT_REASON.unexpectedPdu);
     const request: StoreRequest = {
       messageId: c.messageId,
       sopClassUid: c.affectedSopClassUid,

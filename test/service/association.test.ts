@@ -8,6 +8,7 @@ import { SqliteStudyStore } from "../../src/intake/store.ts";
 import { freePort } from "../../src/peers/ports.ts";
 import { requireSharedData, SHARED_DICOM } from "../helpers/shared-data.ts";
 import { tempDir } from "../helpers/tmp.ts";
+import { dataset } from "./datasets.ts";
 import { associateRq, element, pData, pdu, ui, us } from "./dimse-bytes.ts";
 import { waitFor } from "./helpers.ts";
 import { echoscu, storescu } from "./peers.ts";
@@ -128,6 +129,18 @@ describe("association state machine (PS3.8) on raw sockets and with dcmtk", () =
     expect(listener.activeAssociations()).toBe(0);
   });
 
+  it("aborts a second C-STORE-RQ sent before the first one was answered (no asynchronous operations negotiated)", async () => {
+    const id = { sopClassUid: SOP_CLASS.SECONDARY_CAPTURE, sopInstanceUid: "1.2.826.0.1.3680043.8.498.7", studyInstanceUid: "1.2.826.0.1.3680043.8.498.8", seriesInstanceUid: "1.2.826.0.1.3680043.8.498.9" };
+    const store1 = (sop: string) => [
+      pData(1, 0x03, Buffer.concat([element(0x0002, ui(SOP_CLASS.SECONDARY_CAPTURE)), element(0x0100, us(1)), element(0x0110, us(1)), element(0x0800, us(0)), element(0x1000, ui(sop))])),
+      pData(1, 0x02, dataset({ explicit: true }, { ...id, sopInstanceUid: sop })),
+    ];
+    const raw = connect(listener.port, [associateRq("CXR_SM", "MODALITY", SOP_CLASS.SECONDARY_CAPTURE), ...store1(id.sopInstanceUid), ...store1(`${id.sopInstanceUid}.1`)]);
+    await raw.closed;
+    expect(lastTen(raw.received())).toEqual(abortBytes(2));
+    expect(listener.activeAssociations()).toBe(0);
+  });
+
   it("a release is answered and the slot freed; a connection that never asks for an association is closed when ARTIM expires", async () => {
     const raw = await silentAssociation(listener.port);
     raw.socket.write(RELEASE_RQ);
@@ -144,11 +157,11 @@ describe("association state machine (PS3.8) on raw sockets and with dcmtk", () =
 });
 
 describe("association limits per calling AE title and per host", () => {
-  it("one calling AE cannot take every slot; another one still gets in", async () => {
+  it("one calling AE, or one host, cannot take every slot", async () => {
     const tmp = tempDir("cxr-assoc-limits-");
     const store = new SqliteStudyStore(join(tmp.dir, "store.sqlite"));
     const listener = await startListener({
-      config: listenerConfigSchema.parse({ port: await freePort(), aeTitle: "CXR_SM", acceptedSopClasses: [SOP_CLASS.SECONDARY_CAPTURE], maxAssociations: 4, maxAssociationsPerCallingAe: 2 }),
+      config: listenerConfigSchema.parse({ port: await freePort(), aeTitle: "CXR_SM", acceptedSopClasses: [SOP_CLASS.SECONDARY_CAPTURE], maxAssociations: 5, maxAssociationsPerCallingAe: 2, maxAssociationsPerHost: 3 }),
       store,
       spoolDir: join(tmp.dir, "spool"),
       quarantineDir: join(tmp.dir, "quarantine"),
@@ -159,7 +172,13 @@ describe("association limits per calling AE title and per host", () => {
       const third = await silentAssociation(listener.port, "GREEDY");
       expect([...third.received()]).toEqual([0x03, 0, 0, 0, 0, 4, 0, 2, 3, 2]); // transient, presentation provider, local limit exceeded
       expect(await echoscu(listener.port, "CXR_SM", "MODALITY")).toBe(true);
-      for (const h of held) h.socket.destroy();
+      // one host: a third association from 127.0.0.1, whatever its AE title, is over maxAssociationsPerHost
+      const otherAe = await silentAssociation(listener.port, "OTHER");
+      expect(otherAe.received()[0]).toBe(0x02);
+      const fromSameHost = await silentAssociation(listener.port, "THIRD");
+      expect([...fromSameHost.received()]).toEqual([0x03, 0, 0, 0, 0, 4, 0, 2, 3, 2]);
+      expect(listener.activeAssociations()).toBe(3);
+      for (const h of [...held, otherAe]) h.socket.destroy();
     } finally {
       await listener.close();
       store.close();
