@@ -26,17 +26,21 @@ const EXPLICIT_LE = "1.2.840.10008.1.2.1";
 const enc = { explicit: true };
 const id = (n: number) => ({ sopClassUid: SOP_CLASS.SECONDARY_CAPTURE, sopInstanceUid: `1.2.826.0.1.3680043.8.498.10.${n}`, studyInstanceUid: "1.2.826.0.1.3680043.8.498.20", seriesInstanceUid: "1.2.826.0.1.3680043.8.498.30" });
 
-/** A whole, valid association as PDUs: associate, two C-STOREs (data sets in fragments), release. */
-function validStream(): Buffer[] {
-  const pdus = [associateRq(AET, "MODALITY", SOP_CLASS.SECONDARY_CAPTURE)];
+/**
+ * A whole, valid association as PDUs, in phases (the sender waits for an answer between them, as
+ * one operation at a time asks): associate, first C-STORE, second C-STORE, release.
+ */
+function validPhases(): Buffer[][] {
+  const phases: Buffer[][] = [[associateRq(AET, "MODALITY", SOP_CLASS.SECONDARY_CAPTURE)], [], []];
   for (const n of [1, 2]) {
     const i = id(n);
     const ds = dataset(enc, i, [nestedSequences(enc, 3), dataElement(enc, 0x0041, 0x1010, "OB", Buffer.alloc(3000, n))]);
-    pdus.push(pData(1, 0x03, Buffer.concat([element(0x0002, ui(i.sopClassUid)), element(0x0100, us(1)), element(0x0110, us(n)), element(0x0700, us(0)), element(0x0800, us(0)), element(0x1000, ui(i.sopInstanceUid))])));
-    for (let at = 0; at < ds.length; at += 1024) pdus.push(pData(1, at + 1024 >= ds.length ? 0x02 : 0x00, ds.subarray(at, at + 1024)));
+    const phase = phases[n]!;
+    phase.push(pData(1, 0x03, Buffer.concat([element(0x0002, ui(i.sopClassUid)), element(0x0100, us(1)), element(0x0110, us(n)), element(0x0700, us(0)), element(0x0800, us(0)), element(0x1000, ui(i.sopInstanceUid))])));
+    for (let at = 0; at < ds.length; at += 1024) phase.push(pData(1, at + 1024 >= ds.length ? 0x02 : 0x00, ds.subarray(at, at + 1024)));
   }
-  pdus.push(pdu(0x05, Buffer.alloc(4)));
-  return pdus;
+  phases.push([pdu(0x05, Buffer.alloc(4))]);
+  return phases;
 }
 
 /** The C-STORE-RSPs with status Success in what the listener sent: their Affected SOP Instance UIDs. */
@@ -56,22 +60,38 @@ function successes(received: Buffer): string[] {
   return out;
 }
 
-/** Sends `bytes` and resolves with what came back once the listener closed the connection (or after `limitMs`, as a failure). */
-function exchange(port: number, bytes: Buffer, limitMs: number): Promise<{ received: Buffer; closedByListener: boolean }> {
+/**
+ * Sends the phases, each once the listener has answered the one before (or after 200 ms without an
+ * answer), and resolves with what came back once the listener closed the connection (or after
+ * `limitMs`, as a failure).
+ */
+function exchange(port: number, phases: Buffer[], limitMs: number): Promise<{ received: Buffer; closedByListener: boolean }> {
   return new Promise((resolve) => {
     const socket = createConnection({ host: "127.0.0.1", port });
     const chunks: Buffer[] = [];
+    let next = 0;
+    let wait: NodeJS.Timeout | undefined;
+    const sendNext = () => {
+      clearTimeout(wait);
+      if (next >= phases.length || socket.destroyed) return;
+      socket.write(phases[next++]!);
+      wait = setTimeout(sendNext, 200);
+    };
     const timer = setTimeout(() => {
       socket.destroy();
       resolve({ received: Buffer.concat(chunks), closedByListener: false });
     }, limitMs);
-    socket.on("data", (d: Buffer) => chunks.push(d));
+    socket.on("data", (d: Buffer) => {
+      chunks.push(d);
+      sendNext();
+    });
     socket.on("error", () => undefined);
     socket.on("close", () => {
       clearTimeout(timer);
+      clearTimeout(wait);
       resolve({ received: Buffer.concat(chunks), closedByListener: true });
     });
-    socket.write(bytes);
+    sendNext();
   });
 }
 
@@ -132,32 +152,35 @@ describe("fuzzing the listener with mutated PDU streams", () => {
   }
 
   it("the unmutated stream stores both instances (the fuzzing starts from a working exchange)", async () => {
-    const r = await exchange(listener.port, Buffer.concat(validStream()), 5000);
+    const r = await exchange(listener.port, validPhases().map((p) => Buffer.concat(p)), 5000);
     expect(r.closedByListener).toBe(true);
     expect(successes(r.received).sort()).toEqual([id(1).sopInstanceUid, id(2).sopInstanceUid]);
     expectDurable(successes(r.received));
   });
 
   it("mutated streams (whole stream or one PDU): no crash, every connection ended by the listener within its timers, Success only when durable", async () => {
-    const stream = validStream();
+    const phases = validPhases();
+    const stream = phases.flat();
     const rssBefore = process.memoryUsage().rss;
     /** Cases by the number of instances answered Success (0, 1, 2): the mutations reach past the association. */
     const outcomes = [0, 0, 0];
     await fc.assert(
       fc.asyncProperty(fc.nat({ max: stream.length }), mutation, async (which, m) => {
-        // which === stream.length: the whole stream mutated; otherwise only that PDU (framing mostly kept, deeper states reached)
-        const bytes = which === stream.length ? mutate(Buffer.concat(stream), m) : Buffer.concat(stream.map((p, i) => (i === which ? mutate(p, m) : p)));
+        // which === stream.length: the whole stream mutated and sent at once; otherwise only that PDU,
+        // sent in its phase (framing mostly kept, deeper states reached)
+        let at = 0;
+        const sent = which === stream.length ? [mutate(Buffer.concat(stream), m)] : phases.map((phase) => Buffer.concat(phase.map((p) => (at++ === which ? mutate(p, m) : p))));
         const started = Date.now();
-        const r = await exchange(listener.port, bytes, 4 * timerMs + 2000);
+        const r = await exchange(listener.port, sent, 4 * timerMs + 2000);
         expect(r.closedByListener, "the listener left the connection open past its timers").toBe(true);
         expect(Date.now() - started).toBeLessThan(4 * timerMs + 2000);
         expectDurable(successes(r.received));
         outcomes[successes(r.received).length]!++;
       }),
-      { numRuns: 150, seed: 1309, endOnFailure: true },
+      { numRuns: 100, seed: 1309, endOnFailure: true },
     );
-    expect(outcomes[0]).toBeGreaterThan(10);
-    expect(outcomes[1]! + outcomes[2]!).toBeGreaterThan(10);
+    expect(outcomes[0]).toBeGreaterThan(5);
+    expect(outcomes[1]! + outcomes[2]!).toBeGreaterThan(5);
     await new Promise((r) => setTimeout(r, 2 * timerMs));
     expect(listener.activeAssociations()).toBe(0);
     expect(readdirSync(join(tmp.dir, "spool", "incoming"))).toEqual([]);
