@@ -14,8 +14,6 @@ import { DicomConnection, type AssociationAcceptor, type AssociationSession, typ
 import { Spool, type QuarantineLog } from "./spool.ts";
 import { STORE_STATUS, type StoreResult } from "./store-response.ts";
 
-export { STORE_STATUS } from "./store-response.ts";
-
 /** What the listener records received instances in (the intake side of the store). */
 export interface InstanceIntake extends QuarantineLog {
   addInstance(inst: NewInstance): InstanceOutcome;

@@ -14,8 +14,6 @@ export const STORE_STATUS = {
   datasetMismatch: 0xa900,
   /** Error: Cannot understand — the dataset cannot be parsed, or its header is over the parse budget. */
   cannotUnderstand: 0xc000,
-  /** Refused: SOP Class not supported. */
-  sopClassNotSupported: 0x0122,
 } as const;
 
 /** A C-STORE's answer: its status and, for a failure, an Error Comment (at most 64 characters). */
