@@ -185,6 +185,8 @@ export class DicomConnection {
 
   /** C-STORE-RQ commands and their data sets, and C-ECHO-RQ; anything else ends the association. */
   private async onPData(pdvs: PresentationDataValue[]): Promise<void> {
+    // P-DATA queued before an abort: the association is over, nothing of it is taken any more.
+    if (this.state === "closing") return;
     for (const pdv of pdvs) {
       const context = this.contexts.get(pdv.getPresentationContextId());
       if (!context || context.result !== CONTEXT_RESULT.acceptance) throw new ProtocolError(`PDV on presentation context ${pdv.getPresentationContextId()}, which was not accepted`);
