@@ -21,7 +21,7 @@ import type { InstanceOutcome, NewInstance } from "../intake/store.ts";
 import { datasetSha256 } from "./content-hash.ts";
 import { DirectorySync } from "./dir-sync.ts";
 import { datasetEncoding, measureHeader, type DatasetEncoding } from "./header-extent.ts";
-import { HeaderParser, ParseBudgetError } from "./header-parser.ts";
+import { HeaderParser, ParseBudgetError, type MeasuredCost } from "./header-parser.ts";
 import { part10DatasetOffset, part10Header } from "./part10.ts";
 import { STORE_STATUS, type StoreResult } from "./store-response.ts";
 
@@ -152,12 +152,13 @@ export class SpoolFile {
     }
     if (extent.kind === "overBudget") this.overBudget = extent.reason;
     else if (extent.kind === "malformed") this.unwalkable = true;
-    else this.startParse(head.subarray(0, extent.end), !complete);
+    else this.startParse(head.subarray(0, extent.end), !complete, extent);
     if (extent.kind !== "malformed") this.releaseHead();
   }
 
-  private startParse(header: Buffer, early: boolean): void {
-    this.parsed = this.spool.parser.parse(Buffer.concat([this.part10, header]));
+  /** `measured`: what measureHeader counted (absent for a header it could not walk). */
+  private startParse(header: Buffer, early: boolean, measured?: MeasuredCost): void {
+    this.parsed = this.spool.parser.parse(Buffer.concat([this.part10, header]), measured);
     // A failed parse is answered by headerDataset(); here it only means no early folder.
     this.parsed.then((dataset) => early && this.onEarlyHeader(dataset)).catch(() => undefined);
   }
