@@ -1,5 +1,5 @@
 /**
- * C-STORE ingest throughput: the cxr listener (dcmjs-dimse SCP streaming to an fsynced spool file +
+ * C-STORE ingest throughput: the cxr listener (its own SCP, src/dicom-listener/scp.ts, streaming to an fsynced spool file +
  * SQLite record before each answer) against dcmtk's storescp, on the same files in the same run.
  *
  *   npx tsx bench/ingest.ts [--n 40] [--runs 3]

@@ -50,6 +50,21 @@ const uid = z.string().regex(/^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$/, "not a DIC
 /** A destination's name in the store's export records, logs and metric labels (never its URL, which may carry credentials). */
 const destinationNameSchema = z.string().regex(/^[A-Za-z0-9._@:-]{1,64}$/, "a destination name is 1-64 of A-Z a-z 0-9 . _ @ : -");
 
+/** Limits on parsing one received header (README, conformance). */
+export const parseBudgetSchema = z
+  .object({
+    /** Sequence nesting levels (a top-level sequence is level 1). */
+    maxNestingDepth: z.number().int().min(1).default(32),
+    /** Data elements in the header, items and nested elements included. */
+    maxElements: z.number().int().min(1).default(50_000),
+    /** Bytes before the top-level Pixel Data (or of the whole data set when it has none). */
+    maxHeaderBytes: z.number().int().min(1024).default(4 * 1024 * 1024),
+    /** Seconds the header parse (off the main thread) may take. */
+    timeoutSeconds: z.number().positive().default(10),
+  })
+  .strict();
+export type ParseBudget = z.infer<typeof parseBudgetSchema>;
+
 export const listenerConfigSchema = z
   .object({
     aeTitle: aeTitle.default("CXR_TRIAGE"),
@@ -69,6 +84,14 @@ export const listenerConfigSchema = z
     maxPduLength: z.number().int().min(0).default(262144),
     /** Seconds an idle association is kept before it is closed. */
     associationTimeoutSeconds: z.number().positive().default(60),
+    /** PS3.8 ARTIM: seconds a connection may wait for its A-ASSOCIATE-RQ, or for its close after a release or reject. */
+    artimTimeoutSeconds: z.number().positive().default(30),
+    /** Open associations one calling AE title may hold (so that one peer cannot take every slot). */
+    maxAssociationsPerCallingAe: z.number().int().min(1).default(8),
+    /** Open associations one peer address may hold. */
+    maxAssociationsPerHost: z.number().int().min(1).default(8),
+    /** What one received data set's header may cost to parse; an instance over it is refused and quarantined. */
+    parseBudget: parseBudgetSchema.default(() => parseBudgetSchema.parse({})),
     /** DICOM TLS (PS3.15 B.1): PEM files; off unless `cert` and `key` are given. */
     tls: z
       .object({
