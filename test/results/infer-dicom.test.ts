@@ -23,7 +23,7 @@ describe.runIf(hasData)("cxr infer --dicom", () => {
   });
   afterAll(() => tmp.cleanup());
 
-  it("writes <name>.sr.dcm and <name>.sc-<n>.dcm for the DICOM input only, all passing dciodvfy", () => {
+  it("writes <name>.sr.dcm, <name>.sc-<n>.dcm and <name>.pm-<label>.dcm for the DICOM input only, all passing dciodvfy", () => {
     expect(run.status, String(run.stderr)).toBe(0);
     const files = readdirSync(out);
     expect(files).toContain("rsna_cr_jpeg_baseline.sr.dcm");
@@ -31,13 +31,18 @@ describe.runIf(hasData)("cxr infer --dicom", () => {
     expect(scs.length).toBeGreaterThan(0);
     expect(scs[0]).toBe("rsna_cr_jpeg_baseline.sc-1.dcm");
     expect(files.some((f) => f.startsWith("00000001_000.") && f.endsWith(".dcm"))).toBe(false);
-    for (const f of ["rsna_cr_jpeg_baseline.sr.dcm", ...scs]) {
+    const pms = files.filter((f) => /^rsna_cr_jpeg_baseline\.pm-[A-Za-z_]+\.dcm$/.test(f)).sort();
+    for (const f of ["rsna_cr_jpeg_baseline.sr.dcm", ...scs, ...pms]) {
       const v = dciodvfy(join(out, f));
       expect(v.errors, v.output).toEqual([]);
       expect(unexplainedWarnings(v.warnings), v.output).toEqual([]);
     }
     const sr = readAiResultsSr(join(out, "rsna_cr_jpeg_baseline.sr.dcm"));
     expect(scs).toHaveLength(Math.max(1, sr.positives.length));
+    // a map per positive finding, else one of the most probable; each named in the SR
+    expect(pms).toHaveLength(Math.max(1, sr.positives.length));
+    const mapped = sr.findings.filter((f) => f.parametricMap).map((f) => `rsna_cr_jpeg_baseline.pm-${f.label}.dcm`).sort();
+    expect(mapped).toEqual(pms);
     // the JSON findings and the SR agree
     const json = JSON.parse(readFileSync(join(out, "rsna_cr_jpeg_baseline.json"), "utf8")) as { findings: { label: string; probability: number; positive: boolean }[] };
     expect(sr.findings.map((f) => [f.label, f.probability, f.positive])).toEqual(json.findings.map((f) => [f.label, f.probability, f.positive]));

@@ -1,6 +1,6 @@
 import type { FindingResult } from "../../inference/classifier.ts";
 import { displayName } from "../../model/labels.ts";
-import { resultBasis, sopCommonAndStudy } from "../common.ts";
+import { bodyPartOrLaterality, resultBasis, sopCommonAndStudy } from "../common.ts";
 import { softwareVersions } from "../equipment.ts";
 import type { ResultInput } from "../input.ts";
 import { codeSequence } from "../sr/content.ts";
@@ -71,10 +71,7 @@ export function buildHeatmapCaptures(input: ResultInput): Record<string, unknown
       SeriesInstanceUID: uids.seriesInstanceUidSc,
       SeriesNumber: SC_SERIES_NUMBER,
       SeriesDescription: `AI heatmaps (${model})`.slice(0, 64),
-      // CHEST (unpaired, so no Laterality) is copied: it keeps the capture where hanging protocols expect it.
-      // Any other body part is left out: this product reports on chest radiographs only, and for a possibly
-      // paired part Laterality (Type 2C) would have to be known; instead Laterality is written empty (unknown).
-      ...(source.BodyPartExamined === "CHEST" ? { BodyPartExamined: "CHEST" } : { Laterality: "" }),
+      ...bodyPartOrLaterality(source),
       // General Equipment
       Manufacturer: card.manufacturer,
       ManufacturerModelName: card.name,
