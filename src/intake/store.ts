@@ -30,7 +30,7 @@ export interface StudyRecord {
   studyDescription?: string;
   findings?: FindingResult[];
   heatmaps?: { label: string; path: string }[];
-  outputs?: { sr?: string; sc?: string[] };
+  outputs?: { sr?: string; sc?: string[]; pm?: string[] };
   model?: { name: string; version: string; deviceUid: string; training: string };
 }
 
@@ -84,7 +84,9 @@ export interface NewInstance extends Omit<InstanceRecord, "receivedAt"> {
 }
 
 export interface SeriesDecision { seriesInstanceUid: string; eligible: boolean; reason: string }
-export interface OutputRecord { sopInstanceUid: string; studyInstanceUid: string; kind: "sr" | "sc"; sopClassUid: string; path: string }
+export interface OutputRecord { sopInstanceUid: string; studyInstanceUid: string; kind: OutputKind; sopClassUid: string; path: string }
+/** SR, Secondary Capture, Parametric Map. */
+export type OutputKind = "sr" | "sc" | "pm";
 export interface ExportRecord { outputUid: string; destination: string; sent: boolean; attempts: number; lastError?: string; sentAt?: string }
 
 /** What happened to a received instance. */
@@ -377,12 +379,13 @@ export class SqliteStudyStore implements StudyStore {
       history.push({ state: "done", at });
       const sr = results.outputs.find((o) => o.kind === "sr")?.sopInstanceUid;
       const sc = results.outputs.filter((o) => o.kind === "sc").map((o) => o.sopInstanceUid);
+      const pm = results.outputs.filter((o) => o.kind === "pm").map((o) => o.sopInstanceUid);
       this.db
         .prepare(
           `UPDATE studies SET state = 'done', history = ?, updated_at = ?, reason = NULL, findings = ?, heatmaps = ?, outputs = ?, model = ?,
              processed_key = ?, next_export_at = 0, export_attempts = 0 WHERE study_uid = ?`,
         )
-        .run(JSON.stringify(history), at, JSON.stringify(results.findings), JSON.stringify(results.heatmaps), JSON.stringify({ sr, sc }), JSON.stringify(results.model), results.processedKey, studyUid);
+        .run(JSON.stringify(history), at, JSON.stringify(results.findings), JSON.stringify(results.heatmaps), JSON.stringify({ sr, sc, ...(pm.length ? { pm } : {}) }), JSON.stringify(results.model), results.processedKey, studyUid);
       const insOut = this.statement("INSERT OR REPLACE INTO outputs (sop_uid, study_uid, kind, sop_class_uid, path) VALUES (?, ?, ?, ?, ?)");
       const insExp = this.statement("INSERT OR IGNORE INTO exports (output_uid, destination) VALUES (?, ?)");
       for (const o of results.outputs) {
@@ -395,7 +398,7 @@ export class SqliteStudyStore implements StudyStore {
 
   outputs(studyUid: string): OutputRecord[] {
     const srFirst = "CASE kind WHEN 'sr' THEN 0 ELSE 1 END";
-    return (this.statement(`SELECT * FROM outputs WHERE study_uid = ? ORDER BY ${srFirst}, sop_uid`).all(studyUid) as { sop_uid: string; study_uid: string; kind: "sr" | "sc"; sop_class_uid: string; path: string }[]).map((r) => ({
+    return (this.statement(`SELECT * FROM outputs WHERE study_uid = ? ORDER BY ${srFirst}, sop_uid`).all(studyUid) as { sop_uid: string; study_uid: string; kind: OutputKind; sop_class_uid: string; path: string }[]).map((r) => ({
       sopInstanceUid: r.sop_uid, studyInstanceUid: r.study_uid, kind: r.kind, sopClassUid: r.sop_class_uid, path: r.path,
     }));
   }
@@ -403,7 +406,7 @@ export class SqliteStudyStore implements StudyStore {
   /** The current outputs of a study with their export state towards `destination`. */
   pendingExports(studyUid: string, destination: string): OutputRecord[] {
     const rec = this.get(studyUid);
-    const current = new Set([rec?.outputs?.sr, ...(rec?.outputs?.sc ?? [])].filter((u): u is string => !!u));
+    const current = new Set([rec?.outputs?.sr, ...(rec?.outputs?.sc ?? []), ...(rec?.outputs?.pm ?? [])].filter((u): u is string => !!u));
     return this.outputs(studyUid).filter((o) => {
       if (!current.has(o.sopInstanceUid)) return false;
       const e = this.statement("SELECT sent FROM exports WHERE output_uid = ? AND destination = ?").get(o.sopInstanceUid, destination) as { sent: number } | undefined;
@@ -477,7 +480,7 @@ function toRecord(r: StudyRow): StudyRecord {
   if (findings) rec.findings = findings;
   const heatmaps = parse<{ label: string; path: string }[]>(r.heatmaps);
   if (heatmaps) rec.heatmaps = heatmaps;
-  const outputs = parse<{ sr?: string; sc?: string[] }>(r.outputs);
+  const outputs = parse<NonNullable<StudyRecord["outputs"]>>(r.outputs);
   if (outputs) rec.outputs = outputs;
   const model = parse<NonNullable<StudyRecord["model"]>>(r.model);
   if (model) rec.model = model;

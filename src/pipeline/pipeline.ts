@@ -11,6 +11,8 @@ import type { InstanceRecord, OutputRecord, SqliteStudyStore } from "../intake/s
 import { deriveResultUids } from "../results/input.ts";
 import { SECONDARY_CAPTURE_IMAGE_STORAGE } from "../results/sc/capture.ts";
 import { COMPREHENSIVE_3D_SR_STORAGE } from "../results/index.ts";
+import { PARAMETRIC_MAP_STORAGE } from "../results/pm/map.ts";
+import { mappedFindings } from "../results/pm/selection.ts";
 import { writeResultObjects } from "../results/write.ts";
 import type { ServiceMetrics } from "../worklist/metrics.ts";
 import { writeHeatmapPng } from "./heatmap-png.ts";
@@ -194,11 +196,10 @@ export class Pipeline {
       // The content hash is part of the derivation: a re-sent image with new pixels under the same UID gets new result UIDs.
       const uids = deriveResultUids([chosen.sopInstanceUid, `sha256:${chosen.sha256}`], card.deviceUid);
       const outDir = join(this.opts.outputsDir, uid);
-      const written = writeResultObjects({ dataset, image, result, outDir, basename: chosen.sopInstanceUid, uids });
+      const written = writeResultObjects({ dataset, image, result, outDir, basename: chosen.sopInstanceUid, uids, mapSelection: config.pipeline.parametricMaps });
       stage = "heatmaps";
-      const positives = result.findings.filter((f) => f.positive).map((f) => f.label);
-      const top = [...result.findings].sort((a, b) => b.probability - a.probability)[0]?.label;
-      const labels = positives.length ? positives : top ? [top] : [];
+      // the worklist's PNGs: the positives, else the top finding, whatever the Parametric Map setting
+      const labels = mappedFindings(result, "positive").map((f) => f.label);
       const heatmaps: { label: string; path: string }[] = [];
       for (const h of result.heatmaps.filter((h) => labels.includes(h.label))) {
         const path = join(this.opts.heatmapsDir, uid, `${h.label.replace(/[^A-Za-z0-9_-]/g, "_")}.png`);
@@ -208,6 +209,7 @@ export class Pipeline {
       const outputs: OutputRecord[] = [
         { sopInstanceUid: written.sr.sopInstanceUid, studyInstanceUid: uid, kind: "sr", sopClassUid: COMPREHENSIVE_3D_SR_STORAGE /* the class buildStructuredReport writes */, path: written.sr.path },
         ...written.sc.map((s) => ({ sopInstanceUid: s.sopInstanceUid, studyInstanceUid: uid, kind: "sc" as const, sopClassUid: SECONDARY_CAPTURE_IMAGE_STORAGE, path: s.path })),
+        ...written.pm.map((m) => ({ sopInstanceUid: m.sopInstanceUid, studyInstanceUid: uid, kind: "pm" as const, sopClassUid: PARAMETRIC_MAP_STORAGE, path: m.path })),
       ];
       store.recordResults(uid, {
         processedKey,
@@ -218,7 +220,7 @@ export class Pipeline {
         destinations: this.opts.destinations,
       });
       metrics?.studyLatency.observe((Date.now() - Date.parse(store.get(uid)!.receivedAt)) / 1000);
-      logger.info({ study: uid, ms: Date.now() - started, sr: written.sr.sopInstanceUid, sc: written.sc.length }, "study done");
+      logger.info({ study: uid, ms: Date.now() - started, sr: written.sr.sopInstanceUid, sc: written.sc.length, pm: written.pm.length }, "study done");
       this.opts.onDone?.(uid);
     } catch (err) {
       const message = (err as Error).message;

@@ -149,7 +149,7 @@ export function register(program: Command): void {
     .option("--batch <N>", "images per session run", intOption("--batch", 1), 1)
     .option("--pool <N>", "sessions running at the same time (the extra ones in worker threads)", intOption("--pool", 1), 1)
     .option("--features", "also write <out>/<name>.features.json (final feature map and its global average)", false)
-    .option("--dicom", "for DICOM inputs also write <out>/<name>.sr.dcm (TID 1500 SR) and <out>/<name>.sc-<n>.dcm (heatmap Secondary Captures)", false)
+    .option("--dicom", "for DICOM inputs also write <out>/<name>.sr.dcm (TID 1500 SR), <out>/<name>.sc-<n>.dcm (heatmap Secondary Captures) and <out>/<name>.pm-<finding>.dcm (Parametric Maps of the positive findings, else of the top one)", false)
     .option("--allow-fallback", "use the cpu provider if the requested one cannot start, instead of failing", false)
     .action(async (inputs: string[], opts: InferOptions) => {
       const { failed } = await runInfer(inputs, opts);
