@@ -95,12 +95,14 @@ export function parsePluginStudy(body: unknown, studyInstanceUid: string, apiBas
       ? { name: m.name, version: String(m.version ?? "unknown"), ...(typeof m.training === "string" ? { training: m.training } : {}) }
       : undefined;
   const dicomweb = typeof rec.dicomwebUrl === "string" ? rec.dicomwebUrl : undefined;
+  const priority = typeof rec.priority === "string" ? { level: rec.priority, ...(typeof rec.reason === "string" && rec.reason ? { reason: rec.reason } : {}) } : undefined;
   const sr = isObject(rec.outputs) && typeof rec.outputs.sr === "string" ? rec.outputs.sr : undefined;
   return {
     studyInstanceUid,
     findings,
     heatmaps,
     ...(model ? { model } : {}),
+    ...(priority ? { priority } : {}),
     ...(dicomweb ? { dicomwebUrl: dicomweb } : {}),
     ...(sr ? { srSopInstanceUid: sr } : {}),
     origin: "plugin",

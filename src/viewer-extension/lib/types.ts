@@ -24,6 +24,8 @@ export interface TriageStudy {
    */
   heatmaps: { label: string; url: string; format?: "png" | "parametric-map" }[];
   model?: TriageModel;
+  /** The study's worklist priority as the plugin ranks it (only the plugin knows it: absent when read from the PACS). */
+  priority?: { level: string; reason?: string };
   /** SOP Instance UID of the plugin's SR in the PACS, when it names one. */
   srSopInstanceUid?: string;
   /** The radiograph the results are about, when known (from the SR's Image Library). */
