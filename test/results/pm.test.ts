@@ -28,7 +28,6 @@ describe("map geometry", () => {
     const g = mapGeometry({ PixelSpacing: ["0.2", "0.2"], SOPInstanceUID: "2.25.1" }, 1760, 2140);
     expect(Number(g.pixelSpacing[0]) * 512).toBeCloseTo(0.2 * 2140, 6);
     expect(Number(g.pixelSpacing[1]) * 421).toBeCloseTo(0.2 * 1760, 6);
-    expect(g.spacingKnown).toBe(true);
   });
 
   it("uses the source's Frame of Reference and plane when it has one, the first map pixel centre moved half a map pixel in", () => {
@@ -42,12 +41,14 @@ describe("map geometry", () => {
     expect(g.pixelSpacing).toEqual(["2", "2"]);
   });
 
-  it("without a Frame of Reference: its own, derived from the source instance (stable), plane at the origin", () => {
+  it("without a Frame of Reference (or without the plane or spacing to place the map in it): its own, derived from the source instance (stable), plane at the origin", () => {
+    const noSpacing = mapGeometry({ SOPInstanceUID: "2.25.7", FrameOfReferenceUID: "1.2.3", ImagePositionPatient: ["10", "20", "30"], ImageOrientationPatient: ["1", "0", "0", "0", "1", "0"] }, 100, 100);
+    expect(noSpacing.frameOfReferenceUid).not.toBe("1.2.3");
+    expect(noSpacing.imagePositionPatient).toEqual(["0", "0", "0"]);
     const a = mapGeometry({ SOPInstanceUID: "2.25.7" }, 100, 100);
     expect(a.frameOfReferenceUid).toBe(mapGeometry({ SOPInstanceUID: "2.25.7" }, 100, 100).frameOfReferenceUid);
     expect(a.frameOfReferenceUid).not.toBe(mapGeometry({ SOPInstanceUID: "2.25.8" }, 100, 100).frameOfReferenceUid);
     expect(a.imagePositionPatient).toEqual(["0", "0", "0"]);
-    expect(a.spacingKnown).toBe(false);
   });
 });
 

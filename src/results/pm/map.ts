@@ -5,7 +5,7 @@ import { bodyPartOrLaterality, resultBasis, sopCommonAndStudy, type ResultBasis 
 import { equipmentAttributes } from "../equipment.ts";
 import type { ResultInput } from "../input.ts";
 import { DISCLAIMER } from "../sc/capture.ts";
-import { codeSequence } from "../sr/content.ts";
+import { codeSequence, formatDecimalString } from "../sr/content.ts";
 import { CODES } from "../sr/codes.ts";
 import { mappedFindings, type MapSelection } from "./selection.ts";
 
@@ -34,38 +34,27 @@ export function mapPixels(heatmap: Heatmap, columns: number, rows: number): Uint
   return out;
 }
 
-/** Valid positive decimal pair from PixelSpacing-like values (DS "r\c"), else undefined. */
-function spacing(value: unknown): [number, number] | undefined {
-  const v = typeof value === "string" ? value.split("\\") : Array.isArray(value) ? value : [];
-  const n = v.map(Number);
-  return n.length === 2 && n.every((x) => Number.isFinite(x) && x > 0) ? [n[0]!, n[1]!] : undefined;
-}
-
-/** DS value: at most 16 characters. */
-function ds(x: number): string {
-  for (let digits = 10; digits > 0; digits--) {
-    const s = String(Number(x.toPrecision(digits)));
-    if (s.length <= 16) return s;
-  }
-  return x.toExponential(6);
-}
-
 export interface MapGeometry {
   columns: number;
   rows: number;
   /** Row spacing \\ column spacing of the map in mm (see mapGeometry). */
   pixelSpacing: [string, string];
-  /** Whether pixelSpacing derives from the source's Pixel Spacing (else it is nominal: 1 mm per source pixel). */
-  spacingKnown: boolean;
   frameOfReferenceUid: string;
   imagePositionPatient: string[];
   imageOrientationPatient: string[];
 }
 
+/** `count` finite decimals from a multi-valued DS attribute (dcmjs array or "a\\b" string), else undefined. */
 function decimals(value: unknown, count: number): number[] | undefined {
   const v = typeof value === "string" ? value.split("\\") : Array.isArray(value) ? value : [];
   const n = v.map(Number);
   return n.length === count && n.every((x) => Number.isFinite(x)) ? n : undefined;
+}
+
+/** Pixel Spacing (row \\ column), both positive, else undefined. */
+function pixelSpacing(value: unknown): [number, number] | undefined {
+  const n = decimals(value, 2);
+  return n && n[0]! > 0 && n[1]! > 0 ? [n[0]!, n[1]!] : undefined;
 }
 
 /**
@@ -76,27 +65,29 @@ function decimals(value: unknown, count: number): number[] | undefined {
  * the source pixel for pixel, in proportion.
  *
  * The Parametric Map IOD requires a Frame of Reference and the plane of each frame (PS3.3 A.75.3). The
- * source's Frame of Reference, Image Position and Orientation are used where it has them; a projection
- * radiograph usually has none, and then the map gets its own Frame of Reference (derived from the source
+ * source's Frame of Reference, Image Position and Orientation are used where it has them all (and Pixel
+ * Spacing, without which a position in its frame cannot be computed); a projection radiograph usually has
+ * none, and then the map gets its own Frame of Reference (derived from the source
  * instance, so re-processing gives the same one) with the map's top left pixel at its origin and rows and
  * columns along its x and y axes: the plane is the image plane; the Derivation Image functional group and
  * the Common Instance Reference say which image that is.
  */
 export function mapGeometry(source: Record<string, unknown>, width: number, height: number): MapGeometry {
   const { columns, rows } = mapSize(width, height);
-  const s = spacing(source.PixelSpacing) ?? [1, 1];
+  const spacing = pixelSpacing(source.PixelSpacing);
+  const s = spacing ?? [1, 1];
   const forUid = typeof source.FrameOfReferenceUID === "string" && isValidUid(source.FrameOfReferenceUID) ? source.FrameOfReferenceUID : undefined;
-  const position = forUid ? decimals(source.ImagePositionPatient, 3) : undefined;
-  const orientation = forUid ? decimals(source.ImageOrientationPatient, 6) : undefined;
+  const position = decimals(source.ImagePositionPatient, 3);
+  const orientation = decimals(source.ImageOrientationPatient, 6);
+  const inSourceFrame = forUid && position && orientation && spacing ? { forUid, position, orientation } : undefined;
   return {
     columns,
     rows,
-    pixelSpacing: [ds((s[0] * height) / rows), ds((s[1] * width) / columns)],
-    spacingKnown: spacing(source.PixelSpacing) !== undefined,
-    frameOfReferenceUid: forUid ?? deriveUid("cxr-triage-pm-frame-of-reference", String(source.SOPInstanceUID)),
+    pixelSpacing: [formatDecimalString((s[0] * height) / rows), formatDecimalString((s[1] * width) / columns)],
+    frameOfReferenceUid: inSourceFrame?.forUid ?? deriveUid("cxr-triage-pm-frame-of-reference", String(source.SOPInstanceUID)),
     // The map's first pixel centre sits half a map pixel in from the source's corner, not on the source's first pixel centre.
-    imagePositionPatient: (position && orientation ? firstMapPixelCentre(position, orientation, s, width / columns, height / rows) : [0, 0, 0]).map(ds),
-    imageOrientationPatient: (orientation ?? [1, 0, 0, 0, 1, 0]).map(ds),
+    imagePositionPatient: (inSourceFrame ? firstMapPixelCentre(inSourceFrame.position, inSourceFrame.orientation, s, width / columns, height / rows) : [0, 0, 0]).map(formatDecimalString),
+    imageOrientationPatient: (inSourceFrame?.orientation ?? [1, 0, 0, 0, 1, 0]).map(formatDecimalString),
   };
 }
 
@@ -214,7 +205,7 @@ function parametricMap(input: ResultInput, basis: ResultBasis, geometry: MapGeom
         }],
       }],
       ParametricMapFrameTypeSequence: [{ FrameType: imageType }],
-      FrameVOILUTSequence: [{ WindowCenter: ds((MAP_LEVELS - 1) / 2), WindowWidth: ds(MAP_LEVELS), VOILUTFunction: "LINEAR" }],
+      FrameVOILUTSequence: [{ WindowCenter: formatDecimalString((MAP_LEVELS - 1) / 2), WindowWidth: formatDecimalString(MAP_LEVELS), VOILUTFunction: "LINEAR" }],
     }],
     PerFrameFunctionalGroupsSequence: [{
       FrameContentSequence: [{ StackID: "1", InStackPositionNumber: 1, DimensionIndexValues: [1] }],
