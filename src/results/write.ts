@@ -71,9 +71,9 @@ export function writeResultObjects(opts: WriteResultObjectsOptions): WrittenResu
  * The `cxr infer --dicom` output writer: SR + SC + Parametric Maps for a DICOM input, nothing for PNG/JPEG inputs
  * (they have no patient, study or SOP instance to reference).
  */
-export async function writeDicomResults(r: { input: string; baseName: string; outDir: string; image: PresentationImage; result: InferenceResult }): Promise<string[]> {
+export async function writeDicomResults(r: { input: string; baseName: string; outDir: string; image: PresentationImage; result: InferenceResult; options?: { parametricMaps?: MapSelection } }): Promise<string[]> {
   if (r.image.source.kind !== "dicom") return [];
-  const written = writeResultObjects({ sourcePath: r.input, image: r.image, result: r.result, outDir: r.outDir, basename: r.baseName });
+  const written = writeResultObjects({ sourcePath: r.input, image: r.image, result: r.result, outDir: r.outDir, basename: r.baseName, mapSelection: r.options?.parametricMaps });
   for (const note of written.notes) process.stderr.write(`note: ${note}\n`);
   return [written.sr.path, ...written.sc.map((s) => s.path), ...written.pm.map((m) => m.path)];
 }

@@ -47,4 +47,19 @@ describe.runIf(hasData)("cxr infer --dicom", () => {
     const json = JSON.parse(readFileSync(join(out, "rsna_cr_jpeg_baseline.json"), "utf8")) as { findings: { label: string; probability: number; positive: boolean }[] };
     expect(sr.findings.map((f) => [f.label, f.probability, f.positive])).toEqual(json.findings.map((f) => [f.label, f.probability, f.positive]));
   });
+
+  it("--parametric-maps all writes all 14 maps, none writes none (and the SR then names no map)", () => {
+    for (const [which, count] of [["all", 14], ["none", 0]] as const) {
+      const dir = join(tmp.dir, `out-${which}`);
+      const r = spawnSync(process.execPath, [join(repo, "bin/cxr.js"), "infer", join(SHARED_DICOM, "rsna_cr_jpeg_baseline.dcm"), "--model", join(tmp.dir, "model"), "--out", dir, "--dicom", "--parametric-maps", which],
+        { cwd: repo, encoding: "utf8", timeout: 300_000 });
+      expect(r.status, r.stderr).toBe(0);
+      expect(readdirSync(dir).filter((f) => f.includes(".pm-")), which).toHaveLength(count);
+      expect(readAiResultsSr(join(dir, "rsna_cr_jpeg_baseline.sr.dcm")).findings.filter((f) => f.parametricMap), which).toHaveLength(count);
+    }
+    const bad = spawnSync(process.execPath, [join(repo, "bin/cxr.js"), "infer", join(SHARED_DICOM, "rsna_cr_jpeg_baseline.dcm"), "--model", join(tmp.dir, "model"), "--out", join(tmp.dir, "bad"), "--dicom", "--parametric-maps", "some"],
+      { cwd: repo, encoding: "utf8", timeout: 60_000 });
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toMatch(/--parametric-maps.*some.*(all|positive|none)/s);
+  });
 });
