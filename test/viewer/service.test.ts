@@ -28,7 +28,7 @@ const TEST1_STUDY = "1.3.6.1.4.1.11129.5.5.1125070108032844782075220168321918669
 const TOKEN = "viewer-service-token-0123456789";
 
 interface ApiFinding { label: string; probability: number; positive: boolean }
-interface ApiDetail { state: string; findings?: ApiFinding[]; heatmaps: { label: string; url: string }[]; outputs?: { sr?: string; sc: string[]; pm: string[] } }
+interface ApiDetail { state: string; priority: string; findings?: ApiFinding[]; heatmaps: { label: string; url: string }[]; outputs?: { sr?: string; sc: string[]; pm: string[] } }
 
 async function waitFor<T>(what: string, ms: number, check: () => Promise<T | undefined>, log: string): Promise<T> {
   const deadline = Date.now() + ms;
@@ -117,6 +117,8 @@ describe.runIf(requireSharedData())("viewer on the real plugin (cxr serve) and O
       expect(await page.evaluate(() => [document.body.dataset.renderer, document.body.dataset.sourceFrom])).toEqual([mode === "webgl" ? "gpu" : "cpu", "sr"]);
       const names = await page.locator(".cxr-finding-list button").evaluateAll((bs) => bs.map((b) => b.getAttribute("aria-label")));
       expect(names).toEqual([...detail.findings!].sort((a, b) => b.probability - a.probability).map((f) => f.label));
+      expect(await page.locator(".cxr-priority").getAttribute("data-priority")).toBe(detail.priority);
+      expect(await page.locator(".cxr-priority").textContent()).toMatch(new RegExp(`^Worklist priority: ${detail.priority.toUpperCase()}`));
 
       await page.getByRole("checkbox", { name: "Overlay" }).uncheck();
       await page.waitForFunction(() => document.body.dataset.overlayVisible === "false");
@@ -201,6 +203,7 @@ describe.runIf(requireSharedData())("viewer on the real plugin (cxr serve) and O
       expect(shown).toEqual(expected.map((f) => [f.label, `${(f.probability * 100).toFixed(1)}%`]));
       expect(await page.getByText(/^Findings read from the Structured Report/).textContent()).toContain(detail.outputs!.sr!);
       expect(await page.getByText(/^Heatmaps read from the plugin's Parametric Maps/).count()).toBe(1);
+      expect(await page.locator(".cxr-priority").textContent()).toBe("Worklist priority: not available (only the plugin ranks studies)");
 
       // The overlay is the map's: drawn for a mapped finding, its hot spot where the map (read from Orthanc by Node) peaks.
       const sop = maps[0]!["00080018"]!.Value![0]!;
