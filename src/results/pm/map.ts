@@ -4,7 +4,8 @@ import { displayName } from "../../model/labels.ts";
 import { bodyPartOrLaterality, resultBasis, sopCommonAndStudy, type ResultBasis } from "../common.ts";
 import { equipmentAttributes } from "../equipment.ts";
 import type { ResultInput } from "../input.ts";
-import { DISCLAIMER } from "../sc/capture.ts";
+import { DISCLAIMER, percent } from "../sc/capture.ts";
+import { ResultInputError } from "../source.ts";
 import { codeSequence, formatDecimalString } from "../sr/content.ts";
 import { CODES } from "../sr/codes.ts";
 import { mappedFindings, type MapSelection } from "./selection.ts";
@@ -110,7 +111,7 @@ export function buildParametricMaps(input: ResultInput, selection = input.mapSel
   const geometry = mapGeometry(input.source, input.image.width, input.image.height);
   return mappedFindings(input.result, selection).map((f, k) => {
     const heatmap = input.result.heatmaps.find((h) => h.label === f.label);
-    if (!heatmap) throw new Error(`no heatmap for finding ${f.label}: a Parametric Map needs the class activation map`);
+    if (!heatmap) throw new ResultInputError(input.image.source.path || basis.ref.sopInstanceUid, `no heatmap for finding ${f.label}: its Parametric Map needs the class activation map`);
     return { finding: f, dataset: parametricMap(input, basis, geometry, f, heatmap, k + 1) };
   });
 }
@@ -123,9 +124,9 @@ function parametricMap(input: ResultInput, basis: ResultBasis, geometry: MapGeom
   const name = displayName(f.label);
   const { columns, rows } = geometry;
   const imageType = ["DERIVED", "PRIMARY", "STATIC", "NONE"];
+  // Type 1 here: the source's "01" is kept (PS3.3 C.7.6.1.1.5); a source that does not state it counts as not lossy.
   const lossy = source.LossyImageCompression === "01" ? "01" : "00";
   const dimensionOrganizationUid = deriveUid("cxr-triage-pm-dimensions", uids.sopInstanceUidPm(f.label));
-  const percent = (p: number) => `${(p * 100).toFixed(1)}%`;
 
   return {
     ...sopCommonAndStudy(basis, card, PARAMETRIC_MAP_STORAGE, uids.sopInstanceUidPm(f.label)),

@@ -17,7 +17,8 @@ function patientOrientation(value: unknown): string[] | "" {
   return v.length === 2 && v.every((s) => typeof s === "string" && /^[APRLHF]{1,3}$/.test(s)) ? (v as string[]) : "";
 }
 
-function percent(p: number): string {
+/** A probability as the result objects print it: "51.2%". */
+export function percent(p: number): string {
   return `${(p * 100).toFixed(1)}%`;
 }
 
