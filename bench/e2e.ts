@@ -91,7 +91,7 @@ try {
     for (;;) {
       const rec = await running.store.get(study);
       if (rec?.state === "failed" || rec?.state === "rejected") throw new Error(`study ${study} ${rec.state}: ${rec.reason}`);
-      const expected = rec?.outputs?.sr ? 1 + (rec.outputs.sc?.length ?? 0) : 0;
+      const expected = rec?.outputs?.sr ? 1 + (rec.outputs.sc?.length ?? 0) + (rec.outputs.pm?.length ?? 0) : 0;
       if (expected) {
         const found = await orthanc.rest<{ ID: string; Type: string }[]>("/tools/lookup", { method: "POST", body: study });
         const id = found.find((f) => f.Type === "Study")?.ID;

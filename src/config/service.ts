@@ -4,6 +4,7 @@ import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { secretString } from "./secrets.ts";
 import { worklistConfigSchema } from "./worklist.ts";
+import { DEFAULT_MAP_SELECTION, MAP_SELECTIONS } from "../results/pm/selection.ts";
 
 /**
  * The service configuration (`cxr serve --config <file>`): one JSON or YAML file, validated with
@@ -149,6 +150,11 @@ export const pipelineConfigSchema = z
     concurrency: z.number().int().min(1).default(2),
     /** Longest side of the heatmap PNGs for the worklist; larger sources are downscaled. */
     heatmapMaxSize: z.number().int().min(16).default(1024),
+    /**
+     * Which findings get a DICOM Parametric Map (sent with the SR and SC): "all", "positive" (the findings at
+     * or above their operating point, else the most probable one) or "none".
+     */
+    parametricMaps: z.enum(MAP_SELECTIONS).default(DEFAULT_MAP_SELECTION),
   })
   .strict();
 

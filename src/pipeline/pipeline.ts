@@ -13,6 +13,8 @@ import { deriveResultUids } from "../results/input.ts";
 import type { SourceReference } from "../results/source.ts";
 import { SECONDARY_CAPTURE_IMAGE_STORAGE } from "../results/sc/capture.ts";
 import { COMPREHENSIVE_3D_SR_STORAGE } from "../results/index.ts";
+import { PARAMETRIC_MAP_STORAGE } from "../results/pm/map.ts";
+import { mappedFindings } from "../results/pm/selection.ts";
 import { writeResultObjects } from "../results/write.ts";
 import type { ServiceMetrics } from "../worklist/metrics.ts";
 import { writeHeatmapPng } from "./heatmap-png.ts";
@@ -278,11 +280,10 @@ export class Pipeline {
       const outDir = join(this.opts.outputsDir, uid);
       const predecessor = supersedes && (await this.predecessorReference(uid, supersedes));
       // Named by the SR's UID: new results never overwrite the files of the ones they replace.
-      const written = writeResultObjects({ dataset, image, result, outDir, basename: uids.sopInstanceUidSr, uids, ...(predecessor && { predecessor }) });
+      const written = writeResultObjects({ dataset, image, result, outDir, basename: uids.sopInstanceUidSr, uids, mapSelection: config.pipeline.parametricMaps, ...(predecessor && { predecessor }) });
       stage = "heatmaps";
-      const positives = result.findings.filter((f) => f.positive).map((f) => f.label);
-      const top = [...result.findings].sort((a, b) => b.probability - a.probability)[0]?.label;
-      const labels = positives.length ? positives : top ? [top] : [];
+      // the worklist's PNGs: the positives, else the top finding, whatever the Parametric Map setting
+      const labels = mappedFindings(result, "positive").map((f) => f.label);
       const heatmaps: { label: string; path: string }[] = [];
       for (const h of result.heatmaps.filter((h) => labels.includes(h.label))) {
         const path = join(this.opts.heatmapsDir, uid, `${h.label.replace(/[^A-Za-z0-9_-]/g, "_")}.png`);
@@ -292,6 +293,7 @@ export class Pipeline {
       const outputs: OutputRecord[] = [
         { sopInstanceUid: written.sr.sopInstanceUid, studyInstanceUid: uid, kind: "sr", sopClassUid: COMPREHENSIVE_3D_SR_STORAGE /* the class buildStructuredReport writes */, path: written.sr.path },
         ...written.sc.map((s) => ({ sopInstanceUid: s.sopInstanceUid, studyInstanceUid: uid, kind: "sc" as const, sopClassUid: SECONDARY_CAPTURE_IMAGE_STORAGE, path: s.path })),
+        ...written.pm.map((m) => ({ sopInstanceUid: m.sopInstanceUid, studyInstanceUid: uid, kind: "pm" as const, sopClassUid: PARAMETRIC_MAP_STORAGE, path: m.path })),
       ];
       const recorded = await store.recordResults(uid, {
         processedKey,
@@ -310,7 +312,7 @@ export class Pipeline {
       }
       const rec = await store.get(uid);
       if (rec) metrics?.studyLatency.observe((Date.now() - Date.parse(rec.receivedAt)) / 1000);
-      logger.info({ study: uid, ms: Date.now() - started, sr: written.sr.sopInstanceUid, sc: written.sc.length }, "study done");
+      logger.info({ study: uid, ms: Date.now() - started, sr: written.sr.sopInstanceUid, sc: written.sc.length, pm: written.pm.length }, "study done");
       this.opts.onDone?.(uid);
     } catch (err) {
       const message = (err as Error).message;

@@ -4,6 +4,7 @@ import { assertTransition, canTransition, IllegalTransitionError, REOPENED_BY_NE
 import {
   STUDY_STATES, type ExportRecord, type FindingResult, type HistoryEntry, type InstanceHeader, type InstanceOutcome, type InstanceRecord,
   type NewInstance, type OutputRecord, type QuarantineEntry, type SeriesDecision, type StudyRecord, type StudyResults, type StudyState,
+  type OutputKind,
 } from "./types.ts";
 
 export interface SqlStoreOptions {
@@ -24,7 +25,7 @@ interface InstanceRow {
   sop_uid: string; sop_class_uid: string; study_uid: string; series_uid: string; transfer_syntax_uid: string; path: string;
   sha256: string; size: number; calling_ae: string; received_at: string; header: string;
 }
-interface OutputRow { sop_uid: string; study_uid: string; kind: "sr" | "sc"; sop_class_uid: string; path: string; supersedes?: string | null }
+interface OutputRow { sop_uid: string; study_uid: string; kind: OutputKind; sop_class_uid: string; path: string; supersedes?: string | null }
 interface HistoryRow { study_uid: string; state: StudyState; at: string; node: string | null }
 
 const STUDY_COLUMNS = "study_uid, state, received_at, updated_at, reason, patient_name, patient_id, accession_number, study_description, findings, heatmaps, model, processed_by";
@@ -407,7 +408,8 @@ function toRecord(r: StudyRow, history: HistoryRow[], outputs: OutputRow[]): Stu
   if (r.heatmaps !== null) rec.heatmaps = JSON.parse(r.heatmaps) as { label: string; path: string }[];
   if (outputs.length) {
     const sr = outputs.find((o) => o.kind === "sr");
-    rec.outputs = { sr: sr?.sop_uid, sc: outputs.filter((o) => o.kind === "sc").map((o) => o.sop_uid), ...(sr?.supersedes && { supersedes: sr.supersedes }) };
+    const pm = outputs.filter((o) => o.kind === "pm").map((o) => o.sop_uid);
+    rec.outputs = { sr: sr?.sop_uid, sc: outputs.filter((o) => o.kind === "sc").map((o) => o.sop_uid), ...(pm.length && { pm }), ...(sr?.supersedes && { supersedes: sr.supersedes }) };
   }
   if (r.model !== null) rec.model = JSON.parse(r.model) as NonNullable<StudyRecord["model"]>;
   if (r.processed_by !== null) rec.processedBy = r.processed_by;

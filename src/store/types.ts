@@ -23,7 +23,7 @@ export interface StudyRecord {
   findings?: FindingResult[];
   heatmaps?: { label: string; path: string }[];
   /** SOP Instance UIDs of the current result objects; `supersedes`: the SR these results replaced (processed again). */
-  outputs?: { sr?: string; sc?: string[]; supersedes?: string };
+  outputs?: { sr?: string; sc?: string[]; pm?: string[]; supersedes?: string };
   model?: { name: string; version: string; deviceUid: string; training: string };
   /** The node that last took the study into processing (cluster mode: several nodes share one store). */
   processedBy?: string;
@@ -73,7 +73,9 @@ export interface NewInstance extends Omit<InstanceRecord, "receivedAt"> {
 export type InstanceOutcome = "new" | "duplicate" | "replaced";
 
 export interface SeriesDecision { seriesInstanceUid: string; eligible: boolean; reason: string }
-export interface OutputRecord { sopInstanceUid: string; studyInstanceUid: string; kind: "sr" | "sc"; sopClassUid: string; path: string }
+export interface OutputRecord { sopInstanceUid: string; studyInstanceUid: string; kind: OutputKind; sopClassUid: string; path: string }
+/** SR, Secondary Capture, Parametric Map. */
+export type OutputKind = "sr" | "sc" | "pm";
 export interface ExportRecord { outputUid: string; destination: string; sent: boolean; attempts: number; lastError?: string; sentAt?: string }
 export interface QuarantineEntry { path: string; reason: string; studyInstanceUid?: string; at: string }
 

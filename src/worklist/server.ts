@@ -48,9 +48,9 @@ export interface ApiStudy {
 /** GET /api/studies/<uid>: the list element plus heatmap images and the results' places in the PACS. */
 export interface ApiStudyDetail extends ApiStudy {
   heatmaps: { label: string; url: string }[];
-  outputs: { sr?: string; sc: string[]; supersedes?: string };
-  /** QIDO-RS searches in the PACS for the SR and each SC (absent without `api.pacsDicomWebUrl`). */
-  pacs?: { sr?: string; sc: string[] };
+  outputs: { sr?: string; sc: string[]; pm: string[]; supersedes?: string };
+  /** QIDO-RS searches in the PACS for the SR, each SC and each Parametric Map (absent without `api.pacsDicomWebUrl`). */
+  pacs?: { sr?: string; sc: string[]; pm: string[] };
 }
 
 export interface ApiServerOptions {
@@ -236,14 +236,14 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
   function detail(rec: StudyRecord): ApiStudyDetail {
     const base = toApiStudy(rec, priorityConfig);
     const uid = encodeURIComponent(rec.studyInstanceUid);
-    const outputs = { ...(rec.outputs?.sr !== undefined && { sr: rec.outputs.sr }), sc: rec.outputs?.sc ?? [], ...(rec.outputs?.supersedes !== undefined && { supersedes: rec.outputs.supersedes }) };
+    const outputs = { ...(rec.outputs?.sr !== undefined && { sr: rec.outputs.sr }), sc: rec.outputs?.sc ?? [], pm: rec.outputs?.pm ?? [], ...(rec.outputs?.supersedes !== undefined && { supersedes: rec.outputs.supersedes }) };
     const pacsBase = api.pacsDicomWebUrl && String(redact(api.pacsDicomWebUrl)).replace(/\/+$/, "");
     const qido = (sop: string) => `${pacsBase}/studies/${uid}/instances?SOPInstanceUID=${encodeURIComponent(sop)}`;
     return {
       ...base,
       heatmaps: (rec.heatmaps ?? []).map((h) => ({ label: h.label, url: `/api/studies/${uid}/heatmaps/${encodeURIComponent(h.label)}.png` })),
       outputs,
-      ...(pacsBase && { pacs: { ...(outputs.sr !== undefined && { sr: qido(outputs.sr) }), sc: outputs.sc.map(qido) } }),
+      ...(pacsBase && { pacs: { ...(outputs.sr !== undefined && { sr: qido(outputs.sr) }), sc: outputs.sc.map(qido), pm: outputs.pm.map(qido) } }),
     };
   }
 

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { writeFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { pino } from "pino";
-import { resolveConfig, SOP_CLASS } from "../../src/config/service.ts";
+import { destinationName, resolveConfig, SOP_CLASS } from "../../src/config/service.ts";
 import { readDicom } from "../../src/dicom/read.ts";
 import { Classifier } from "../../src/inference/classifier.ts";
 import { initModelDir } from "../../src/model/model-dir.ts";
@@ -10,6 +10,9 @@ import { startOrthanc, type OrthancHandle } from "../../src/peers/orthanc.ts";
 import { freePort } from "../../src/peers/ports.ts";
 import { startService, type RunningService } from "../../src/service.ts";
 import { Exporter } from "../../src/export/exporter.ts";
+import { PARAMETRIC_MAP_STORAGE } from "../../src/results/pm/map.ts";
+import { readParametricMap } from "../../src/results/pm/read.ts";
+import { readAiResultsSr } from "../../src/results/sr/read.ts";
 import { CHEST_DICOM_FILES, requireSharedData, SHARED_DICOM } from "../helpers/shared-data.ts";
 import { tempDir } from "../helpers/tmp.ts";
 import { dciodvfyErrors, orthancStudyInstances, waitFor } from "./helpers.ts";
@@ -60,17 +63,27 @@ describe.runIf(requireSharedData())("service end to end: storescu → cxr → Or
     const instances = await orthancStudyInstances(orthanc, studyUid);
     const sr = instances.filter((i) => SR_CLASSES.includes(i.sopClassUid));
     const sc = instances.filter((i) => i.sopClassUid === SOP_CLASS.SECONDARY_CAPTURE && i.sopInstanceUid !== undefined && rec.outputs?.sc?.includes(i.sopInstanceUid));
+    const pm = instances.filter((i) => i.sopClassUid === PARAMETRIC_MAP_STORAGE);
     expect(sr.map((i) => i.sopInstanceUid)).toEqual([rec.outputs!.sr]);
     expect(sc.length).toBe(rec.outputs!.sc!.length);
-    expect(instances.length).toBe(1 + sc.length + extra);
-    for (const i of [...sr, ...sc]) {
+    // the default: a map per positive finding, else one of the most probable
+    expect(pm.map((i) => i.sopInstanceUid).sort()).toEqual([...rec.outputs!.pm!].sort());
+    expect(pm.length).toBe(Math.max(1, rec.findings!.filter((f) => f.positive).length));
+    expect(instances.length).toBe(1 + sc.length + pm.length + extra);
+    for (const i of [...sr, ...sc, ...pm]) {
       const path = join(tmp.dir, `${i.id}.dcm`);
       writeFileSync(path, await orthanc.bytes(`/instances/${i.id}/file`));
       expect(await dciodvfyErrors(path), `${i.modality} ${i.sopInstanceUid}`).toEqual([]);
+      if (i.sopClassUid !== PARAMETRIC_MAP_STORAGE) continue;
+      // the map in the PACS reads back to the plugin's own map, value for value, and the SR names it
+      const local = (await service.store.outputs(studyUid)).find((o) => o.sopInstanceUid === i.sopInstanceUid)!;
+      const [fromPacs, written] = [readParametricMap(path), readParametricMap(local.path)];
+      expect(fromPacs.values).toEqual(written.values);
+      expect(readAiResultsSr((await service.store.outputs(studyUid)).find((o) => o.kind === "sr")!.path).findings.find((f) => f.label === fromPacs.label)?.parametricMap).toBe(i.sopInstanceUid);
     }
   }
 
-  it("each chest DICOM (and JPEG-LS, JPEG 2000, RLE versions) gives an SR and SC in Orthanc that pass dciodvfy", async () => {
+  it("each chest DICOM (and JPEG-LS, JPEG 2000, RLE versions) gives an SR, SC and Parametric Maps in Orthanc that pass dciodvfy", async () => {
     const files = CHEST_DICOM_FILES.map((f) => (f.includes("monochrome1") ? asNewStudy(join(SHARED_DICOM, f), join(tmp.dir, "mono1.dcm")) : join(SHARED_DICOM, f)));
     const variants = compressedVariants(tmp.dir);
     expect(variants.map((v) => v.transferSyntaxUid)).toEqual(["1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.5"]);
@@ -139,8 +152,11 @@ describe.runIf(requireSharedData())("service end to end: storescu → cxr → Or
       expect(await exporter.exportStudy(study)).toBeUndefined();
       const rec = (await service.store.get(study))!;
       const uids = (await orthancStudyInstances(second, study)).map((i) => i.sopInstanceUid).sort();
-      expect(uids).toEqual([rec.outputs!.sr!, ...rec.outputs!.sc!].sort());
-      expect((await service.store.exports(study)).filter((e) => e.destination === url).every((e) => e.sent)).toBe(true);
+      expect(uids).toEqual([rec.outputs!.sr!, ...rec.outputs!.sc!, ...rec.outputs!.pm!].sort());
+      // recorded under the destination's name, one sent row per object
+      const sent = (await service.store.exports(study)).filter((e) => e.destination === destinationName({ kind: "stow", url, headers: {} }));
+      expect(sent.map((e) => e.outputUid).sort()).toEqual(uids);
+      expect(sent.every((e) => e.sent)).toBe(true);
     } finally {
       await second.stop();
     }

@@ -33,7 +33,7 @@ describe.runIf(requireSharedData())("restart safety and PACS outages", () => {
     tmp.cleanup();
   });
 
-  it("SIGKILL while busy, restart: every one of 50 studies gets its SR and SC in Orthanc exactly once", async () => {
+  it("SIGKILL while busy, restart: every one of 50 studies gets its SR, SC and Parametric Maps in Orthanc exactly once", async () => {
     const port = await freePort();
     orthanc = await startOrthanc({ dir: join(tmp.dir, "orthanc"), modalities: { cxr: [AET, "127.0.0.1", port] } });
     const dataDir = join(tmp.dir, "crash-data");
@@ -78,7 +78,7 @@ describe.runIf(requireSharedData())("restart safety and PACS outages", () => {
       const rec = (await store.get(s.studyInstanceUid))!;
       const instances = await orthancStudyInstances(orthanc, s.studyInstanceUid);
       const uids = instances.map((i) => i.sopInstanceUid).sort();
-      expect(uids, s.studyInstanceUid).toEqual([rec.outputs!.sr!, ...rec.outputs!.sc!].sort());
+      expect(uids, s.studyInstanceUid).toEqual([rec.outputs!.sr!, ...rec.outputs!.sc!, ...rec.outputs!.pm!].sort());
     }
     await store.close();
   }, 600_000);
@@ -119,7 +119,7 @@ describe.runIf(requireSharedData())("restart safety and PACS outages", () => {
         const rec = (await service.store.get(s))!;
         expect(rec.history.filter((h) => h.state === "exported")).toHaveLength(1);
         const uids = (await orthancStudyInstances(orthanc, s)).map((i) => i.sopInstanceUid).sort();
-        expect(uids).toEqual([rec.outputs!.sr!, ...rec.outputs!.sc!].sort());
+        expect(uids).toEqual([rec.outputs!.sr!, ...rec.outputs!.sc!, ...rec.outputs!.pm!].sort());
       }
     } finally {
       await service.close();

@@ -47,7 +47,7 @@ describe("worklist API", () => {
         patientName: "Doe^Jane",
         patientId: "PID-7",
         heatmaps: [{ label: "Pneumothorax", path: heatmapPath }],
-        outputs: { sr: "2.25.100", sc: ["2.25.101"] },
+        outputs: { sr: "2.25.100", sc: ["2.25.101"], pm: ["2.25.102"] },
         model: { name: "cxr-densenet121", version: "0.1", deviceUid: "2.25.9", training: "untrained — random weights" },
         processedBy: "node-2",
       }),
@@ -185,10 +185,11 @@ describe("worklist API", () => {
     const d = (await r.json()) as ApiStudyDetail;
     expect(d).toMatchObject({ studyInstanceUid: "1.2", priority: "urgent", patientName: "Doe^Jane", processedBy: "node-2", viewerUrl: "/viewer/?studyInstanceUid=1.2" });
     expect(d.heatmaps).toEqual([{ label: "Pneumothorax", url: "/api/studies/1.2/heatmaps/Pneumothorax.png" }]);
-    expect(d.outputs).toEqual({ sr: "2.25.100", sc: ["2.25.101"] });
+    expect(d.outputs).toEqual({ sr: "2.25.100", sc: ["2.25.101"], pm: ["2.25.102"] });
     expect(d.pacs).toEqual({
       sr: `${pacsUrl}studies/1.2/instances?SOPInstanceUID=2.25.100`,
       sc: [`${pacsUrl}studies/1.2/instances?SOPInstanceUID=2.25.101`],
+      pm: [`${pacsUrl}studies/1.2/instances?SOPInstanceUID=2.25.102`],
     });
     expect((await get("/api/studies/1.2", {})).status).toBe(401);
   });
