@@ -3,6 +3,7 @@ import { extname, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { worklistConfigSchema } from "./worklist.ts";
+import { notifyConfigSchema } from "./notify.ts";
 
 /**
  * The service configuration (`cxr serve --config <file>`): one JSON or YAML file, validated with
@@ -185,6 +186,7 @@ export const serviceConfigSchema = z
     pipeline: pipelineConfigSchema.default(() => pipelineConfigSchema.parse({})),
     export: exportConfigSchema.default(() => exportConfigSchema.parse({})),
     store: storeConfigSchema.default(() => storeConfigSchema.parse({})),
+    notify: notifyConfigSchema.default(() => notifyConfigSchema.parse({})),
   })
   .extend(worklistConfigSchema.shape)
   .strict();

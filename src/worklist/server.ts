@@ -32,6 +32,8 @@ export interface ApiStudy {
   accessionNumber?: string;
   studyDescription?: string;
   model?: StudyRecord["model"];
+  /** Notifications of the results (RIS, FHIR, webhooks): pending and failing ones with their last error. */
+  notifications?: { destination: string; state: string; required: boolean; attempts: number; lastError?: string; ack?: string; deliveredAt?: string }[];
   /** The viewer page of this study (append `&token=...`). */
   viewerUrl: string;
 }
@@ -87,6 +89,9 @@ export function toApiStudy(rec: StudyRecord, priorityConfig: PriorityConfig): Ap
     ...(rec.accessionNumber !== undefined && { accessionNumber: rec.accessionNumber }),
     ...(rec.studyDescription !== undefined && { studyDescription: rec.studyDescription }),
     ...(rec.model !== undefined && { model: rec.model }),
+    ...(rec.notifications !== undefined && {
+      notifications: rec.notifications.map(({ destination, state, required, attempts, lastError, ack, deliveredAt }) => ({ destination, state, required, attempts, lastError, ack, deliveredAt })),
+    }),
     viewerUrl: `/viewer/?studyInstanceUid=${encodeURIComponent(rec.studyInstanceUid)}`,
   };
 }
