@@ -88,8 +88,10 @@ export function buildOru(report: TriageReport, dest: Hl7Destination, opts: { con
 
 /** What an acknowledgement means for delivery: AA (and CA when only a commit is asked for) deliver; AE/AR as configured. */
 export function judgeAck(ack: Hl7Message, dest: Hl7Destination, commitOnly: boolean): DeliveryOutcome {
-  const code = ack.get("MSA")?.getField(1).toString() ?? "";
-  const text = [ack.get("MSA")?.getField(3).toString(), ack.get("ERR")?.getField(8).toString()].filter(Boolean).join(" ");
+  // Absent fields are undefined in @medplum/core (a short segment ends early).
+  const field = (name: string, i: number) => ack.get(name)?.getField(i)?.toString() ?? "";
+  const code = field("MSA", 1);
+  const text = [field("MSA", 3), field("ERR", 8)].filter(Boolean).join(" ");
   const detail = `${code}${text ? `: ${text}` : ""}`;
   if (code === "AA" || (commitOnly && code === "CA")) return { delivered: true, ack: detail };
   if (code === "AE" || code === "CE") return { delivered: false, error: `application error ${detail}`, retry: dest.onApplicationError === "retry" };
