@@ -1,7 +1,10 @@
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { findingCode } from "../../src/model/labels.ts";
+import { Registry } from "prom-client";
+import { createNotifyMetrics } from "../../src/notify/metrics.ts";
 import { PRIORITIZATION_STATEMENT } from "../../src/notify/report.ts";
+import { toApiStudy } from "../../src/worklist/server.ts";
 import { freePort } from "../../src/peers/ports.ts";
 import { openSqliteStore, type Store } from "../../src/store/index.ts";
 import { tempDir } from "../helpers/tmp.ts";
@@ -168,6 +171,12 @@ describe.skipIf(!!unavailable)("HL7 v2.5.1 ORU^R01 over MLLP to a python-hl7 rec
     await waitFor("three failed attempts", async () => (await outbox()).attempts >= 3);
     expect(await outbox()).toMatchObject({ state: "pending", lastError: expect.stringMatching(/ECONNREFUSED/) });
     expect(await store.undeliveredRequiredNotifications(STUDY)).toBe(1);
+    // Visible while failing: on the worklist API's study and in /metrics.
+    const api = toApiStudy((await store.get(STUDY))!, cfg.priority);
+    expect(api.notifications).toEqual([expect.objectContaining({ destination: "ris", state: "pending", required: true, lastError: expect.stringMatching(/ECONNREFUSED/) })]);
+    const registry = new Registry();
+    createNotifyMetrics(registry, store);
+    expect(await registry.metrics()).toMatch(/cxr_notifications\{destination="ris",state="pending"\} 1/);
     peer = await startHl7Peer({ port, record: join(tmp.dir, "rx.jsonl") });
     await waitFor("delivery", async () => (await outbox()).state === "delivered");
     await new Promise((r) => setTimeout(r, 1500)); // any stray second send would arrive by now
