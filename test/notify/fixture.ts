@@ -23,13 +23,13 @@ export function config(notify: unknown): ServiceConfig {
 }
 
 /** A study through intake and processing to results (and its outbox rows), as the pipeline records them. */
-export async function studyWithResults(store: Store, cfg: ServiceConfig, opts: { study?: string; key?: string; pneumothorax?: number; sop?: number } = {}): Promise<string> {
+export async function studyWithResults(store: Store, cfg: ServiceConfig, opts: { study?: string; key?: string; pneumothorax?: number; sop?: number; anonymous?: boolean } = {}): Promise<string> {
   const study = opts.study ?? STUDY;
   const sop = opts.sop ?? 1;
   await store.addInstance({
     sopInstanceUid: `${study}.1.${sop}`, sopClassUid: "1.2.840.10008.5.1.4.1.1.1.1", studyInstanceUid: study, seriesInstanceUid: `${study}.1`,
     transferSyntaxUid: "1.2.840.10008.1.2.1", path: `/spool/${study}/${sop}.dcm`, sha256: `sha-${sop}`, size: 1, callingAeTitle: "MODALITY",
-    header: { modality: "DX" }, patientName: PATIENT.name, patientId: PATIENT.id, accessionNumber: ACCESSION,
+    header: { modality: "DX" }, ...(!opts.anonymous && { patientName: PATIENT.name, patientId: PATIENT.id, accessionNumber: ACCESSION }),
   });
   if (!(await store.transition(study, "queued", { from: ["received"] }))) throw new Error("not queued");
   if ((await store.claimNext()) !== study) throw new Error("not claimed");

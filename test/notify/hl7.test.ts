@@ -82,6 +82,20 @@ describe.skipIf(!!unavailable)("HL7 v2.5.1 ORU^R01 over MLLP to a python-hl7 rec
     expect((await outbox()).ack).toBe("AA");
   });
 
+  it("a study without patient name, ID or accession number: empty PID-3/5, ORC-2/3, and still delivered", async () => {
+    const cfg = hl7();
+    peer = await startHl7Peer({ port, record: join(tmp.dir, "rx.jsonl") });
+    await studyWithResults(store, cfg, { anonymous: true });
+    const n = notifier(store, cfg);
+    n.start();
+    await waitFor("delivery", async () => (await outbox()).state === "delivered");
+    await n.stop();
+    const [m] = peer.messages();
+    expect(m!.patientFamily).toBe("");
+    expect(seg(m!, "ORC").slice(0, 3)).toEqual(["RE", "", ""]);
+    expect(m!.obx.filter((o) => o.type === "NM")).toHaveLength(14);
+  });
+
   it("AE then AA: retried, delivered once, the error kept until then; the study's exported gate opens only then", async () => {
     const cfg = hl7();
     peer = await startHl7Peer({ port, record: join(tmp.dir, "rx.jsonl"), answers: ["AE", "AA"] });

@@ -19,6 +19,14 @@ import hl7
 import hl7.mllp
 
 
+def get(message, key):
+    """A field/component by python-hl7's accessor key ("PID.F5.R1.C2"), unescaped; "" when absent."""
+    try:
+        return message.unescape(str(message[key]))
+    except (IndexError, KeyError):
+        return ""
+
+
 def fields_of(message):
     """Every segment as [name, [field 1 ..]], each field unescaped by python-hl7."""
     out = []
@@ -53,10 +61,10 @@ async def main():
                     "messageType": str(message.segment("MSH")(9)),
                     "segments": fields_of(message),
                     # Structured reads through python-hl7's accessors (1-based, as HL7 counts).
-                    "patientName": message.unescape(str(message["PID.F5"])),
-                    "patientFamily": message.unescape(str(message["PID.F5.R1.C1"])),
-                    "patientGiven": message.unescape(str(message["PID.F5.R1.C2"])),
-                    "charset": str(message["MSH.F18"]),
+                    "patientName": get(message, "PID.F5"),
+                    "patientFamily": get(message, "PID.F5.R1.C1"),
+                    "patientGiven": get(message, "PID.F5.R1.C2"),
+                    "charset": get(message, "MSH.F18"),
                     "obx": [
                         {
                             "code": str(s(3)(1)(1)), "system": str(s(3)(1)(3)), "meaning": message.unescape(str(s(3)(1)(2))),
@@ -74,6 +82,9 @@ async def main():
                     await writer.drain()
         except asyncio.IncompleteReadError:
             pass
+        except Exception as err:  # a peer that dies silently would look like a network fault
+            print(f"hl7 peer: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
+            raise
         finally:
             writer.close()
 
