@@ -4,7 +4,7 @@ import type { StudyRecord } from "../store/types.ts";
 import { judgeFindings, prioritize, type PriorityResult } from "../worklist/priority.ts";
 
 /** Said with every notification, whatever the protocol: the device triages, it does not diagnose. */
-export const PRIORITIZATION_STATEMENT = "For prioritization only - not for diagnostic use";
+export const PRIORITIZATION_STATEMENT = "For prioritization only — not for diagnostic use";
 
 /** The study the report is about, as every notification names it (LOINC; the same in HL7 OBR-4 and FHIR DiagnosticReport.code). */
 export const CHEST_XRAY_STUDY_CODE = { system: "http://loinc.org", code: "36643-5", display: "XR Chest 2 Views" } as const;
