@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { findingCode } from "../../src/model/labels.ts";
@@ -94,6 +95,29 @@ describe.skipIf(!!unavailable)("HL7 v2.5.1 ORU^R01 over MLLP to a python-hl7 rec
     expect(m!.patientFamily).toBe("");
     expect(seg(m!, "ORC").slice(0, 3)).toEqual(["RE", "", ""]);
     expect(m!.obx.filter((o) => o.type === "NM")).toHaveLength(14);
+  });
+
+  it("MLLP over TLS: delivered to a TLS receiver whose certificate the configured CA signs; refused (and retried) without that CA", async () => {
+    const cert = join(tmp.dir, "peer.pem");
+    const key = join(tmp.dir, "peer.key");
+    execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=ris.test", "-addext", "subjectAltName=DNS:ris.test"], { stdio: "ignore" });
+    peer = await startHl7Peer({ port, record: join(tmp.dir, "rx.jsonl"), tls: { cert, key } });
+    const untrusted = hl7({ tls: { servername: "ris.test" } }, { retryInitialSeconds: 30 });
+    await studyWithResults(store, untrusted);
+    let n = notifier(store, untrusted);
+    n.start();
+    await waitFor("a failed attempt", async () => (await outbox()).attempts === 1);
+    await n.stop();
+    expect(await outbox()).toMatchObject({ state: "pending", lastError: expect.stringMatching(/self.signed|certificate/i) });
+    expect(peer.messages()).toEqual([]);
+    const trusted = hl7({ tls: { ca: cert, servername: "ris.test" } });
+    await studyWithResults(store, trusted, { key: "key-2", sop: 2 });
+    n = notifier(store, trusted);
+    n.start();
+    await waitFor("delivery", async () => (await outbox()).state === "delivered");
+    await n.stop();
+    expect(peer.messages()).toHaveLength(1);
+    expect(peer.messages()[0]!.patientFamily).toBe("Müller-Łukasz");
   });
 
   it("AE then AA: retried, delivered once, the error kept until then; the study's exported gate opens only then", async () => {

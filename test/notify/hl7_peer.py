@@ -13,6 +13,7 @@ answers with the acknowledgements the test asks for:
 import argparse
 import asyncio
 import json
+import ssl
 import sys
 
 import hl7
@@ -47,6 +48,8 @@ async def main():
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--record", required=True)
     ap.add_argument("--answers", default="AA")
+    ap.add_argument("--tls-cert", help="PEM certificate (with --tls-key): accept MLLP over TLS only")
+    ap.add_argument("--tls-key")
     args = ap.parse_args()
     answers = args.answers.split(",")
 
@@ -88,7 +91,11 @@ async def main():
         finally:
             writer.close()
 
-    server = await hl7.mllp.start_hl7_server(on_connection, host=args.host, port=args.port, encoding="utf-8")
+    ssl_context = None
+    if args.tls_cert:
+        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_context.load_cert_chain(args.tls_cert, args.tls_key)
+    server = await hl7.mllp.start_hl7_server(on_connection, host=args.host, port=args.port, encoding="utf-8", ssl=ssl_context)
     print(f"LISTENING {server.sockets[0].getsockname()[1]}", flush=True)
     async with server:
         await server.serve_forever()

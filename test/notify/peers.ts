@@ -34,8 +34,9 @@ export interface Hl7Peer {
 }
 
 /** The independent MLLP receiver (test/notify/hl7_peer.py): records what python-hl7 parsed, answers `answers` in turn. */
-export async function startHl7Peer(opts: { port: number; record: string; answers?: string[] }): Promise<Hl7Peer> {
-  const child: ChildProcess = spawn(PYTHON, [PEER_SCRIPT, "--port", String(opts.port), "--record", opts.record, "--answers", (opts.answers ?? ["AA"]).join(",")], {
+export async function startHl7Peer(opts: { port: number; record: string; answers?: string[]; tls?: { cert: string; key: string } }): Promise<Hl7Peer> {
+  const tls = opts.tls ? ["--tls-cert", opts.tls.cert, "--tls-key", opts.tls.key] : [];
+  const child: ChildProcess = spawn(PYTHON, [PEER_SCRIPT, "--port", String(opts.port), "--record", opts.record, "--answers", (opts.answers ?? ["AA"]).join(","), ...tls], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stderr = "";
