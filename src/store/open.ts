@@ -43,7 +43,16 @@ export async function openStore(cfg: StoreConfig, opts: OpenStoreOptions): Promi
       await db.close();
       throw err;
     }
-    return new SqlStore(db, { kind: "postgres", ...common });
+    const store = new SqlStore(db, { kind: "postgres", ...common });
+    // onChange hears this node's own changes through LISTEN too: a store handed out before its
+    // LISTEN connection is up would miss the changes made right after it opened.
+    try {
+      await db.listening();
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+    return store;
   }
   return openSqliteStore(sqliteStorePath(opts.dataDir), common);
 }
