@@ -103,7 +103,7 @@ export function studyLogFields(rec: StudyRecord, logPhi: boolean): Record<string
   return fields;
 }
 
-const SECRET_KEY = /token|secret|password|passphrase|credential|apikey|api_key|privatekey/i;
+const SECRET_KEY = /token|secret|password|passphrase|credential|apikey|api_key|privatekey|authorization/i;
 /** The configuration with every secret-looking value replaced, for GET /api/config. */
 export function redactSecrets(value: unknown, key = ""): unknown {
   if (SECRET_KEY.test(key)) {

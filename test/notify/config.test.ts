@@ -17,3 +17,21 @@ describe("notify configuration", () => {
     expect(() => resolveConfig({ notify: { destinations: [{ kind: "smtp", url: "x" }] } })).toThrow(/notify\.destinations\.0/);
   });
 });
+
+describe("notify configuration on GET /api/config", () => {
+  it("hides webhook secrets and FHIR Authorization headers", async () => {
+    const { redactSecrets } = await import("../../src/worklist/server.ts");
+    const cfg = resolveConfig({
+      notify: {
+        destinations: [
+          { kind: "fhir", url: "http://f/r4", headers: { Authorization: "Bearer abc", "X-Site": "a" } },
+          { kind: "webhook", url: "http://h", secret: "0123456789abcdef0123" },
+        ],
+      },
+    });
+    const shown = redactSecrets(cfg) as { notify: { destinations: Record<string, unknown>[] } };
+    expect(shown.notify.destinations[0]!.headers).toEqual({ Authorization: "[hidden]", "X-Site": "a" });
+    expect(shown.notify.destinations[1]!.secret).toBe("[hidden]");
+    expect(JSON.stringify(shown)).not.toMatch(/Bearer abc|0123456789abcdef0123/);
+  });
+});
