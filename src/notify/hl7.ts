@@ -22,9 +22,6 @@ export const HL7_PRIORITY: Record<Priority, { code: string; text: string }> = {
   routine: { code: "R", text: "Routine" },
 };
 
-/** HL7 v2 coding system of a DICOM Coding Scheme Designator (table 0396: SCT = SNOMED CT, DCM = DICOM). */
-const CODING_SYSTEM: Record<string, string> = { SCT: "SCT", DCM: "DCM", LN: "LN" };
-
 /** Escapes the delimiters of a value (HL7 v2 section 2.7.4) so that text never changes the structure. */
 export function hl7Escape(value: string): string {
   return value.replace(/\\/g, "\\E\\").replace(/\|/g, "\\F\\").replace(/\^/g, "\\S\\").replace(/&/g, "\\T\\").replace(/~/g, "\\R\\").replace(/\r\n|\r|\n/g, "\\.br\\");
@@ -76,7 +73,7 @@ export function buildOru(report: TriageReport, dest: Hl7Destination, opts: { con
   const model = `${report.model.name} ${report.model.version}`;
   report.findings.forEach((f, i) => {
     segments.push(segment([
-      "OBX", String(i + 1), "NM", comp(f.code.value, f.code.meaning, CODING_SYSTEM[f.code.scheme] ?? f.code.scheme), "", f.probability.toFixed(4), "1^^UCUM",
+      "OBX", String(i + 1), "NM", comp(f.code.value, f.code.meaning, f.code.scheme /* DICOM's designators SCT and DCM are HL7 table 0396 names too */), "", f.probability.toFixed(4), "1^^UCUM",
       `0-${f.threshold.toFixed(4)}`, f.positive ? "A" : "N", "", "", "P", "", "", observed, "", "", "", `${hl7Escape(model)}^^${hl7Escape(report.model.deviceUid)}^ISO`,
     ]));
   });

@@ -1,7 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const PEER_SCRIPT = fileURLToPath(new URL("./hl7_peer.py", import.meta.url));
@@ -68,8 +67,6 @@ export function seg(m: Hl7PeerMessage, name: string, n = 0): string[] {
   if (!all[n]) throw new Error(`no ${name} segment #${n + 1} in ${m.controlId}`);
   return all[n]![1];
 }
-
-export const recordPath = (dir: string, name = "hl7.jsonl") => join(dir, name);
 
 /** A small HTTP receiver for webhooks and the FHIR test server: `handle` answers each request. */
 export async function startHttp(handle: (req: IncomingMessage, body: string, res: ServerResponse) => void): Promise<{ url: string; server: Server; close(): Promise<void> }> {
