@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export ONNXRUNTIME_NODE_INSTALL=skip DEBIAN_FRONTEND=noninteractive
 
-APT_PACKAGES=(orthanc orthanc-dicomweb dcmtk dicom3tools libgdcm-tools chromium fonts-dejavu-core ca-certificates python3 make g++ postgresql)
+APT_PACKAGES=(orthanc orthanc-dicomweb dcmtk dicom3tools libgdcm-tools chromium fonts-dejavu-core ca-certificates python3 make g++ postgresql python3-hl7)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

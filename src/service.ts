@@ -9,6 +9,8 @@ import { Classifier } from "./inference/classifier.ts";
 import { recoverSpool } from "./intake/recover.ts";
 import { openStore, sqliteStorePath, type Store } from "./store/index.ts";
 import { Pipeline } from "./pipeline/pipeline.ts";
+import { createNotifyMetrics } from "./notify/metrics.ts";
+import { Notifier, notificationsFor } from "./notify/notifier.ts";
 import { createMetrics, type ServiceMetrics } from "./worklist/metrics.ts";
 import { createApiServer, generateApiToken, type ApiServer } from "./worklist/server.ts";
 
@@ -39,6 +41,7 @@ export interface RunningService {
   readonly listener: DicomListener;
   readonly pipeline: Pipeline;
   readonly exporter: Exporter;
+  readonly notifier: Notifier;
   readonly metrics: ServiceMetrics;
   readonly api?: { server: ApiServer; url: string; token: string };
   close(): Promise<void>;
@@ -81,7 +84,8 @@ export async function startService(config: ServiceConfig, opts: StartServiceOpti
     await store.close();
     throw new Error(`model ${config.model.dir}: ${(err as Error).message}`);
   }
-  const exporter = new Exporter({ store, config, logger, metrics });
+  const exporter = new Exporter({ store, config, logger, metrics, notifications: store });
+  const notifier = new Notifier({ store, config, logger, metrics: createNotifyMetrics(metrics.registry, store), onDelivered: () => exporter.kick() });
   const pipeline = new Pipeline({
     store,
     config,
@@ -92,15 +96,21 @@ export async function startService(config: ServiceConfig, opts: StartServiceOpti
     heatmapsDir: paths.heatmaps,
     quarantineDir: paths.quarantine,
     destinations: config.export.destinations.map(destinationName),
-    onDone: () => exporter.kick(),
+    notificationsFor: (findings) => notificationsFor(findings, config),
+    onDone: () => {
+      exporter.kick();
+      notifier.kick();
+    },
   });
   await pipeline.start();
   exporter.start();
+  notifier.start();
 
   // What started so far, stopped in reverse when a later part cannot start.
   const stopStarted = async () => {
     await pipeline.stop();
     await exporter.stop();
+    await notifier.stop();
     await api?.server.close();
     if (ownClassifier) await classifier.close();
     await store.close();
@@ -159,6 +169,7 @@ export async function startService(config: ServiceConfig, opts: StartServiceOpti
     listener,
     pipeline,
     exporter,
+    notifier,
     metrics,
     api,
     async close() {
@@ -167,6 +178,7 @@ export async function startService(config: ServiceConfig, opts: StartServiceOpti
       await listener.close();
       await pipeline.stop();
       await exporter.stop();
+      await notifier.stop();
       await api?.server.close();
       if (ownClassifier) await classifier.close();
       await store.close();

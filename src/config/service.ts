@@ -5,6 +5,7 @@ import { z } from "zod";
 import { secretString } from "./secrets.ts";
 import { worklistConfigSchema } from "./worklist.ts";
 import { DEFAULT_MAP_SELECTION, MAP_SELECTIONS } from "../results/pm/selection.ts";
+import { notifyConfigSchema } from "./notify.ts";
 
 /**
  * The service configuration (`cxr serve --config <file>`): one JSON or YAML file, validated with
@@ -236,6 +237,7 @@ export const serviceConfigSchema = z
     pipeline: pipelineConfigSchema.default(() => pipelineConfigSchema.parse({})),
     export: exportConfigSchema.default(() => exportConfigSchema.parse({})),
     store: storeConfigSchema.default(() => storeConfigSchema.parse({})),
+    notify: notifyConfigSchema.default(() => notifyConfigSchema.parse({})),
   })
   .extend(worklistConfigSchema.shape)
   .strict();

@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import { destinationName, type Destination, type ServiceConfig } from "../config/service.ts";
-import type { ExportQueue } from "../store/roles.ts";
+import type { ExportQueue, NotificationOutbox } from "../store/roles.ts";
 import type { ServiceMetrics } from "../worklist/metrics.ts";
 import { cStoreFiles, stowFiles, type SendOutcome } from "./dimse.ts";
 
@@ -11,6 +11,8 @@ export interface ExporterOptions {
   config: ServiceConfig;
   logger: Logger;
   metrics?: ServiceMetrics;
+  /** Required notifications (src/notify) hold a study in "done" until they are delivered too. */
+  notifications?: Pick<NotificationOutbox, "undeliveredRequiredNotifications">;
 }
 
 /**
@@ -131,7 +133,9 @@ export class Exporter {
     }
     if (errors.length === 0) {
       const left = await Promise.all(this.destinations.map((d) => store.pendingExports(uid, destinationName(d))));
-      if (left.every((p) => p.length === 0) && (await store.markStudyExported(uid))) logger.info({ study: uid }, "study exported");
+      const unnotified = (await this.opts.notifications?.undeliveredRequiredNotifications(uid)) ?? 0;
+      // With notifications still owed, the notifier kicks the exporter again once they are delivered.
+      if (left.every((p) => p.length === 0) && unnotified === 0 && (await store.markStudyExported(uid))) logger.info({ study: uid }, "study exported");
       return undefined;
     }
     const { attempts } = await store.exportSchedule(uid);

@@ -5,10 +5,10 @@ import type { Logger } from "pino";
 import type { ServiceConfig } from "../config/service.ts";
 import { readDicom } from "../dicom/read.ts";
 import { presentationFromDicom } from "../image/presentation.ts";
-import type { Classifier } from "../inference/classifier.ts";
+import type { Classifier, InferenceResult } from "../inference/classifier.ts";
 import { selectStudy } from "../intake/selection.ts";
 import type { QuarantineLog, StudyQueue } from "../store/roles.ts";
-import type { InstanceRecord, OutputRecord } from "../store/types.ts";
+import type { InstanceRecord, NewNotification, OutputRecord } from "../store/types.ts";
 import { deriveResultUids } from "../results/input.ts";
 import type { SourceReference } from "../results/source.ts";
 import { SECONDARY_CAPTURE_IMAGE_STORAGE } from "../results/sc/capture.ts";
@@ -31,6 +31,8 @@ export interface PipelineOptions {
   heatmapsDir: string;
   quarantineDir: string;
   destinations: string[];
+  /** The notifications (outbox rows) results need, recorded with them (src/notify). */
+  notificationsFor?: (findings: InferenceResult["findings"]) => NewNotification[];
   /** A study reached "done" (results on disk and recorded). */
   onDone?: (studyUid: string) => void;
   /** Delays (ms) before asking the store again to record a failure it refused; the last one repeats. */
@@ -303,6 +305,7 @@ export class Pipeline {
         outputs,
         destinations: this.opts.destinations,
         ...(supersedes && { supersedes }),
+        notifications: this.opts.notificationsFor?.(result.findings) ?? [],
       });
       if (!recorded) {
         // Another node took the study over after this node's lease lapsed: its results count, these are dropped

@@ -35,8 +35,9 @@ export async function openStore(cfg: StoreConfig, opts: OpenStoreOptions): Promi
       throw err;
     }
     const store = new SqlStore(db, { kind: "postgres", ...common });
+    // onChange hears this node's own changes through LISTEN too: a store handed out before its
+    // LISTEN connection is up would miss the changes made right after it opened.
     try {
-      // Changes of other nodes reach onChange only once LISTEN is up: nothing is handed out before.
       await db.listening();
     } catch (err) {
       await store.close();

@@ -1,5 +1,5 @@
 import type {
-  ExportRecord, InstanceOutcome, InstanceRecord, NewInstance, OutputRecord, QuarantineEntry, SeriesDecision,
+  ExportRecord, InstanceOutcome, NotificationRecord, NotificationState, InstanceRecord, NewInstance, OutputRecord, QuarantineEntry, SeriesDecision,
   StudyRecord, StudyResults, StudyState,
 } from "./types.ts";
 
@@ -96,6 +96,30 @@ export interface ExportQueue {
   markStudyExported(studyUid: string, now?: Date): Promise<boolean>;
 }
 
+/**
+ * The notifier's view: the outbox of notifications (HL7, FHIR, webhooks) that recordResults fills in
+ * the same transaction as the results. A notification is claimed before it is sent (several nodes
+ * may share the store), and is delivered only on a positive acknowledgement.
+ */
+export interface NotificationOutbox {
+  /**
+   * Pending notifications due at `now` (epoch ms), oldest first, each claimed for `claimMs` (its
+   * nextAt moves on, so that no other sender takes it meanwhile; a sender that dies lets it fall due again).
+   */
+  claimDueNotifications(now: number, claimMs: number, limit?: number): Promise<NotificationRecord[]>;
+  /** The earliest nextAt of a pending notification (undefined: none pending). */
+  nextNotificationAt(): Promise<number | undefined>;
+  notifications(studyUid: string): Promise<NotificationRecord[]>;
+  /** Delivered with the acknowledgement; false when the notification was replaced by newer results meanwhile. */
+  markNotificationDelivered(studyUid: string, destination: string, resultsKey: string, ack: string, now?: Date): Promise<boolean>;
+  /** A failed attempt: retried at `retryAt` (epoch ms), or given up ("failed") when undefined. */
+  markNotificationAttemptFailed(studyUid: string, destination: string, resultsKey: string, error: string, retryAt: number | undefined): Promise<void>;
+  /** Required notifications of the study not yet delivered (the study is not "exported" while any are). */
+  undeliveredRequiredNotifications(studyUid: string): Promise<number>;
+  /** Notifications per destination and state (metrics). */
+  notificationCounts(): Promise<{ destination: string; state: NotificationState; count: number }[]>;
+}
+
 /** What the worklist reads. */
 export interface WorklistReader {
   list(): Promise<StudyRecord[]>;
@@ -107,7 +131,7 @@ export interface WorklistReader {
 }
 
 /** Everything, as the service wires it (and as `cxr status` and tests read it). */
-export interface Store extends IntakeStore, StudyQueue, ExportQueue, WorklistReader {
+export interface Store extends IntakeStore, StudyQueue, ExportQueue, NotificationOutbox, WorklistReader {
   readonly kind: "sqlite" | "postgres";
   close(): Promise<void>;
 }

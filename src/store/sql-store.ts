@@ -2,7 +2,7 @@ import type { Store, TransitionOptions } from "./roles.ts";
 import type { SqlDatabase, SqlTransaction } from "./sql.ts";
 import { assertTransition, canTransition, IllegalTransitionError, REOPENED_BY_NEW_INSTANCE } from "./states.ts";
 import {
-  STUDY_STATES, type ExportRecord, type FindingResult, type HistoryEntry, type InstanceHeader, type InstanceOutcome, type InstanceRecord,
+  STUDY_STATES, type ExportRecord, type NotificationRecord, type NotificationState, type FindingResult, type HistoryEntry, type InstanceHeader, type InstanceOutcome, type InstanceRecord,
   type NewInstance, type OutputRecord, type QuarantineEntry, type SeriesDecision, type StudyRecord, type StudyResults, type StudyState,
   type OutputKind,
 } from "./types.ts";
@@ -26,6 +26,10 @@ interface InstanceRow {
   sha256: string; size: number; calling_ae: string; received_at: string; header: string;
 }
 interface OutputRow { sop_uid: string; study_uid: string; kind: OutputKind; sop_class_uid: string; path: string; supersedes?: string | null }
+interface NotificationRow {
+  study_uid: string; destination: string; results_key: string; required: number; state: NotificationState; attempts: number; next_at: number | string;
+  last_error: string | null; ack: string | null; created_at: string; delivered_at: string | null; last_instance_at: number | string;
+}
 interface HistoryRow { study_uid: string; state: StudyState; at: string; node: string | null }
 
 const STUDY_COLUMNS = "study_uid, state, received_at, updated_at, reason, patient_name, patient_id, accession_number, study_description, findings, heatmaps, model, processed_by";
@@ -275,8 +279,73 @@ export class SqlStore implements Store {
         );
         for (const d of results.destinations) await tx.run("INSERT INTO exports (output_uid, destination) VALUES (?, ?) ON CONFLICT (output_uid, destination) DO NOTHING", [o.sopInstanceUid, d]);
       }
+      await this.recordNotifications(tx, studyUid, results, now);
       return true;
     });
+  }
+
+  /** The outbox rows of new results: earlier notifications of the study are replaced (they were about older results). */
+  private async recordNotifications(tx: SqlTransaction, studyUid: string, results: StudyResults, now: Date): Promise<void> {
+    await tx.run("DELETE FROM notifications WHERE study_uid = ?", [studyUid]);
+    for (const n of results.notifications ?? []) {
+      await tx.run(
+        `INSERT INTO notifications (study_uid, destination, results_key, required, state, attempts, next_at, created_at, last_instance_at)
+         SELECT study_uid, CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS INTEGER), 'pending', 0, 0, CAST(? AS TEXT), last_instance_at FROM studies WHERE study_uid = ?`,
+        [n.destination, results.processedKey, n.required ? 1 : 0, now.toISOString(), studyUid],
+      );
+    }
+  }
+
+  // ---- notification outbox ----
+
+  claimDueNotifications(now: number, claimMs: number, limit = 50): Promise<NotificationRecord[]> {
+    return this.db.transaction(async (tx) => {
+      const rows = await tx.query<NotificationRow>(
+        `SELECT * FROM notifications WHERE state = 'pending' AND next_at <= ? ORDER BY next_at, created_at, study_uid, destination LIMIT ?${this.db.skipLocked}`,
+        [now, limit],
+      );
+      for (const r of rows) await tx.run("UPDATE notifications SET next_at = ? WHERE study_uid = ? AND destination = ?", [now + claimMs, r.study_uid, r.destination]);
+      return rows.map(toNotification);
+    });
+  }
+
+  async nextNotificationAt(): Promise<number | undefined> {
+    const r = (await this.db.query<{ t: number | string | null }>("SELECT MIN(next_at) AS t FROM notifications WHERE state = 'pending'"))[0];
+    return r?.t === null || r?.t === undefined ? undefined : Number(r.t);
+  }
+
+  async notifications(studyUid: string): Promise<NotificationRecord[]> {
+    return (await this.db.query<NotificationRow>("SELECT * FROM notifications WHERE study_uid = ? ORDER BY destination", [studyUid])).map(toNotification);
+  }
+
+  markNotificationDelivered(studyUid: string, destination: string, resultsKey: string, ack: string, now = new Date()): Promise<boolean> {
+    return this.db.transaction(async (tx) => {
+      const n = await tx.run(
+        "UPDATE notifications SET state = 'delivered', attempts = attempts + 1, ack = ?, last_error = NULL, delivered_at = ? WHERE study_uid = ? AND destination = ? AND results_key = ? AND state = 'pending'",
+        [ack, now.toISOString(), studyUid, destination, resultsKey],
+      );
+      if (n > 0) tx.notify(studyUid);
+      return n > 0;
+    });
+  }
+
+  markNotificationAttemptFailed(studyUid: string, destination: string, resultsKey: string, error: string, retryAt: number | undefined): Promise<void> {
+    return this.db.transaction(async (tx) => {
+      const n = await tx.run(
+        `UPDATE notifications SET attempts = attempts + 1, last_error = ?, state = ?, next_at = ? WHERE study_uid = ? AND destination = ? AND results_key = ? AND state = 'pending'`,
+        [error.slice(0, 1000), retryAt === undefined ? "failed" : "pending", retryAt ?? 0, studyUid, destination, resultsKey],
+      );
+      if (n > 0) tx.notify(studyUid);
+    });
+  }
+
+  async undeliveredRequiredNotifications(studyUid: string): Promise<number> {
+    return Number((await this.db.query<{ n: number }>("SELECT COUNT(*) AS n FROM notifications WHERE study_uid = ? AND required = 1 AND state <> 'delivered'", [studyUid]))[0]!.n);
+  }
+
+  async notificationCounts(): Promise<{ destination: string; state: NotificationState; count: number }[]> {
+    const rows = await this.db.query<{ destination: string; state: NotificationState; n: number }>("SELECT destination, state, COUNT(*) AS n FROM notifications GROUP BY destination, state ORDER BY destination, state");
+    return rows.map((r) => ({ destination: r.destination, state: r.state, count: Number(r.n) }));
   }
 
   // ---- export queue ----
@@ -360,14 +429,16 @@ export class SqlStore implements Store {
     if (!row) return undefined;
     const history = await this.db.query<HistoryRow>("SELECT study_uid, state, at, node FROM study_history WHERE study_uid = ? ORDER BY id", [studyUid]);
     const outputs = await this.db.query<OutputRow>(`SELECT * FROM outputs WHERE study_uid = ? AND current = 1 ORDER BY ${SR_FIRST}, sop_uid`, [studyUid]);
-    return toRecord(row, history, outputs);
+    const notifications = await this.db.query<NotificationRow>("SELECT * FROM notifications WHERE study_uid = ? ORDER BY destination", [studyUid]);
+    return toRecord(row, history, outputs, notifications);
   }
 
   async list(): Promise<StudyRecord[]> {
     const rows = await this.db.query<StudyRow>(`SELECT ${STUDY_COLUMNS} FROM studies ORDER BY received_at DESC, study_uid`);
     const history = groupBy(await this.db.query<HistoryRow>("SELECT study_uid, state, at, node FROM study_history ORDER BY id"));
     const outputs = groupBy(await this.db.query<OutputRow>(`SELECT * FROM outputs WHERE current = 1 ORDER BY ${SR_FIRST}, sop_uid`));
-    return rows.map((r) => toRecord(r, history.get(r.study_uid) ?? [], outputs.get(r.study_uid) ?? []));
+    const notifications = groupBy(await this.db.query<NotificationRow>("SELECT * FROM notifications ORDER BY study_uid, destination"));
+    return rows.map((r) => toRecord(r, history.get(r.study_uid) ?? [], outputs.get(r.study_uid) ?? [], notifications.get(r.study_uid) ?? []));
   }
 
   async countsByState(): Promise<Record<StudyState, number>> {
@@ -391,7 +462,18 @@ function toOutput(r: OutputRow): OutputRecord {
   return { sopInstanceUid: r.sop_uid, studyInstanceUid: r.study_uid, kind: r.kind, sopClassUid: r.sop_class_uid, path: r.path };
 }
 
-function toRecord(r: StudyRow, history: HistoryRow[], outputs: OutputRow[]): StudyRecord {
+function toNotification(r: NotificationRow): NotificationRecord {
+  const n: NotificationRecord = {
+    studyInstanceUid: r.study_uid, destination: r.destination, resultsKey: r.results_key, required: Number(r.required) === 1, state: r.state,
+    attempts: Number(r.attempts), nextAt: Number(r.next_at), createdAt: r.created_at, lastInstanceAt: Number(r.last_instance_at),
+  };
+  if (r.last_error !== null) n.lastError = r.last_error;
+  if (r.ack !== null) n.ack = r.ack;
+  if (r.delivered_at !== null) n.deliveredAt = r.delivered_at;
+  return n;
+}
+
+function toRecord(r: StudyRow, history: HistoryRow[], outputs: OutputRow[], notifications: NotificationRow[] = []): StudyRecord {
   const rec: StudyRecord = {
     studyInstanceUid: r.study_uid,
     state: r.state,
@@ -413,5 +495,6 @@ function toRecord(r: StudyRow, history: HistoryRow[], outputs: OutputRow[]): Stu
   }
   if (r.model !== null) rec.model = JSON.parse(r.model) as NonNullable<StudyRecord["model"]>;
   if (r.processed_by !== null) rec.processedBy = r.processed_by;
+  if (notifications.length) rec.notifications = notifications.map(toNotification);
   return rec;
 }

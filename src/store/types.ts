@@ -27,6 +27,8 @@ export interface StudyRecord {
   model?: { name: string; version: string; deviceUid: string; training: string };
   /** The node that last took the study into processing (cluster mode: several nodes share one store). */
   processedBy?: string;
+  /** The notifications of the current results (RIS, FHIR, webhooks) and how far each got. */
+  notifications?: NotificationRecord[];
 }
 
 /** The header attributes series selection looks at, kept per instance. */
@@ -89,4 +91,33 @@ export interface StudyResults {
   destinations: string[];
   /** The study's previous SR, which the new one replaces (its Predecessor Documents Sequence names it). */
   supersedes?: string;
+  /** Notifications to send about these results (the outbox), recorded in the same transaction. */
+  notifications?: NewNotification[];
+}
+
+/** A notification destination a study's results are to reach; `required`: the study is "exported" only once it is delivered. */
+export interface NewNotification { destination: string; required: boolean }
+
+/** pending: not (yet) acknowledged, retried; delivered: positively acknowledged; failed: given up (the reason is kept). */
+export type NotificationState = "pending" | "delivered" | "failed";
+export const NOTIFICATION_STATES: readonly NotificationState[] = ["pending", "delivered", "failed"];
+
+/** One row of the notification outbox: one study's current results for one destination. */
+export interface NotificationRecord {
+  studyInstanceUid: string;
+  destination: string;
+  /** The processing the notification is about (StudyResults.processedKey); newer results replace it. */
+  resultsKey: string;
+  required: boolean;
+  state: NotificationState;
+  attempts: number;
+  /** When the next attempt is due (epoch ms; also the end of a sender's claim). */
+  nextAt: number;
+  lastError?: string;
+  /** What the destination acknowledged (e.g. "AA: message accepted", "201 Created"). */
+  ack?: string;
+  createdAt: string;
+  deliveredAt?: string;
+  /** The study's last received instance when the results were recorded (epoch ms): time to notification starts here. */
+  lastInstanceAt: number;
 }

@@ -41,6 +41,8 @@ export interface ApiStudy {
    * image re-sent with new pixels), and the new SR names this one as its predecessor.
    */
   supersedes?: string;
+  /** Notifications of the results (RIS, FHIR, webhooks): pending and failing ones with their last error. */
+  notifications?: { destination: string; state: string; required: boolean; attempts: number; lastError?: string; ack?: string; deliveredAt?: string }[];
   /** The viewer page of this study (a browser with the session cookie opens it as it is; else append `&token=...`). */
   viewerUrl: string;
 }
@@ -98,6 +100,9 @@ export function toApiStudy(rec: StudyRecord, priorityConfig: PriorityConfig): Ap
     ...(rec.model !== undefined && { model: rec.model }),
     ...(rec.processedBy !== undefined && { processedBy: rec.processedBy }),
     ...(rec.outputs?.supersedes !== undefined && { supersedes: rec.outputs.supersedes }),
+    ...(rec.notifications !== undefined && {
+      notifications: rec.notifications.map(({ destination, state, required, attempts, lastError, ack, deliveredAt }) => ({ destination, state, required, attempts, lastError, ack, deliveredAt })),
+    }),
     viewerUrl: `/viewer/?studyInstanceUid=${encodeURIComponent(rec.studyInstanceUid)}`,
   };
 }

@@ -310,6 +310,60 @@ export function storeContract(name: string, backend: () => Backend, skip?: strin
       expect((await restarted.get(uid(2)))!.state).toBe("processing");
     });
 
+    it("outbox: notifications recorded with the results, claimed once, retried, delivered only on an acknowledgement; replaced by newer results", async () => {
+      await using t = await setup();
+      const { store } = t;
+      await claimed(store, 1);
+      const notifications = [{ destination: "hl7:RIS", required: true }, { destination: "webhook:pager", required: false }];
+      expect(await store.recordResults(uid(1), { ...results(1, "a"), notifications }, at(5))).toBe(true);
+      const listed = await store.notifications(uid(1));
+      expect(listed.map((n) => [n.destination, n.state, n.required, n.resultsKey, n.attempts])).toEqual([["hl7:RIS", "pending", true, "key-a", 0], ["webhook:pager", "pending", false, "key-a", 0]]);
+      expect(listed[0]!.lastInstanceAt).toBeGreaterThan(0);
+      expect(await store.undeliveredRequiredNotifications(uid(1))).toBe(1);
+      // Claimed: no second claim until the claim runs out.
+      const now = Date.now();
+      expect((await store.claimDueNotifications(now, 30_000)).map((n) => n.destination)).toEqual(["hl7:RIS", "webhook:pager"]);
+      expect(await store.claimDueNotifications(now + 1, 30_000)).toEqual([]);
+      expect(await store.nextNotificationAt()).toBe(now + 30_000);
+      await store.markNotificationAttemptFailed(uid(1), "hl7:RIS", "key-a", "AE: unknown patient", now + 2000);
+      await store.markNotificationAttemptFailed(uid(1), "webhook:pager", "key-a", "HTTP 500", undefined);
+      let byDest = new Map((await store.notifications(uid(1))).map((n) => [n.destination, n]));
+      expect(byDest.get("hl7:RIS")).toMatchObject({ state: "pending", attempts: 1, lastError: "AE: unknown patient", nextAt: now + 2000 });
+      expect(byDest.get("webhook:pager")).toMatchObject({ state: "failed", attempts: 1, lastError: "HTTP 500" });
+      expect(await store.claimDueNotifications(now + 1999, 30_000)).toEqual([]);
+      expect((await store.claimDueNotifications(now + 2000, 30_000)).map((n) => n.destination)).toEqual(["hl7:RIS"]);
+      expect(await store.markNotificationDelivered(uid(1), "hl7:RIS", "key-other", "AA")).toBe(false); // about other results
+      expect(await store.markNotificationDelivered(uid(1), "hl7:RIS", "key-a", "AA: accepted", at(9))).toBe(true);
+      expect(await store.markNotificationDelivered(uid(1), "hl7:RIS", "key-a", "AA: accepted", at(9))).toBe(false); // once
+      byDest = new Map(((await store.get(uid(1)))!.notifications ?? []).map((n) => [n.destination, n]));
+      expect(byDest.get("hl7:RIS")).toMatchObject({ state: "delivered", attempts: 2, ack: "AA: accepted", deliveredAt: at(9).toISOString() });
+      expect(byDest.get("hl7:RIS")!.lastError).toBeUndefined();
+      expect(await store.undeliveredRequiredNotifications(uid(1))).toBe(0); // the optional one failed: not blocking
+      expect(await store.notificationCounts()).toEqual([{ destination: "hl7:RIS", state: "delivered", count: 1 }, { destination: "webhook:pager", state: "failed", count: 1 }]);
+      expect((await store.list()).find((r) => r.studyInstanceUid === uid(1))!.notifications).toHaveLength(2);
+      // New results of the study: its notifications start again, about the new results.
+      await store.addInstance(instance(1, 2));
+      await store.transition(uid(1), "queued", { from: ["received"] });
+      expect(await store.claimNext()).toBe(uid(1));
+      expect(await store.recordResults(uid(1), { ...results(1, "b"), notifications: [notifications[0]!] })).toBe(true);
+      expect((await store.notifications(uid(1))).map((n) => [n.destination, n.state, n.resultsKey, n.attempts])).toEqual([["hl7:RIS", "pending", "key-b", 0]]);
+      expect(await store.nextNotificationAt()).toBe(0);
+    });
+
+    it("outbox: two nodes claiming at once never get the same notification", async () => {
+      await using t = await setup();
+      const b = await t.open("node-b");
+      for (const s of [1, 2, 3, 4, 5, 6]) {
+        await claimed(t.store, s);
+        await t.store.recordResults(uid(s), { ...results(s, "a"), notifications: [{ destination: "fhir:x", required: true }] });
+      }
+      const now = Date.now();
+      const [x, y] = await Promise.all([t.store.claimDueNotifications(now, 60_000, 3), b.claimDueNotifications(now, 60_000, 3)]);
+      const all = [...x, ...y].map((n) => n.studyInstanceUid);
+      expect(new Set(all).size).toBe(all.length);
+      expect(all.length).toBeGreaterThan(0);
+    });
+
     it("onChange on every node: a change made by one node reaches the other's listeners", async () => {
       await using t = await setup();
       if (!t.crossNode) return; // SQLite: one process per data folder; nothing to reach

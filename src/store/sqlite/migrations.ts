@@ -63,4 +63,17 @@ CREATE INDEX instances_path ON instances(path);
     description: "an SR output names the SR it replaces",
     sql: `ALTER TABLE outputs ADD COLUMN supersedes TEXT;`,
   },
+  {
+    version: 4,
+    description: "notification outbox (HL7, FHIR, webhooks), filled with the results",
+    sql: `
+CREATE TABLE notifications (
+  study_uid TEXT NOT NULL, destination TEXT NOT NULL, results_key TEXT NOT NULL, required INTEGER NOT NULL DEFAULT 1,
+  state TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0, next_at BIGINT NOT NULL DEFAULT 0,
+  last_error TEXT, ack TEXT, created_at TEXT NOT NULL, delivered_at TEXT, last_instance_at BIGINT NOT NULL,
+  PRIMARY KEY (study_uid, destination)
+);
+CREATE INDEX notifications_due ON notifications(state, next_at);
+`,
+  },
 ];
