@@ -79,7 +79,8 @@ export const webhookDestinationSchema = z
   })
   .strict();
 
-export const notifyDestinationSchema = z.union([hl7DestinationSchema, fhirDestinationSchema, webhookDestinationSchema]);
+// By `kind`, so that an error names the key of the destination it is in (a plain union says only "Invalid input").
+export const notifyDestinationSchema = z.discriminatedUnion("kind", [hl7DestinationSchema, fhirDestinationSchema, webhookDestinationSchema]);
 
 export const notifyConfigSchema = z
   .object({
