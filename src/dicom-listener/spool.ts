@@ -263,6 +263,8 @@ export function spooledInstance(path: string, header: ReceivedHeader, facts: Spo
     header: header.header,
     patientName: header.patientName,
     patientId: header.patientId,
+    patientBirthDate: header.patientBirthDate,
+    patientSex: header.patientSex,
     accessionNumber: header.accessionNumber,
     studyDescription: header.studyDescription,
   };

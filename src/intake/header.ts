@@ -8,6 +8,10 @@ export interface ReceivedHeader {
   seriesInstanceUid?: string;
   patientName?: string;
   patientId?: string;
+  /** DICOM DA (YYYYMMDD), as received. */
+  patientBirthDate?: string;
+  /** DICOM CS: M, F or O. */
+  patientSex?: string;
   accessionNumber?: string;
   studyDescription?: string;
   header: InstanceHeader;
@@ -70,6 +74,8 @@ export function extractHeader(ds: Record<string, unknown>): ReceivedHeader {
     seriesInstanceUid: str(ds.SeriesInstanceUID),
     patientName: str(ds.PatientName),
     patientId: str(ds.PatientID),
+    patientBirthDate: str(ds.PatientBirthDate),
+    patientSex: str(ds.PatientSex),
     accessionNumber: str(ds.AccessionNumber),
     studyDescription: str(ds.StudyDescription),
     header,

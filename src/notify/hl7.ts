@@ -61,7 +61,10 @@ export function buildOru(report: TriageReport, dest: Hl7Destination, opts: { con
       // Commit acknowledgement always; application acknowledgement unless the receiver only commits.
       "AL", opts.commitOnly ? "NE" : "AL", "", "UNICODE UTF-8",
     ]),
-    segment(["PID", "1", "", report.patientId ? `${hl7Escape(report.patientId)}^^^^PI` : "", "", report.patientName ? xpnFromDicomName(report.patientName) : ""]),
+    segment([
+      "PID", "1", "", report.patientId ? `${hl7Escape(report.patientId)}^^^^PI` : "", "", report.patientName ? xpnFromDicomName(report.patientName) : "",
+      "", hl7BirthDate(report.patientBirthDate), hl7Sex(report.patientSex),
+    ]),
     segment(["ORC", "RE", accession, accession, "", "CM", "", "", "", hl7Timestamp(opts.now)]),
     segment([
       "OBR", "1", accession, accession, serviceId, "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", observed, "", "", "P",
@@ -145,4 +148,18 @@ export async function sendOru(report: TriageReport, dest: Hl7Destination, opts: 
 function errorText(err: unknown): string {
   const outcome = (err as { outcome?: { issue?: { details?: { text?: string } }[] } }).outcome;
   return outcome?.issue?.[0]?.details?.text ?? (err as Error).message ?? String(err);
+}
+
+/** PID-7 (DTM): a DICOM DA that is a real date (YYYYMMDD) passes as it is; anything else is left empty, not guessed. */
+export function hl7BirthDate(da: string | undefined): string {
+  if (!da || !/^\d{8}$/.test(da)) return "";
+  const [y, m, d] = [Number(da.slice(0, 4)), Number(da.slice(4, 6)), Number(da.slice(6))];
+  const date = new Date(Date.UTC(y, m - 1, d));
+  // Date rolls 31 February over into March; a date that does not come back the same is not a date
+  return date.getUTCFullYear() === y && date.getUTCMonth() === m - 1 && date.getUTCDate() === d ? da : "";
+}
+
+/** PID-8 (HL7 table 0001): DICOM's M, F, O map to M, F, O; an absent or other value is U (unknown). */
+export function hl7Sex(cs: string | undefined): string {
+  return cs === "M" || cs === "F" || cs === "O" ? cs : "U";
 }

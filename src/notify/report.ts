@@ -25,6 +25,9 @@ export interface TriageReport {
   accessionNumber?: string;
   patientName?: string;
   patientId?: string;
+  /** DICOM DA (YYYYMMDD) and CS (M, F, O) from the study's patient module. */
+  patientBirthDate?: string;
+  patientSex?: string;
   studyDescription?: string;
   priority: PriorityResult;
   findings: ReportFinding[];
@@ -43,6 +46,8 @@ export function triageReport(rec: StudyRecord, priority: PriorityConfig): Triage
     ...(rec.accessionNumber && { accessionNumber: rec.accessionNumber }),
     ...(rec.patientName && { patientName: rec.patientName }),
     ...(rec.patientId && { patientId: rec.patientId }),
+    ...(rec.patientBirthDate && { patientBirthDate: rec.patientBirthDate }),
+    ...(rec.patientSex && { patientSex: rec.patientSex }),
     ...(rec.studyDescription && { studyDescription: rec.studyDescription }),
     // The priority of the results, whatever state the study is in now (it may be "exported" already).
     priority: prioritize({ ...rec, state: "done" }, priority),

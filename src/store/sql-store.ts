@@ -18,7 +18,7 @@ export interface SqlStoreOptions {
 
 interface StudyRow {
   study_uid: string; state: StudyState; received_at: string; updated_at: string; reason: string | null;
-  patient_name: string | null; patient_id: string | null; accession_number: string | null; study_description: string | null;
+  patient_name: string | null; patient_id: string | null; patient_birth_date: string | null; patient_sex: string | null; accession_number: string | null; study_description: string | null;
   findings: string | null; heatmaps: string | null; model: string | null; processed_by: string | null;
 }
 interface InstanceRow {
@@ -32,7 +32,7 @@ interface NotificationRow {
 }
 interface HistoryRow { study_uid: string; state: StudyState; at: string; node: string | null }
 
-const STUDY_COLUMNS = "study_uid, state, received_at, updated_at, reason, patient_name, patient_id, accession_number, study_description, findings, heatmaps, model, processed_by";
+const STUDY_COLUMNS = "study_uid, state, received_at, updated_at, reason, patient_name, patient_id, patient_birth_date, patient_sex, accession_number, study_description, findings, heatmaps, model, processed_by";
 const SR_FIRST = "CASE kind WHEN 'sr' THEN 0 ELSE 1 END";
 
 /** The store's logic over either backend: the state machine, history, leases, outputs and exports. */
@@ -136,9 +136,9 @@ export class SqlStore implements Store {
         [inst.sopInstanceUid, inst.sopClassUid, inst.studyInstanceUid, inst.seriesInstanceUid, inst.transferSyntaxUid, inst.path, inst.sha256, inst.size, inst.callingAeTitle, at, JSON.stringify(inst.header)],
       );
       const created = await tx.run(
-        `INSERT INTO studies (study_uid, state, received_at, updated_at, last_instance_at, patient_name, patient_id, accession_number, study_description)
-         VALUES (?, 'received', ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (study_uid) DO NOTHING`,
-        [inst.studyInstanceUid, at, at, now.getTime(), inst.patientName ?? null, inst.patientId ?? null, inst.accessionNumber ?? null, inst.studyDescription ?? null],
+        `INSERT INTO studies (study_uid, state, received_at, updated_at, last_instance_at, patient_name, patient_id, patient_birth_date, patient_sex, accession_number, study_description)
+         VALUES (?, 'received', ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (study_uid) DO NOTHING`,
+        [inst.studyInstanceUid, at, at, now.getTime(), inst.patientName ?? null, inst.patientId ?? null, inst.patientBirthDate ?? null, inst.patientSex ?? null, inst.accessionNumber ?? null, inst.studyDescription ?? null],
       );
       if (created) {
         await this.appendHistory(tx, inst.studyInstanceUid, "received", at);
@@ -484,6 +484,8 @@ function toRecord(r: StudyRow, history: HistoryRow[], outputs: OutputRow[], noti
   if (r.reason !== null) rec.reason = r.reason;
   if (r.patient_name !== null) rec.patientName = r.patient_name;
   if (r.patient_id !== null) rec.patientId = r.patient_id;
+  if (r.patient_birth_date !== null) rec.patientBirthDate = r.patient_birth_date;
+  if (r.patient_sex !== null) rec.patientSex = r.patient_sex;
   if (r.accession_number !== null) rec.accessionNumber = r.accession_number;
   if (r.study_description !== null) rec.studyDescription = r.study_description;
   if (r.findings !== null) rec.findings = JSON.parse(r.findings) as FindingResult[];

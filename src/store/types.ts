@@ -18,6 +18,8 @@ export interface StudyRecord {
   reason?: string;
   patientName?: string;
   patientId?: string;
+  patientBirthDate?: string;
+  patientSex?: string;
   accessionNumber?: string;
   studyDescription?: string;
   findings?: FindingResult[];
@@ -67,6 +69,9 @@ export interface InstanceRecord {
 export interface NewInstance extends Omit<InstanceRecord, "receivedAt"> {
   patientName?: string;
   patientId?: string;
+  /** DICOM DA (YYYYMMDD) and CS (M, F, O), as received: the RIS notification's PID-7/8. */
+  patientBirthDate?: string;
+  patientSex?: string;
   accessionNumber?: string;
   studyDescription?: string;
 }

@@ -7,7 +7,7 @@ import type { FindingResult } from "../../src/store/types.ts";
 
 export const STUDY = "1.2.826.0.1.3680043.10.77.16.1";
 /** ISO_IR 192 names as the listener stores them (decoded to Unicode). */
-export const PATIENT = { name: "Müller-Łukasz^Jörg Ñandú^^Dr.^", id: "PID-ÅÄ-7|x" };
+export const PATIENT = { name: "Müller-Łukasz^Jörg Ñandú^^Dr.^", id: "PID-ÅÄ-7|x", birthDate: "19470312", sex: "F" };
 export const ACCESSION = "ACC16&01";
 
 /** The 14 NIH findings with the SR's codes; Pneumothorax (urgent by default) at 0.91 ≥ 0.42, the rest low. */
@@ -29,7 +29,7 @@ export async function studyWithResults(store: Store, cfg: ServiceConfig, opts: {
   await store.addInstance({
     sopInstanceUid: `${study}.1.${sop}`, sopClassUid: "1.2.840.10008.5.1.4.1.1.1.1", studyInstanceUid: study, seriesInstanceUid: `${study}.1`,
     transferSyntaxUid: "1.2.840.10008.1.2.1", path: `/spool/${study}/${sop}.dcm`, sha256: `sha-${sop}`, size: 1, callingAeTitle: "MODALITY",
-    header: { modality: "DX" }, ...(!opts.anonymous && { patientName: PATIENT.name, patientId: PATIENT.id, accessionNumber: ACCESSION }),
+    header: { modality: "DX" }, ...(!opts.anonymous && { patientName: PATIENT.name, patientId: PATIENT.id, patientBirthDate: PATIENT.birthDate, patientSex: PATIENT.sex, accessionNumber: ACCESSION }),
   });
   if (!(await store.transition(study, "queued", { from: ["received"] }))) throw new Error("not queued");
   if ((await store.claimNext()) !== study) throw new Error("not claimed");

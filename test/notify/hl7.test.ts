@@ -9,6 +9,7 @@ import { toApiStudy } from "../../src/worklist/server.ts";
 import { freePort } from "../../src/peers/ports.ts";
 import { openSqliteStore, type Store } from "../../src/store/index.ts";
 import { tempDir } from "../helpers/tmp.ts";
+import { hl7BirthDate, hl7Sex } from "../../src/notify/hl7.ts";
 import { ACCESSION, config, notifier, PATIENT, STUDY, studyWithResults, waitFor } from "./fixture.ts";
 import { hl7PeerUnavailable, seg, startHl7Peer, type Hl7Peer } from "./peers.ts";
 
@@ -62,6 +63,8 @@ describe.skipIf(!!unavailable)("HL7 v2.5.1 ORU^R01 over MLLP to a python-hl7 rec
     expect(m!.patientFamily).toBe("Müller-Łukasz");
     expect(m!.patientGiven).toBe("Jörg Ñandú");
     expect(seg(m!, "PID")[4]).toBe("Müller-Łukasz^Jörg Ñandú^^^Dr.");
+    // PID-7/8 from the patient module: birth date (DA → DTM) and sex (M/F/O, else U).
+    expect(seg(m!, "PID").slice(6, 8)).toEqual([PATIENT.birthDate, PATIENT.sex]);
     // ORC/OBR: accession as placer and filler number (its & escaped in transit), result status, STAT.
     expect(seg(m!, "ORC").slice(0, 3)).toEqual(["RE", ACCESSION, ACCESSION]);
     const obr = seg(m!, "OBR");
@@ -221,5 +224,12 @@ describe.skipIf(!!unavailable)("HL7 v2.5.1 ORU^R01 over MLLP to a python-hl7 rec
     await n.stop();
     expect(peer.messages()).toHaveLength(1);
     expect((await outbox()).lastError).toBeUndefined();
+  });
+});
+
+describe("PID-7/8 from DICOM values", () => {
+  it("a real DA passes, anything else is left empty; M/F/O pass, anything else is U", () => {
+    expect(["19470312", "19470231", "1947", "", undefined].map(hl7BirthDate)).toEqual(["19470312", "", "", "", ""]);
+    expect(["M", "F", "O", "X", "", undefined].map(hl7Sex)).toEqual(["M", "F", "O", "U", "U", "U"]);
   });
 });

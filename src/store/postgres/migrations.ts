@@ -54,4 +54,9 @@ CREATE TABLE notifications (
 CREATE INDEX notifications_due ON notifications(state, next_at);
 `,
   },
+  {
+    version: 4,
+    description: "the patient's birth date and sex (RIS notifications)",
+    sql: `ALTER TABLE studies ADD COLUMN patient_birth_date TEXT; ALTER TABLE studies ADD COLUMN patient_sex TEXT;`,
+  },
 ];

@@ -76,4 +76,9 @@ CREATE TABLE notifications (
 CREATE INDEX notifications_due ON notifications(state, next_at);
 `,
   },
+  {
+    version: 5,
+    description: "the patient's birth date and sex (RIS notifications)",
+    sql: `ALTER TABLE studies ADD COLUMN patient_birth_date TEXT; ALTER TABLE studies ADD COLUMN patient_sex TEXT;`,
+  },
 ];
