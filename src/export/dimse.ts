@@ -6,6 +6,9 @@ import type { DimseDestination, StowDestination } from "../config/service.ts";
 const { Client } = dimse;
 const { CStoreRequest } = dimse.requests;
 const { Status } = dimse.constants;
+// dcmjs-dimse logs every PDU through loglevel to the console; the service logs its own events
+// (the listener no longer uses dcmjs-dimse, so this, its only user, silences it).
+dimse.log.setLevel((process.env.CXR_DIMSE_LOG ?? "silent") as "silent");
 
 /** The outcome of sending one object: success only on a Success (0000) or Warning (Bxxx) status. */
 export interface SendOutcome {
