@@ -101,8 +101,22 @@ export const selectionConfigSchema = z
     views: z.array(z.string().min(1)).default(["PA", "AP"]),
     /** What an unknown view means after all fallbacks (View Code Sequence, Image Comments, Patient Orientation, descriptions). */
     unknownView: z.enum(["accept", "reject"]).default("accept"),
-    /** Image Type values (any position) that disqualify an image. */
-    rejectImageTypes: z.array(z.string().min(1)).default(["DERIVED", "SECONDARY"]),
+    /**
+     * Image Type (0008,0008) terms that disqualify an image, per position as PS3.3 C.7.6.1.1.2 defines
+     * them: value 1 is Pixel Data Characteristics (ORIGINAL/DERIVED: many CR/DX systems write DERIVED
+     * on every processed "for presentation" film, so it is no reason by default), value 2 Patient
+     * Examination Characteristics (SECONDARY: made after the examination, e.g. screen captures and
+     * other systems' results), values 3 and later the modality- or implementation-specific terms
+     * that mark non-diagnostic pictures. The old flat list form is refused with this explanation.
+     */
+    rejectImageTypes: z
+      .object({
+        value1: z.array(z.string().min(1)).default([]),
+        value2: z.array(z.string().min(1)).default(["SECONDARY"]),
+        value3AndLater: z.array(z.string().min(1)).default(["LOCALIZER", "SCOUT", "SCREEN SAVE", "REPORT", "CAD", "OVERLAY", "HEATMAP"]),
+      }, { error: "rejectImageTypes is per position: {value1: [...], value2: [...], value3AndLater: [...]} (a flat list matched any position and rejected DERIVED\\PRIMARY chest films)" })
+      .strict()
+      .prefault({}),
     /** Manufacturers whose objects are never input (our own outputs, routed back by a PACS). */
     ownManufacturers: z.array(z.string().min(1)).default(["cxr-triage"]),
   })
