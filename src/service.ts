@@ -4,6 +4,7 @@ import { pino, type Logger } from "pino";
 import type { ServiceConfig } from "./config/service.ts";
 import { startListener, type DicomListener } from "./dicom-listener/listener.ts";
 import { destinationName, Exporter } from "./export/exporter.ts";
+import { GATE_DIR, ImageGate } from "./gate/gate.ts";
 import { Classifier } from "./inference/classifier.ts";
 import { recoverSpool } from "./intake/recover.ts";
 import { SqliteStudyStore } from "./intake/store.ts";
@@ -39,6 +40,8 @@ export interface StartServiceOptions {
   api?: boolean;
   /** An already loaded classifier (tests share one). */
   classifier?: Classifier;
+  /** An already loaded gate (tests share one); otherwise loaded when `gate.enabled`. */
+  gate?: ImageGate;
 }
 
 /**
@@ -61,11 +64,21 @@ export async function startService(config: ServiceConfig, opts: StartServiceOpti
     store.close();
     throw new Error(`model ${config.model.dir}: ${(err as Error).message}`);
   }
+  const ownGate = !opts.gate && config.gate.enabled;
+  let gate: ImageGate | undefined;
+  try {
+    gate = opts.gate ?? (config.gate.enabled ? await ImageGate.load(config.gate.dir ?? GATE_DIR, config.gate, config.model.threads) : undefined);
+  } catch (err) {
+    if (ownClassifier) await classifier.close();
+    store.close();
+    throw new Error(`gate ${config.gate.dir ?? GATE_DIR}: ${(err as Error).message}`);
+  }
   const exporter = new Exporter({ store, config, logger, metrics });
   const pipeline = new Pipeline({
     store,
     config,
     classifier,
+    gate,
     logger,
     metrics,
     outputsDir: paths.outputs,
@@ -83,6 +96,7 @@ export async function startService(config: ServiceConfig, opts: StartServiceOpti
     await exporter.stop();
     await api?.server.close();
     if (ownClassifier) await classifier.close();
+    if (ownGate) await gate?.close();
     store.close();
   };
   let api: RunningService["api"];
@@ -148,6 +162,7 @@ export async function startService(config: ServiceConfig, opts: StartServiceOpti
       await exporter.stop();
       await api?.server.close();
       if (ownClassifier) await classifier.close();
+      if (ownGate) await gate?.close();
       store.close();
     },
   };

@@ -140,6 +140,21 @@ export const pipelineConfigSchema = z
   })
   .strict();
 
+/**
+ * The image-content gate (src/gate): checks the presentation image before inference; a study whose
+ * image fails is "not analysed" with the reason, never triaged. `dir` defaults to the gate shipped
+ * in models/gate (built on the demo trunk, independent of the served model).
+ */
+export const gateConfigSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    dir: z.string().min(1).optional(),
+    minSize: z.number().int().min(1).default(256),
+    minGreyLevels: z.number().int().min(2).default(32),
+    minStd: z.number().min(0).default(0.02),
+  })
+  .strict();
+
 export const dimseDestinationSchema = z
   .object({
     kind: z.literal("dimse").default("dimse"),
@@ -183,6 +198,7 @@ export const serviceConfigSchema = z
     selection: selectionConfigSchema.default(() => selectionConfigSchema.parse({})),
     model: modelConfigSchema.default(() => modelConfigSchema.parse({})),
     pipeline: pipelineConfigSchema.default(() => pipelineConfigSchema.parse({})),
+    gate: gateConfigSchema.default(() => gateConfigSchema.parse({})),
     export: exportConfigSchema.default(() => exportConfigSchema.parse({})),
   })
   .extend(worklistConfigSchema.shape)
@@ -264,6 +280,7 @@ export function resolveConfig(raw: unknown, overrides: ConfigOverrides = {}, sou
   const cfg = parsed.data;
   cfg.dataDir = resolve(cfg.dataDir);
   cfg.model.dir = resolve(cfg.model.dir);
+  if (cfg.gate.dir) cfg.gate.dir = resolve(cfg.gate.dir);
   return cfg;
 }
 

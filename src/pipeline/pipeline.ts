@@ -5,6 +5,8 @@ import type { Logger } from "pino";
 import type { ServiceConfig } from "../config/service.ts";
 import { readDicom } from "../dicom/read.ts";
 import { presentationFromDicom } from "../image/presentation.ts";
+import type { GateOutcome } from "../gate/gate.ts";
+import type { PresentationImage } from "../image/presentation.ts";
 import type { Classifier } from "../inference/classifier.ts";
 import { selectStudy } from "../intake/selection.ts";
 import type { InstanceRecord, OutputRecord, SqliteStudyStore } from "../intake/store.ts";
@@ -19,6 +21,8 @@ export interface PipelineOptions {
   store: SqliteStudyStore;
   config: ServiceConfig;
   classifier: Classifier;
+  /** The image-content gate; without it every decoded image is inferred. */
+  gate?: { check(img: PresentationImage): Promise<GateOutcome> };
   logger: Logger;
   metrics?: ServiceMetrics;
   /** Result objects: <outputsDir>/<study>/... */
@@ -164,6 +168,19 @@ export class Pipeline {
     }
   }
 
+  /**
+   * The gate's verdict on the image the model would see: a failed check means no findings at all
+   * (rejected with "not analysed: <reason>", so the worklist lists it for review), not triage.
+   */
+  private async notAnalysed(uid: string, image: PresentationImage): Promise<boolean> {
+    const outcome = await this.opts.gate?.check(image);
+    if (!outcome || outcome.pass) return false;
+    this.opts.store.transition(uid, "rejected", { from: ["processing"], reason: `not analysed: ${outcome.reason}` });
+    this.opts.metrics?.gateFailures.inc({ check: outcome.check });
+    this.opts.logger.warn({ study: uid, check: outcome.check, reason: outcome.reason, scores: outcome.scores }, "study not analysed: its image failed the gate");
+    return true;
+  }
+
   private async processInstances(uid: string, instances: InstanceRecord[]): Promise<void> {
     const { store, config, classifier, logger, metrics } = this.opts;
     const started = Date.now();
@@ -186,6 +203,8 @@ export class Pipeline {
     try {
       const file = readDicom(chosen.path);
       const image = await presentationFromDicom(file);
+      stage = "gate";
+      if (await this.notAnalysed(uid, image)) return;
       stage = "inference";
       const result = await classifier.infer(image);
       metrics?.inferenceDuration.observe(result.inferenceMs / 1000);
