@@ -1,9 +1,10 @@
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { pino, type Logger } from "pino";
 import type { ServiceConfig } from "./config/service.ts";
 import { startListener, type DicomListener } from "./dicom-listener/listener.ts";
 import { destinationName, Exporter } from "./export/exporter.ts";
+import { DriftMonitor, readDriftReference } from "./drift/monitor.ts";
 import { GATE_DIR, ImageGate } from "./gate/gate.ts";
 import { Classifier } from "./inference/classifier.ts";
 import { recoverSpool } from "./intake/recover.ts";
@@ -30,6 +31,8 @@ export interface RunningService {
   readonly pipeline: Pipeline;
   readonly exporter: Exporter;
   readonly metrics: ServiceMetrics;
+  /** Drift monitoring, when a reference sample is configured or lies beside the model. */
+  readonly drift?: DriftMonitor;
   readonly api?: { server: ApiServer; url: string; token: string };
   close(): Promise<void>;
 }
@@ -73,12 +76,14 @@ export async function startService(config: ServiceConfig, opts: StartServiceOpti
     store.close();
     throw new Error(`gate ${config.gate.dir ?? GATE_DIR}: ${(err as Error).message}`);
   }
+  const drift = driftMonitor(config, metrics, logger);
   const exporter = new Exporter({ store, config, logger, metrics });
   const pipeline = new Pipeline({
     store,
     config,
     classifier,
     gate,
+    drift,
     logger,
     metrics,
     outputsDir: paths.outputs,
@@ -112,6 +117,7 @@ export async function startService(config: ServiceConfig, opts: StartServiceOpti
       config: apiConfig,
       metrics,
       logger,
+      drift: drift && (() => drift.status()),
       model: { name: classifier.card.name, version: classifier.card.version, deviceUid: classifier.card.deviceUid, architecture: classifier.card.architecture, training: classifier.card.training },
     });
     let where;
@@ -153,6 +159,7 @@ export async function startService(config: ServiceConfig, opts: StartServiceOpti
     pipeline,
     exporter,
     metrics,
+    drift,
     api,
     async close() {
       if (closed) return;
@@ -166,4 +173,14 @@ export async function startService(config: ServiceConfig, opts: StartServiceOpti
       store.close();
     },
   };
+}
+
+/** The drift monitor of the configured reference, or of <model.dir>/drift-reference.json when that exists; none otherwise. */
+function driftMonitor(config: ServiceConfig, metrics: ServiceMetrics, logger: Logger): DriftMonitor | undefined {
+  const path = config.drift.reference ?? join(config.model.dir, "drift-reference.json");
+  if (!config.drift.reference && !existsSync(path)) {
+    logger.info({ expected: path }, "drift monitoring off: no reference sample (cxr drift-reference)");
+    return undefined;
+  }
+  return new DriftMonitor({ reference: readDriftReference(path), window: config.drift.window, psiAlert: config.drift.psiAlert, ksAlpha: config.drift.ksAlpha, minSamples: config.drift.minSamples, logger, registry: metrics.registry });
 }

@@ -155,6 +155,19 @@ export const gateConfigSchema = z
   })
   .strict();
 
+/** Drift monitoring (src/drift): recent studies against the model's reference sample. */
+export const driftConfigSchema = z
+  .object({
+    /** Reference sample (`cxr drift-reference`); default <model.dir>/drift-reference.json when it exists. */
+    reference: z.string().min(1).optional(),
+    window: z.number().int().min(2).default(200),
+    psiAlert: z.number().positive().default(0.25),
+    /** An alert also needs the two-sample KS test to reject at this level (PSI alone is noisy on small windows). */
+    ksAlpha: z.number().positive().max(0.5).default(0.001),
+    minSamples: z.number().int().min(2).default(30),
+  })
+  .strict();
+
 export const dimseDestinationSchema = z
   .object({
     kind: z.literal("dimse").default("dimse"),
@@ -199,6 +212,7 @@ export const serviceConfigSchema = z
     model: modelConfigSchema.default(() => modelConfigSchema.parse({})),
     pipeline: pipelineConfigSchema.default(() => pipelineConfigSchema.parse({})),
     gate: gateConfigSchema.default(() => gateConfigSchema.parse({})),
+    drift: driftConfigSchema.default(() => driftConfigSchema.parse({})),
     export: exportConfigSchema.default(() => exportConfigSchema.parse({})),
   })
   .extend(worklistConfigSchema.shape)
@@ -281,6 +295,7 @@ export function resolveConfig(raw: unknown, overrides: ConfigOverrides = {}, sou
   cfg.dataDir = resolve(cfg.dataDir);
   cfg.model.dir = resolve(cfg.model.dir);
   if (cfg.gate.dir) cfg.gate.dir = resolve(cfg.gate.dir);
+  if (cfg.drift.reference) cfg.drift.reference = resolve(cfg.drift.reference);
   return cfg;
 }
 

@@ -5,7 +5,9 @@ import type { Logger } from "pino";
 import type { ServiceConfig } from "../config/service.ts";
 import { readDicom } from "../dicom/read.ts";
 import { presentationFromDicom } from "../image/presentation.ts";
+import type { DriftObservation } from "../drift/monitor.ts";
 import type { GateOutcome } from "../gate/gate.ts";
+import { imageStatistics } from "../gate/statistics.ts";
 import type { PresentationImage } from "../image/presentation.ts";
 import type { Classifier } from "../inference/classifier.ts";
 import { selectStudy } from "../intake/selection.ts";
@@ -23,6 +25,8 @@ export interface PipelineOptions {
   classifier: Classifier;
   /** The image-content gate; without it every decoded image is inferred. */
   gate?: { check(img: PresentationImage): Promise<GateOutcome> };
+  /** Drift monitoring: told what every decoded image looked like and what the model said. */
+  drift?: { observe(o: DriftObservation): void };
   logger: Logger;
   metrics?: ServiceMetrics;
   /** Result objects: <outputsDir>/<study>/... */
@@ -172,13 +176,11 @@ export class Pipeline {
    * The gate's verdict on the image the model would see: a failed check means no findings at all
    * (rejected with "not analysed: <reason>", so the worklist lists it for review), not triage.
    */
-  private async notAnalysed(uid: string, image: PresentationImage): Promise<boolean> {
-    const outcome = await this.opts.gate?.check(image);
-    if (!outcome || outcome.pass) return false;
+  private notAnalysed(uid: string, outcome: GateOutcome): void {
+    this.opts.drift?.observe({ statistics: outcome.statistics, gatePassed: false });
     this.opts.store.transition(uid, "rejected", { from: ["processing"], reason: `not analysed: ${outcome.reason}` });
     this.opts.metrics?.gateFailures.inc({ check: outcome.check });
     this.opts.logger.warn({ study: uid, check: outcome.check, reason: outcome.reason, scores: outcome.scores }, "study not analysed: its image failed the gate");
-    return true;
   }
 
   private async processInstances(uid: string, instances: InstanceRecord[]): Promise<void> {
@@ -204,9 +206,11 @@ export class Pipeline {
       const file = readDicom(chosen.path);
       const image = await presentationFromDicom(file);
       stage = "gate";
-      if (await this.notAnalysed(uid, image)) return;
+      const gated = await this.opts.gate?.check(image);
+      if (gated && !gated.pass) return this.notAnalysed(uid, gated);
       stage = "inference";
       const result = await classifier.infer(image);
+      this.opts.drift?.observe({ statistics: gated?.statistics ?? imageStatistics(image), probabilities: Object.fromEntries(result.findings.map((f) => [f.label, f.probability])), gatePassed: true });
       metrics?.inferenceDuration.observe(result.inferenceMs / 1000);
       stage = "results";
       const { PixelData: _pixels, ...dataset } = file.dataset;
