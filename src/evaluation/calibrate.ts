@@ -49,6 +49,8 @@ export interface CalibrationReport {
 
 const describeTarget = (t: Target) => `${t.metric} >= ${t.value}`;
 const f3 = (x: number | null) => (x === null ? "n/a" : x.toFixed(3));
+/** Thresholds and moves with 4 decimals: a threshold moved to the neighbouring score can move by less than 0.001. */
+const f4 = (x: number) => x.toFixed(4);
 const ci = (c: [number, number] | null) => (c ? `${f3(c[0])}–${f3(c[1])}` : "n/a");
 
 /** Rows of a predictions.csv joined to the labels by key; a key in one file but not the other is an error naming it. */
@@ -137,8 +139,9 @@ export async function calibrateModel(o: CalibrateOptions): Promise<CalibrationRe
 export function calibrationMarkdown(r: CalibrationReport): string {
   const rows = r.moves.map((m) => {
     const c = m.chosen;
-    const move = c ? `${c.threshold >= m.previous.threshold ? "+" : ""}${(c.threshold - m.previous.threshold).toFixed(3)}` : "kept";
-    return `| ${m.label} | ${m.target} | ${m.previous.tp + m.previous.fn}/${m.previous.tn + m.previous.fp} | ${f3(m.previous.threshold)} | ${c ? f3(c.threshold) : f3(m.previous.threshold)} | ${move} | ${f3(m.previous.sensitivity)} → ${c ? `${f3(c.sensitivity)} (${ci(c.sensitivityCi95)})` : "—"} | ${f3(m.previous.specificity)} → ${c ? `${f3(c.specificity)} (${ci(c.specificityCi95)})` : "—"} |${m.note ? ` ${m.note}` : ""}`;
+    const d = c ? c.threshold - m.previous.threshold : 0;
+    const move = c ? `${d >= 0 ? "+" : "−"}${f4(Math.abs(d))}` : "kept";
+    return `| ${m.label} | ${m.target} | ${m.previous.tp + m.previous.fn}/${m.previous.tn + m.previous.fp} | ${f4(m.previous.threshold)} | ${f4(c ? c.threshold : m.previous.threshold)} | ${move} | ${f3(m.previous.sensitivity)} → ${c ? `${f3(c.sensitivity)} (${ci(c.sensitivityCi95)})` : "—"} | ${f3(m.previous.specificity)} → ${c ? `${f3(c.specificity)} (${ci(c.specificityCi95)})` : "—"} |${m.note ? ` ${m.note}` : ""}`;
   });
   return [
     `# Operating points of ${r.model.name}: ${r.model.previousVersion} → ${r.model.version}`,

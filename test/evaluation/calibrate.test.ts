@@ -65,7 +65,7 @@ describe.runIf(requireSharedData())("cxr calibrate on the shared valid split, cx
       expect(l.thresholdMethod).toMatch(/^cxr calibrate: sensitivity >= (0\.95|1) on labels\.csv \(Split = valid\), 79 images; achieved sensitivity \d\.\d{3} \(95% CI \d\.\d{3}–\d\.\d{3}\), specificity/);
     }
     const md = readFileSync(join(out, "calibration.md"), "utf8");
-    expect(md).toMatch(/\| Effusion \| sensitivity >= 0\.95 \| \d+\/\d+ \| 0\.\d{3} \| 0\.\d{3} \| [+-]\d\.\d{3} \|/);
+    expect(md).toMatch(/\| Effusion \| sensitivity >= 0\.95 \| \d+\/\d+ \| 0\.\d{4} \| 0\.\d{4} \| [+−]\d\.\d{4} \|/);
 
     // The new card on the held-out test split: eval reports sensitivity/specificity at its thresholds.
     const evalOut = join(tmp.dir, "eval-test");
