@@ -27,7 +27,7 @@ const REPO = resolve(fileURLToPath(new URL("../../..", import.meta.url)));
 export const DEFAULT_DEMO_SOURCE = resolve(REPO, "../shared/data/dicom");
 export const DEFAULT_DEMO_DATA_DIR = resolve(REPO, "data/demo");
 export const DEMO_CONFIG_TEMPLATE = join(REPO, "fixtures/demo/cxr-demo.yaml");
-/** The chest files of ../shared/data/dicom: test1-3 and the RSNA pair are triaged, test4-6 are gatekeeping cases. */
+/** The chest files of ../shared/data/dicom: test1-3 and the RSNA CR are triaged; test4-6 are stopped by series selection, the fake MONOCHROME1 copy (and GATE_DEMO_CASES) by the image gate. */
 export const DEMO_FILES = [
   "test1.dcm",
   "test2.dcm",
