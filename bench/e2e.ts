@@ -9,6 +9,11 @@
  * when its association ends; otherwise the stable age would dominate the latency) and a seeded,
  * untrained DenseNet121-14 at the given input size on the CPU. The peer is Orthanc from the repo's
  * fixture (the PACS that receives the results). Prints one JSON object, then a table (ms).
+ *
+ * Time to notification (issue #16): the same studies also notify an HL7 v2 receiver built on
+ * python-hl7 (Debian python3-hl7, test/notify/hl7_peer.py, answers AA), the tests' FHIR R4 server
+ * (conditional creates) and a webhook receiver; per destination, from the end of the C-STORE to its
+ * acknowledgement as the outbox recorded it (deliveredAt). Without python3-hl7 the HL7 column is left out.
  */
 import { execFileSync, spawn } from "node:child_process";
 import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -22,6 +27,8 @@ import { startOrthanc } from "../src/peers/orthanc.ts";
 import { freePort } from "../src/peers/ports.ts";
 import { startService, type RunningService } from "../src/service.ts";
 import { SHARED_DICOM } from "../test/helpers/shared-data.ts";
+import { startFhirServer } from "../test/notify/fhir-server.ts";
+import { hl7PeerUnavailable, startHl7Peer, startHttp } from "../test/notify/peers.ts";
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(name);
@@ -43,6 +50,11 @@ const quantile = (xs: number[], q: number) => {
 
 const work = mkdtempSync(join(tmpdir(), "cxr-bench-e2e-"));
 const orthanc = await startOrthanc({ dir: join(work, "orthanc") });
+const hl7Missing = hl7PeerUnavailable();
+if (hl7Missing) console.error(`time to notification: no HL7 receiver (${hl7Missing})`);
+const hl7Peer = hl7Missing ? undefined : await startHl7Peer({ port: await freePort(), record: join(work, "hl7.jsonl") });
+const fhir = await startFhirServer();
+const webhook = await startHttp((_req, _body, res) => res.writeHead(204).end());
 // Closed in the finally too: a failed run must not leave the listener and pipeline timers holding the process open.
 let service: RunningService | undefined;
 try {
@@ -55,6 +67,15 @@ try {
     intake: { stableAgeSeconds: 30, singleImageImmediately: true },
     pipeline: { concurrency: CONCURRENCY },
     export: { destinations: [{ aeTitle: orthanc.aet, host: "127.0.0.1", port: orthanc.dicomPort }], retryInitialSeconds: 0.2 },
+    notify: {
+      retryInitialSeconds: 0.2,
+      destinations: [
+        ...(hl7Peer ? [{ kind: "hl7" as const, name: "hl7", host: "127.0.0.1", port: hl7Peer.port, receivingApplication: "RIS" }] : []),
+        { kind: "fhir" as const, name: "fhir", url: fhir.url },
+        // Every priority: the seeded model's studies are not all urgent, and each should be timed.
+        { kind: "webhook" as const, name: "webhook", url: `${webhook.url}/hook`, secret: "bench-secret-0123456789", priorities: ["urgent", "review", "routine"] },
+      ],
+    },
   });
   const running = (service = await startService(config, { logger: pino({ level: "warn" }), api: false }));
 
@@ -89,9 +110,9 @@ try {
   async function resultsInOrthanc(study: string): Promise<number> {
     const deadline = performance.now() + RESULT_TIMEOUT_MS;
     for (;;) {
-      const rec = running.store.get(study);
+      const rec = await running.store.get(study);
       if (rec?.state === "failed" || rec?.state === "rejected") throw new Error(`study ${study} ${rec.state}: ${rec.reason}`);
-      const expected = rec?.outputs?.sr ? 1 + (rec.outputs.sc?.length ?? 0) : 0;
+      const expected = rec?.outputs?.sr ? 1 + (rec.outputs.sc?.length ?? 0) + (rec.outputs.pm?.length ?? 0) : 0;
       if (expected) {
         const found = await orthanc.rest<{ ID: string; Type: string }[]>("/tools/lookup", { method: "POST", body: study });
         const id = found.find((f) => f.Type === "Study")?.ID;
@@ -102,38 +123,65 @@ try {
     }
   }
 
+  /** Per destination: ms from the end of the C-STORE (wall clock) to the acknowledgement the outbox recorded. */
+  async function notified(study: string, storedAtWall: number): Promise<Record<string, number>> {
+    const deadline = Date.now() + RESULT_TIMEOUT_MS;
+    for (;;) {
+      const rows = await running.store.notifications(study);
+      const bad = rows.find((n) => n.state === "failed");
+      if (bad) throw new Error(`study ${study}: notification ${bad.destination} failed: ${bad.lastError}`);
+      if (rows.length && rows.every((n) => n.state === "delivered")) return Object.fromEntries(rows.map((n) => [n.destination, Date.parse(n.deliveredAt!) - storedAtWall]));
+      if (Date.now() > deadline) throw new Error(`study ${study}: notifications not delivered after ${RESULT_TIMEOUT_MS / 1000} s`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
   // Warm-up (first inference, codec initialisation, first association to Orthanc): not measured.
   for (const input of ["uncompressed", "jpeg2000"] as const) {
     const w = makeInput(input);
+    const wall = Date.now();
     await send(w.path);
     await resultsInOrthanc(w.study);
+    await notified(w.study, wall);
   }
 
-  const scenarios: { input: "uncompressed" | "jpeg2000"; senders: number; latenciesMs: number[]; p50: number; p95: number; wallS: number }[] = [];
+  type Notified = Record<string, { p50: number; p95: number }>;
+  const scenarios: { input: "uncompressed" | "jpeg2000"; senders: number; latenciesMs: number[]; p50: number; p95: number; wallS: number; timeToNotificationMs: Notified }[] = [];
   for (const input of ["uncompressed", "jpeg2000"] as const) {
     for (const senders of [1, 4]) {
       const inputs = Array.from({ length: STUDIES }, () => makeInput(input));
       const latencies: number[] = [];
+      const toNotify: Record<string, number[]> = {};
       const t0 = performance.now();
       await Promise.all(
         Array.from({ length: senders }, async (_, k) => {
           for (let i = k; i < inputs.length; i += senders) {
             const storedAt = await send(inputs[i]!.path);
+            const storedAtWall = Date.now() - (performance.now() - storedAt);
             const doneAt = await resultsInOrthanc(inputs[i]!.study);
             latencies.push(doneAt - storedAt);
+            for (const [dest, ms] of Object.entries(await notified(inputs[i]!.study, storedAtWall))) (toNotify[dest] ??= []).push(ms);
           }
         }),
       );
-      scenarios.push({ input, senders, latenciesMs: latencies.map(Math.round), p50: Math.round(quantile(latencies, 0.5)), p95: Math.round(quantile(latencies, 0.95)), wallS: +((performance.now() - t0) / 1000).toFixed(1) });
+      scenarios.push({ input, senders, latenciesMs: latencies.map(Math.round), p50: Math.round(quantile(latencies, 0.5)), p95: Math.round(quantile(latencies, 0.95)), wallS: +((performance.now() - t0) / 1000).toFixed(1),
+        timeToNotificationMs: Object.fromEntries(Object.entries(toNotify).map(([d, xs]) => [d, { p50: Math.round(quantile(xs, 0.5)), p95: Math.round(quantile(xs, 0.95)) }])) });
     }
   }
-  const result = { bench: "e2e", studiesPerScenario: STUDIES, modelInputSize: INPUT_SIZE, pipelineConcurrency: CONCURRENCY, peer: "Orthanc (fixtures/orthanc/orthanc.json)", scenarios };
+  const result = { bench: "e2e", studiesPerScenario: STUDIES, modelInputSize: INPUT_SIZE, pipelineConcurrency: CONCURRENCY, peer: "Orthanc (fixtures/orthanc/orthanc.json)", notificationPeers: { hl7: hl7Peer ? "python-hl7 MLLP receiver (Debian python3-hl7)" : `absent: ${hl7Missing}`, fhir: "test FHIR server (test/notify/fhir-server.ts)", webhook: "node:http receiver" }, scenarios };
   console.log(JSON.stringify(result));
   console.log("");
-  console.log("input          senders   p50 ms   p95 ms   wall s");
-  for (const s of scenarios) console.log(`${s.input.padEnd(14)} ${String(s.senders).padStart(7)}   ${String(s.p50).padStart(6)}   ${String(s.p95).padStart(6)}   ${String(s.wallS).padStart(6)}`);
+  const dests = [...new Set(scenarios.flatMap((s) => Object.keys(s.timeToNotificationMs)))].sort();
+  console.log(["input          senders   p50 ms   p95 ms   wall s", ...dests.map((d) => `  ${`${d} p50/p95`.padStart(18)}`)].join(""));
+  for (const s of scenarios) {
+    const cells = dests.map((d) => `  ${`${s.timeToNotificationMs[d]?.p50 ?? "-"}/${s.timeToNotificationMs[d]?.p95 ?? "-"}`.padStart(18)}`);
+    console.log(`${s.input.padEnd(14)} ${String(s.senders).padStart(7)}   ${String(s.p50).padStart(6)}   ${String(s.p95).padStart(6)}   ${String(s.wallS).padStart(6)}${cells.join("")}`);
+  }
 } finally {
   await service?.close();
   await orthanc.stop();
+  await hl7Peer?.stop();
+  await fhir.close();
+  await webhook.close();
   rmSync(work, { recursive: true, force: true });
 }

@@ -1,5 +1,5 @@
 /**
- * C-STORE ingest throughput: the cxr listener (dcmjs-dimse SCP streaming to an fsynced spool file +
+ * C-STORE ingest throughput: the cxr listener (its own SCP, src/dicom-listener/scp.ts, streaming to an fsynced spool file +
  * SQLite record before each answer) against dcmtk's storescp, on the same files in the same run.
  *
  *   npx tsx bench/ingest.ts [--n 40] [--runs 3]
@@ -25,7 +25,7 @@ import { join } from "node:path";
 import { pino } from "pino";
 import { listenerConfigSchema, SOP_CLASS } from "../src/config/service.ts";
 import { startListener } from "../src/dicom-listener/listener.ts";
-import { SqliteStudyStore } from "../src/intake/store.ts";
+import { openSqliteStore } from "../src/store/index.ts";
 import { freePort } from "../src/peers/ports.ts";
 import { SHARED_DICOM } from "../test/helpers/shared-data.ts";
 import { startBareReceiver, type BareMode } from "./bare-receiver.ts";
@@ -89,7 +89,7 @@ try {
 
   async function cxrRun(tag: string, syncToDisk: boolean, send: (port: number) => Promise<number>): Promise<number> {
     const dir = join(work, `cxr-${tag}`);
-    const store = new SqliteStudyStore(join(dir, "store.sqlite"));
+    const store = openSqliteStore(join(dir, "store.sqlite"));
     const port = await freePort();
     const listener = await startListener({
       config: listenerConfigSchema.parse({ port, aeTitle: "CXR_BENCH", maxPduLength: MAX_PDU, acceptedSopClasses: [SOP_CLASS.CR, SOP_CLASS.DX_PRESENTATION, SOP_CLASS.SECONDARY_CAPTURE] }),
@@ -101,12 +101,13 @@ try {
     });
     try {
       const ms = await send(port);
-      const stored = store.db.prepare("SELECT COUNT(*) AS n FROM instances").get() as { n: number };
-      if (stored.n !== N) throw new Error(`cxr (${tag}) stored ${stored.n} of ${N}`);
+      let stored = 0;
+      for (const s of await store.list()) stored += await store.instanceCount(s.studyInstanceUid);
+      if (stored !== N) throw new Error(`cxr (${tag}) stored ${stored} of ${N}`);
       return ms;
     } finally {
       await listener.close();
-      store.close();
+      await store.close();
     }
   }
 

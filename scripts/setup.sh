@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export ONNXRUNTIME_NODE_INSTALL=skip DEBIAN_FRONTEND=noninteractive
 
-APT_PACKAGES=(orthanc orthanc-dicomweb dcmtk dicom3tools libgdcm-tools chromium fonts-dejavu-core ca-certificates python3 make g++)
+APT_PACKAGES=(orthanc orthanc-dicomweb dcmtk dicom3tools libgdcm-tools chromium fonts-dejavu-core ca-certificates python3 make g++ postgresql python3-hl7)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -21,6 +21,8 @@ if ((${#missing[@]})); then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # The Debian orthanc package starts a system service on port 4242/8042; the project runs its own.
   $SUDO service orthanc stop >/dev/null 2>&1 || true
+  # Likewise Debian's postgresql starts a cluster on 5432; the tests start private ones (test/helpers/postgres.ts).
+  $SUDO service postgresql stop >/dev/null 2>&1 || true
 fi
 
 stamp=node_modules/.cxr-lock-stamp

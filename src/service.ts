@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { pino, type Logger } from "pino";
+import { pino, type DestinationStream, type Logger } from "pino";
+import { secretScrubber } from "./config/secrets.ts";
 import type { ServiceConfig } from "./config/service.ts";
 import { startListener, type DicomListener } from "./dicom-listener/listener.ts";
 import { destinationName, Exporter } from "./export/exporter.ts";
@@ -8,15 +9,17 @@ import { DriftMonitor, readDriftReference } from "./drift/monitor.ts";
 import { GATE_DIR, ImageGate } from "./gate/gate.ts";
 import { Classifier } from "./inference/classifier.ts";
 import { recoverSpool } from "./intake/recover.ts";
-import { SqliteStudyStore } from "./intake/store.ts";
+import { openStore, sqliteStorePath, type Store } from "./store/index.ts";
 import { Pipeline } from "./pipeline/pipeline.ts";
+import { createNotifyMetrics } from "./notify/metrics.ts";
+import { Notifier, notificationsFor } from "./notify/notifier.ts";
 import { createMetrics, type ServiceMetrics } from "./worklist/metrics.ts";
 import { createApiServer, generateApiToken, type ApiServer } from "./worklist/server.ts";
 
-/** Files of a data directory (spool, quarantine, results, heatmaps, the SQLite store). */
+/** Files of a data directory (spool, quarantine, results, heatmaps, the SQLite store when it is used). */
 export function dataPaths(dataDir: string) {
   return {
-    store: join(dataDir, "store.sqlite"),
+    store: sqliteStorePath(dataDir),
     spool: join(dataDir, "spool"),
     quarantine: join(dataDir, "quarantine"),
     outputs: join(dataDir, "outputs"),
@@ -24,12 +27,23 @@ export function dataPaths(dataDir: string) {
   };
 }
 
+/**
+ * The service's logger: every line passes the configuration's secret scrubber on its way out, so a
+ * library error that quotes a configured URL or header cannot leak it.
+ */
+export function serviceLogger(config: ServiceConfig, stream?: DestinationStream): Logger {
+  const scrub = secretScrubber(config);
+  const options = { level: config.logLevel, hooks: { streamWrite: scrub } };
+  return stream ? pino(options, stream) : pino(options);
+}
+
 export interface RunningService {
   readonly config: ServiceConfig;
-  readonly store: SqliteStudyStore;
+  readonly store: Store;
   readonly listener: DicomListener;
   readonly pipeline: Pipeline;
   readonly exporter: Exporter;
+  readonly notifier: Notifier;
   readonly metrics: ServiceMetrics;
   /** Drift monitoring, when a reference sample is configured or lies beside the model. */
   readonly drift?: DriftMonitor;
@@ -53,18 +67,27 @@ export interface StartServiceOptions {
  * left behind are resumed), the listener last, and only then is "listener ready" logged.
  */
 export async function startService(config: ServiceConfig, opts: StartServiceOptions = {}): Promise<RunningService> {
-  const logger = opts.logger ?? pino({ level: config.logLevel });
+  const logger = opts.logger ?? serviceLogger(config);
   const paths = dataPaths(config.dataDir);
   mkdirSync(config.dataDir, { recursive: true });
-  const store = new SqliteStudyStore(paths.store, (err, study) => logger.error({ study, err: err.message }, "study change listener failed"));
-  recoverSpool(store, paths.spool, logger);
+  const store = await openStore(config.store, {
+    dataDir: config.dataDir,
+    onListenerError: (err, study) => logger.error({ study, err: err.message }, "study change listener failed"),
+    onConnectionError: (err) => logger.error({ err: err.message }, "store connection error"),
+  });
+  try {
+    await recoverSpool(store, paths.spool, logger);
+  } catch (err) {
+    await store.close();
+    throw new Error(`store (${config.store.kind}): ${(err as Error).message}`);
+  }
   const metrics = createMetrics({ defaultMetrics: opts.api !== false });
   const ownClassifier = !opts.classifier;
   let classifier: Classifier;
   try {
     classifier = opts.classifier ?? (await Classifier.load(config.model.dir, { provider: config.model.provider, threads: config.model.threads }));
   } catch (err) {
-    store.close();
+    await store.close();
     throw new Error(`model ${config.model.dir}: ${(err as Error).message}`);
   }
   const ownGate = !opts.gate && config.gate.enabled;
@@ -73,11 +96,12 @@ export async function startService(config: ServiceConfig, opts: StartServiceOpti
     gate = opts.gate ?? (config.gate.enabled ? await ImageGate.load(config.gate.dir ?? GATE_DIR, config.gate, config.model.threads) : undefined);
   } catch (err) {
     if (ownClassifier) await classifier.close();
-    store.close();
+    await store.close();
     throw new Error(`gate ${config.gate.dir ?? GATE_DIR}: ${(err as Error).message}`);
   }
   const drift = driftMonitor(config, metrics, logger);
-  const exporter = new Exporter({ store, config, logger, metrics });
+  const exporter = new Exporter({ store, config, logger, metrics, notifications: store });
+  const notifier = new Notifier({ store, config, logger, metrics: createNotifyMetrics(metrics.registry, store), onDelivered: () => exporter.kick() });
   const pipeline = new Pipeline({
     store,
     config,
@@ -90,26 +114,33 @@ export async function startService(config: ServiceConfig, opts: StartServiceOpti
     heatmapsDir: paths.heatmaps,
     quarantineDir: paths.quarantine,
     destinations: config.export.destinations.map(destinationName),
-    onDone: () => exporter.kick(),
+    notificationsFor: (findings) => notificationsFor(findings, config),
+    onDone: () => {
+      exporter.kick();
+      notifier.kick();
+    },
   });
-  pipeline.start();
+  await pipeline.start();
   exporter.start();
+  notifier.start();
 
   // What started so far, stopped in reverse when a later part cannot start.
   const stopStarted = async () => {
     await pipeline.stop();
     await exporter.stop();
+    await notifier.stop();
     await api?.server.close();
     if (ownClassifier) await classifier.close();
     if (ownGate) await gate?.close();
-    store.close();
+    await store.close();
   };
   let api: RunningService["api"];
   if (opts.api !== false) {
     let tokens = config.api.tokens;
     if (tokens.length === 0) {
       tokens = [generateApiToken()];
-      logger.warn({ token: tokens[0] }, "no api.tokens configured: generated a bearer token for this run");
+      // Not into the log (logs travel to collectors): the caller shows it to the operator (RunningService.api.token).
+      logger.warn("no api.tokens configured: generated a bearer token for this run");
     }
     const apiConfig = { ...config, api: { ...config.api, tokens } };
     const server = createApiServer({
@@ -147,7 +178,7 @@ export async function startService(config: ServiceConfig, opts: StartServiceOpti
     throw new Error(`DICOM listener on ${config.dicom.bindAddress}:${config.dicom.port}: ${(err as Error).message}`);
   }
   logger.info(
-    { ae: config.dicom.aeTitle, host: listener.host, port: listener.port, tls: !!config.dicom.tls, http: api?.url, destinations: exporter.destinationNames, dataDir: config.dataDir, model: classifier.card.deviceUid },
+    { ae: config.dicom.aeTitle, node: store.nodeId, store: store.kind, host: listener.host, port: listener.port, tls: !!config.dicom.tls, http: api?.url, destinations: exporter.destinationNames, dataDir: config.dataDir, model: classifier.card.deviceUid },
     "listener ready",
   );
 
@@ -158,6 +189,7 @@ export async function startService(config: ServiceConfig, opts: StartServiceOpti
     listener,
     pipeline,
     exporter,
+    notifier,
     metrics,
     drift,
     api,
@@ -167,10 +199,11 @@ export async function startService(config: ServiceConfig, opts: StartServiceOpti
       await listener.close();
       await pipeline.stop();
       await exporter.stop();
+      await notifier.stop();
       await api?.server.close();
       if (ownClassifier) await classifier.close();
       if (ownGate) await gate?.close();
-      store.close();
+      await store.close();
     },
   };
 }

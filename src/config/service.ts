@@ -2,7 +2,10 @@ import { readFileSync } from "node:fs";
 import { extname, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { secretString } from "./secrets.ts";
 import { worklistConfigSchema } from "./worklist.ts";
+import { DEFAULT_MAP_SELECTION, MAP_SELECTIONS } from "../results/pm/selection.ts";
+import { notifyConfigSchema } from "./notify.ts";
 
 /**
  * The service configuration (`cxr serve --config <file>`): one JSON or YAML file, validated with
@@ -46,6 +49,23 @@ const aeTitle = z
   .refine((s) => s.trim().length > 0, "an AE title cannot be blank");
 const port = z.number().int().min(0).max(65535);
 const uid = z.string().regex(/^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$/, "not a DICOM UID");
+/** A destination's name in the store's export records, logs and metric labels (never its URL, which may carry credentials). */
+const destinationNameSchema = z.string().regex(/^[A-Za-z0-9._@:-]{1,64}$/, "a destination name is 1-64 of A-Z a-z 0-9 . _ @ : -");
+
+/** Limits on parsing one received header (README, conformance). */
+export const parseBudgetSchema = z
+  .object({
+    /** Sequence nesting levels (a top-level sequence is level 1). */
+    maxNestingDepth: z.number().int().min(1).default(32),
+    /** Data elements in the header, items and nested elements included. */
+    maxElements: z.number().int().min(1).default(50_000),
+    /** Bytes before the top-level Pixel Data (or of the whole data set when it has none). */
+    maxHeaderBytes: z.number().int().min(1024).default(4 * 1024 * 1024),
+    /** Seconds the header parse (off the main thread) may take. */
+    timeoutSeconds: z.number().positive().default(10),
+  })
+  .strict();
+export type ParseBudget = z.infer<typeof parseBudgetSchema>;
 
 export const listenerConfigSchema = z
   .object({
@@ -66,6 +86,14 @@ export const listenerConfigSchema = z
     maxPduLength: z.number().int().min(0).default(262144),
     /** Seconds an idle association is kept before it is closed. */
     associationTimeoutSeconds: z.number().positive().default(60),
+    /** PS3.8 ARTIM: seconds a connection may wait for its A-ASSOCIATE-RQ, or for its close after a release or reject. */
+    artimTimeoutSeconds: z.number().positive().default(30),
+    /** Open associations one calling AE title may hold (so that one peer cannot take every slot). */
+    maxAssociationsPerCallingAe: z.number().int().min(1).default(8),
+    /** Open associations one peer address may hold. */
+    maxAssociationsPerHost: z.number().int().min(1).default(8),
+    /** What one received data set's header may cost to parse; an instance over it is refused and quarantined. */
+    parseBudget: parseBudgetSchema.default(() => parseBudgetSchema.parse({})),
     /** DICOM TLS (PS3.15 B.1): PEM files; off unless `cert` and `key` are given. */
     tls: z
       .object({
@@ -137,6 +165,11 @@ export const pipelineConfigSchema = z
     concurrency: z.number().int().min(1).default(2),
     /** Longest side of the heatmap PNGs for the worklist; larger sources are downscaled. */
     heatmapMaxSize: z.number().int().min(16).default(1024),
+    /**
+     * Which findings get a DICOM Parametric Map (sent with the SR and SC): "all", "positive" (the findings at
+     * or above their operating point, else the most probable one) or "none".
+     */
+    parametricMaps: z.enum(MAP_SELECTIONS).default(DEFAULT_MAP_SELECTION),
   })
   .strict();
 
@@ -171,6 +204,8 @@ export const driftConfigSchema = z
 export const dimseDestinationSchema = z
   .object({
     kind: z.literal("dimse").default("dimse"),
+    /** Default: AET@host:port. */
+    name: destinationNameSchema.optional(),
     aeTitle,
     host: z.string().min(1),
     port: port.refine((p) => p > 0, "port must be > 0"),
@@ -183,9 +218,15 @@ export const dimseDestinationSchema = z
 export const stowDestinationSchema = z
   .object({
     kind: z.literal("stow"),
-    /** DICOMweb root, e.g. http://pacs:8042/dicom-web (STOW-RS is POST <url>/studies). */
-    url: z.url(),
-    headers: z.record(z.string(), z.string()).default({}),
+    /** Default: the URL's host and path (no user-info, no query). */
+    name: destinationNameSchema.optional(),
+    /**
+     * DICOMweb root, e.g. http://pacs:8042/dicom-web (STOW-RS is POST <url>/studies). User-info
+     * (http://user:password@host/...) is sent as HTTP Basic authentication. A string, { env } or { file }.
+     */
+    url: secretString(z.url()),
+    /** Extra request headers (e.g. an API key); each value a string, { env } or { file }. */
+    headers: z.record(z.string(), secretString(z.string())).default({}),
   })
   .strict();
 
@@ -193,13 +234,38 @@ export const destinationSchema = z.union([stowDestinationSchema, dimseDestinatio
 
 export const exportConfigSchema = z
   .object({
-    destinations: z.array(destinationSchema).default([]),
+    destinations: z
+      .array(destinationSchema)
+      .default([])
+      .superRefine((list, ctx) => {
+        // Export records are kept per name: two destinations under one name would share them.
+        const seen = new Set<string>();
+        list.forEach((d, i) => {
+          const name = destinationName(d);
+          if (seen.has(name)) ctx.addIssue({ code: "custom", path: [i, "name"], message: `destination name '${name}' is used twice; give each destination its own name` });
+          seen.add(name);
+        });
+      }),
     /** Exponential backoff between attempts: initial × 2^n, capped; attempts go on until they succeed. */
     retryInitialSeconds: z.number().positive().default(1),
     retryMaxSeconds: z.number().positive().default(60),
     timeoutSeconds: z.number().positive().default(30),
   })
   .strict();
+
+/** Where the service keeps its state: embedded SQLite in the data folder (default), or PostgreSQL shared by several nodes. */
+export const storeConfigSchema = z
+  .object({
+    kind: z.enum(["sqlite", "postgres"]).default("sqlite"),
+    /** PostgreSQL connection URL, e.g. postgres://cxr:secret@db:5432/cxr (required for postgres). */
+    url: z.string().min(1).optional(),
+    /** This node's name in leases, state history and a study's processedBy (default: the host name). */
+    nodeId: z.string().min(1).max(128).optional(),
+    /** A claimed study whose worker stops renewing its lease for this long goes back to the queue (another node takes it). */
+    leaseSeconds: z.number().positive().default(120),
+  })
+  .strict()
+  .refine((s) => s.kind !== "postgres" || !!s.url, { message: "store.url is required when store.kind is postgres", path: ["url"] });
 
 export const serviceConfigSchema = z
   .object({
@@ -214,6 +280,8 @@ export const serviceConfigSchema = z
     gate: gateConfigSchema.default(() => gateConfigSchema.parse({})),
     drift: driftConfigSchema.default(() => driftConfigSchema.parse({})),
     export: exportConfigSchema.default(() => exportConfigSchema.parse({})),
+    store: storeConfigSchema.default(() => storeConfigSchema.parse({})),
+    notify: notifyConfigSchema.default(() => notifyConfigSchema.parse({})),
   })
   .extend(worklistConfigSchema.shape)
   .strict();
@@ -221,11 +289,20 @@ export const serviceConfigSchema = z
 export type ServiceConfig = z.infer<typeof serviceConfigSchema>;
 export type ListenerConfig = ServiceConfig["dicom"];
 export type SelectionConfig = ServiceConfig["selection"];
+export type StoreConfig = ServiceConfig["store"];
 export type Destination = z.infer<typeof destinationSchema>;
 export type DimseDestination = z.infer<typeof dimseDestinationSchema>;
 export type StowDestination = z.infer<typeof stowDestinationSchema>;
 
 export class ConfigError extends Error {}
+
+/** The name a destination is known by in the store (export records), logs and metrics: never its URL's secrets. */
+export function destinationName(d: Destination): string {
+  if (d.name) return d.name;
+  if (d.kind === "dimse") return `${d.aeTitle}@${d.host}:${d.port}`;
+  const u = new URL(d.url);
+  return `${u.host}${u.pathname.replace(/\/+$/, "")}`;
+}
 
 /** Overrides from `cxr serve` flags, applied on top of the file before validation. */
 export interface ConfigOverrides {

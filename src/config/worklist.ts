@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { isNihLabel, NIH_LABELS } from "../model/labels.ts";
+import { secretString } from "./secrets.ts";
 
 /**
  * The `api` and `priority` sections of the service configuration (issue #6). The root schema in
@@ -18,15 +19,23 @@ export const apiConfigSchema = z
     httpPort: z.number().int().min(0).max(65535).default(API_DEFAULTS.httpPort),
     /** Loopback by default: the worklist carries patient data and must be exposed on purpose. */
     bindAddress: z.string().min(1).default(API_DEFAULTS.bindAddress),
-    /** Bearer tokens accepted by every authenticated route; the server refuses to start without one. */
-    tokens: z.array(z.string().min(16, "api.tokens: a token needs at least 16 characters")).default([]),
+    /** Bearer tokens accepted by every authenticated route; the server refuses to start without one. Each a string, { env } or { file }. */
+    tokens: z.array(secretString(z.string().min(16, "api.tokens: a token needs at least 16 characters"))).default([]),
     /** Whether logs may carry patient names, IDs and accession numbers (off: they are left out). */
     logPhi: z.boolean().default(false),
     /**
      * DICOMweb base URL of the PACS that holds the results (e.g. http://pacs:8042/dicom-web): the
-     * study page links each SR/SC there. Absent: no PACS links are given.
+     * study page links each SR/SC there. Absent: no PACS links are given. User-info is sent as HTTP
+     * Basic authentication by the viewer's proxy and never shown. A string, { env } or { file }.
      */
-    pacsDicomWebUrl: z.url().optional(),
+    pacsDicomWebUrl: secretString(z.url()).optional(),
+    /**
+     * Minutes a browser session (the cookie the page and viewer get for a token in their address)
+     * lasts without use; an open worklist WebSocket keeps it alive.
+     */
+    sessionMinutes: z.number().positive().default(30),
+    /** Origins besides this server's own whose pages may open the WebSocket (e.g. an OHIF on another host). */
+    allowedOrigins: z.array(z.url().transform((u) => new URL(u).origin)).default([]),
   })
   .strict();
 

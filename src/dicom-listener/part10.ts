@@ -46,3 +46,15 @@ function element(elementNumber: number, vr: "OB" | "UI" | "SH" | "AE", value: Bu
   else head.writeUInt16LE(value.length, 6);
   return Buffer.concat([head, value]);
 }
+
+/**
+ * Where the data set starts in a spool file that part10Header began: after the preamble, "DICM",
+ * the group length element and the meta elements it counts. `head` holds at least the file's first
+ * 144 bytes.
+ */
+export function part10DatasetOffset(head: Buffer): number {
+  if (head.length < 144 || head.toString("latin1", 128, 132) !== "DICM" || head.readUInt16LE(132) !== 0x0002 || head.readUInt16LE(134) !== 0x0000) {
+    throw new Error("not a spool file: no Part 10 preamble with a File Meta Information Group Length");
+  }
+  return 132 + 12 + head.readUInt32LE(140);
+}

@@ -81,7 +81,7 @@ export function pduLengthLimit(type: number, limits: PduLimits): number {
 }
 
 /** A-ABORT reasons of the service provider (PS3.8 9.3.8, source 2). */
-export const ABORT_REASON = { unrecognizedPdu: 1, invalidPduParameterValue: 6 } as const;
+export const ABORT_REASON = { notSpecified: 0, unrecognizedPdu: 1, unexpectedPdu: 2, invalidPduParameterValue: 6 } as const;
 
 /** An A-ABORT PDU from the service provider (source 2) with `reason`. */
 export function abortPdu(reason: number): Buffer {

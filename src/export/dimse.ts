@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import dimse from "dcmjs-dimse";
+import { redact, withoutCredentials } from "../config/secrets.ts";
 import type { DimseDestination, StowDestination } from "../config/service.ts";
 
 const { Client } = dimse;
@@ -91,13 +92,17 @@ export async function stowFiles(dest: StowDestination, paths: string[], timeoutS
     parts.push(Buffer.from(`--${boundary}\r\nContent-Type: application/dicom\r\n\r\n`, "latin1"), readFileSync(path), Buffer.from("\r\n", "latin1"));
   }
   parts.push(Buffer.from(`--${boundary}--\r\n`, "latin1"));
-  const url = `${dest.url.replace(/\/+$/, "")}/studies`;
+  // Below the root's path, keeping its query (a token some gateways expect there).
+  const root = new URL(dest.url);
+  root.pathname = `${root.pathname.replace(/\/+$/, "")}/studies`;
+  const target = withoutCredentials(root.href);
+  const url = String(redact(target.url));
   let res: Response;
   let text: string;
   try {
-    res = await fetch(url, {
+    res = await fetch(target.url, {
       method: "POST",
-      headers: { ...dest.headers, "Content-Type": `multipart/related; type="application/dicom"; boundary=${boundary}`, Accept: "application/dicom+json" },
+      headers: { ...target.headers, ...dest.headers, "Content-Type": `multipart/related; type="application/dicom"; boundary=${boundary}`, Accept: "application/dicom+json" },
       body: new Uint8Array(Buffer.concat(parts)),
       signal: AbortSignal.timeout(timeoutSeconds * 1000),
     });

@@ -1,26 +1,26 @@
 import type { Logger } from "pino";
-import type { Destination, ServiceConfig } from "../config/service.ts";
-import type { SqliteStudyStore } from "../intake/store.ts";
+import { destinationName, type Destination, type ServiceConfig } from "../config/service.ts";
+import type { ExportQueue, NotificationOutbox } from "../store/roles.ts";
 import type { ServiceMetrics } from "../worklist/metrics.ts";
 import { cStoreFiles, stowFiles, type SendOutcome } from "./dimse.ts";
 
-/** The name a destination is recorded under in the store (exports table) and in metrics. */
-export function destinationName(d: Destination): string {
-  return d.kind === "stow" ? d.url : `${d.aeTitle}@${d.host}:${d.port}`;
-}
+export { destinationName };
 
 export interface ExporterOptions {
-  store: SqliteStudyStore;
+  store: ExportQueue;
   config: ServiceConfig;
   logger: Logger;
   metrics?: ServiceMetrics;
+  /** Required notifications (src/notify) hold a study in "done" until they are delivered too. */
+  notifications?: Pick<NotificationOutbox, "undeliveredRequiredNotifications">;
 }
 
 /**
  * Sends the result objects of "done" studies to every destination and marks a study "exported"
  * only when every object has a success status from every destination. Failed sends are retried
  * with exponential backoff (initial × 2^attempt, capped), for as long as it takes; the schedule is
- * in the store, so it survives restarts.
+ * in the store, so it survives restarts. In a cluster each study is sent by one node at a time
+ * (claimExport); if two ever overlap, the objects' derived UIDs make the second send a no-op.
  */
 export class Exporter {
   private running = false;
@@ -67,15 +67,24 @@ export class Exporter {
     this.dirty = false;
     let nextDue = Infinity;
     try {
-      for (const uid of this.opts.store.studiesInState("done")) {
+      for (const uid of await this.opts.store.studiesToExport()) {
         if (!this.running) break;
-        const { nextAt } = this.opts.store.exportSchedule(uid);
+        const { nextAt } = await this.opts.store.exportSchedule(uid);
         if (nextAt > Date.now()) {
           nextDue = Math.min(nextDue, nextAt);
           continue;
         }
-        const retryAt = await this.exportStudy(uid);
-        if (retryAt !== undefined) nextDue = Math.min(nextDue, retryAt);
+        // Another node is sending this study's objects; look again soon in case that node dies.
+        if (!(await this.opts.store.claimExport(uid))) {
+          nextDue = Math.min(nextDue, Date.now() + 1000);
+          continue;
+        }
+        try {
+          const retryAt = await this.exportStudy(uid);
+          if (retryAt !== undefined) nextDue = Math.min(nextDue, retryAt);
+        } finally {
+          await this.opts.store.releaseExport(uid);
+        }
       }
     } catch (err) {
       this.opts.logger.error({ err: (err as Error).message }, "export pass failed");
@@ -98,7 +107,7 @@ export class Exporter {
     const errors: string[] = [];
     for (const dest of this.destinations) {
       const name = destinationName(dest);
-      const pending = store.pendingExports(uid, name);
+      const pending = await store.pendingExports(uid, name);
       if (pending.length === 0) continue;
       const paths = pending.map((o) => o.path);
       let outcomes: SendOutcome[];
@@ -110,30 +119,30 @@ export class Exporter {
         // study like any other, recorded per object and retried, instead of aborting the whole pass.
         outcomes = paths.map((path) => ({ path, ok: false, detail: `cannot send: ${(err as Error).message}` }));
       }
-      outcomes.forEach((o, k) => {
+      for (const [k, o] of outcomes.entries()) {
         const out = pending[k]!;
         if (o.ok) {
-          store.markExported(out.sopInstanceUid, name);
+          await store.markExported(out.sopInstanceUid, name);
           metrics?.exportsSucceeded.inc({ destination: name });
         } else {
-          store.markExportFailed(out.sopInstanceUid, name, o.detail);
+          await store.markExportFailed(out.sopInstanceUid, name, o.detail);
           metrics?.exportFailures.inc({ destination: name });
           errors.push(`${name}: ${o.detail}`);
         }
-      });
+      }
     }
     if (errors.length === 0) {
-      if (this.destinations.every((d) => store.pendingExports(uid, destinationName(d)).length === 0)) {
-        store.transition(uid, "exported", { from: ["done"], reason: null });
-        logger.info({ study: uid }, "study exported");
-      }
+      const left = await Promise.all(this.destinations.map((d) => store.pendingExports(uid, destinationName(d))));
+      const unnotified = (await this.opts.notifications?.undeliveredRequiredNotifications(uid)) ?? 0;
+      // With notifications still owed, the notifier kicks the exporter again once they are delivered.
+      if (left.every((p) => p.length === 0) && unnotified === 0 && (await store.markStudyExported(uid))) logger.info({ study: uid }, "study exported");
       return undefined;
     }
-    const { attempts } = store.exportSchedule(uid);
+    const { attempts } = await store.exportSchedule(uid);
     const delay = Math.min(config.export.retryMaxSeconds, config.export.retryInitialSeconds * 2 ** attempts) * 1000;
     const nextAt = Date.now() + delay;
     const reason = `export failed (attempt ${attempts + 1}, next in ${Math.round(delay / 1000)} s): ${[...new Set(errors)].join("; ")}`.slice(0, 500);
-    store.setExportSchedule(uid, nextAt, attempts + 1, reason);
+    await store.setExportSchedule(uid, nextAt, attempts + 1, reason);
     logger.warn({ study: uid, attempt: attempts + 1, retryInMs: delay, errors: [...new Set(errors)] }, "export failed; will retry");
     return nextAt;
   }

@@ -1,4 +1,4 @@
-import type { InstanceHeader } from "./store.ts";
+import type { InstanceHeader } from "../store/types.ts";
 
 /** What intake keeps from a received instance's header (naturalized by dcmjs). */
 export interface ReceivedHeader {
@@ -8,6 +8,10 @@ export interface ReceivedHeader {
   seriesInstanceUid?: string;
   patientName?: string;
   patientId?: string;
+  /** DICOM DA (YYYYMMDD), as received. */
+  patientBirthDate?: string;
+  /** DICOM CS: M, F or O. */
+  patientSex?: string;
   accessionNumber?: string;
   studyDescription?: string;
   header: InstanceHeader;
@@ -17,9 +21,12 @@ function str(v: unknown): string | undefined {
   if (v === undefined || v === null) return undefined;
   if (Array.isArray(v)) return v.length ? str(v[0]) : undefined;
   if (typeof v === "object") {
-    // dcmjs PN: { Alphabetic: "DOE^JOHN" }
-    const alpha = (v as { Alphabetic?: unknown }).Alphabetic;
-    return typeof alpha === "string" ? alpha.replace(/\0/g, "").trim() : undefined;
+    // dcmjs PN: { Alphabetic, Ideographic, Phonetic }, written back in DICOM's own form with every
+    // component group ("Yamada^Tarou=山田^太郎=やまだ^たろう"; trailing empty groups dropped).
+    const pn = v as { Alphabetic?: unknown; Ideographic?: unknown; Phonetic?: unknown };
+    const groups = [pn.Alphabetic, pn.Ideographic, pn.Phonetic].map((g) => (typeof g === "string" ? g.replace(/\0/g, "").trim() : ""));
+    const s = groups.join("=").replace(/=+$/, "");
+    return s === "" ? undefined : s;
   }
   const s = String(v).replace(/\0/g, "").trim();
   return s === "" ? undefined : s;
@@ -67,6 +74,8 @@ export function extractHeader(ds: Record<string, unknown>): ReceivedHeader {
     seriesInstanceUid: str(ds.SeriesInstanceUID),
     patientName: str(ds.PatientName),
     patientId: str(ds.PatientID),
+    patientBirthDate: str(ds.PatientBirthDate),
+    patientSex: str(ds.PatientSex),
     accessionNumber: str(ds.AccessionNumber),
     studyDescription: str(ds.StudyDescription),
     header,

@@ -1,5 +1,5 @@
 import type { SelectionConfig } from "../config/service.ts";
-import type { InstanceRecord, SeriesDecision } from "./store.ts";
+import type { InstanceRecord, SeriesDecision } from "../store/types.ts";
 
 /** SR storage classes (PS3.4 B.5): never image input, and our own results are SR. */
 const SR_SOP_CLASS_PREFIX = "1.2.840.10008.5.1.4.1.1.88.";

@@ -41,3 +41,13 @@ export function sopCommonAndStudy(basis: ResultBasis, card: ModelCard, sopClassU
     StudyInstanceUID: basis.ref.studyInstanceUid,
   };
 }
+
+/**
+ * Body Part Examined or Laterality for a derived result series (SC, Parametric Map): CHEST (unpaired, so no
+ * Laterality) is copied, which keeps the object where hanging protocols expect it. Any other body part is
+ * left out: this product reports on chest radiographs only, and for a possibly paired part Laterality
+ * (Type 2C) would have to be known; instead Laterality is written empty (unknown).
+ */
+export function bodyPartOrLaterality(source: Record<string, unknown>): Record<string, string> {
+  return source.BodyPartExamined === "CHEST" ? { BodyPartExamined: "CHEST" } : { Laterality: "" };
+}

@@ -1,6 +1,8 @@
 import { deriveUid } from "../dicom/uid.ts";
 import type { PresentationImage } from "../image/presentation.ts";
 import type { InferenceResult } from "../inference/classifier.ts";
+import type { MapSelection } from "./pm/selection.ts";
+import type { SourceReference } from "./source.ts";
 
 /** The UIDs of the result objects made for one source image. */
 export interface ResultUids {
@@ -9,6 +11,9 @@ export interface ResultUids {
   sopInstanceUidSr: string;
   /** n counts from 1, in the order buildHeatmapCaptures returns the captures. */
   sopInstanceUidsSc: (n: number) => string;
+  seriesInstanceUidPm: string;
+  /** The Parametric Map of one finding, by its card label. */
+  sopInstanceUidPm: (label: string) => string;
 }
 
 export interface ResultInput {
@@ -20,6 +25,10 @@ export interface ResultInput {
   uids: ResultUids;
   /** Content Date/Time of the objects; defaults to the current time. */
   now?: Date;
+  /** The SR this one replaces (the same study's earlier result): named in its Predecessor Documents Sequence. */
+  predecessor?: SourceReference;
+  /** Which findings get a Parametric Map (and are referenced from the SR); default DEFAULT_MAP_SELECTION. */
+  mapSelection?: MapSelection;
 }
 
 /**
@@ -37,6 +46,8 @@ export function deriveResultUids(sourceSopInstanceUids: string[], deviceUid: str
     seriesInstanceUidSc: uid("series", "SC"),
     sopInstanceUidSr: uid("instance", "SR"),
     sopInstanceUidsSc: (n: number) => uid("instance", "SC", String(n)),
+    seriesInstanceUidPm: uid("series", "PM"),
+    sopInstanceUidPm: (label: string) => uid("instance", "PM", label),
   };
 }
 

@@ -1,6 +1,6 @@
 /**
  * Content hash of everything the viewer bundle is built from: its browser sources (lib/, page/), the
- * vite configuration, the label list it imports, and the installed Cornerstone versions
+ * vite configuration, the label list and the Parametric Map value mapping it imports, and the installed Cornerstone versions
  * (package-lock.json). The Node side (index.ts, build.ts, this file) is not in the bundle, so editing it
  * does not force a rebuild. The build writes the hash next to the bundle, so "is the bundle stale?" is
  * a hash comparison, independent of file times.
@@ -28,6 +28,7 @@ export function viewerSourceHash(): string {
     ...files(join(VIEWER_SOURCE_DIR, "page")),
     join(VIEWER_SOURCE_DIR, "vite.config.ts"),
     join(REPO, "src/model/labels.ts"),
+    join(REPO, "src/results/pm/values.ts"),
     join(REPO, "package-lock.json"),
   ].sort();
   for (const p of inputs) {

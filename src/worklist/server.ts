@@ -8,12 +8,14 @@ import express, { type NextFunction, type Request, type Response } from "express
 import type { Logger } from "pino";
 import { WebSocketServer, WebSocket } from "ws";
 import { z } from "zod";
+import { redact, withoutCredentials } from "../config/secrets.ts";
 import type { ApiConfig, PriorityConfig } from "../config/worklist.ts";
 import { NIH_LABELS } from "../model/labels.ts";
 import { createDicomwebProxy, VIEWER_DIST_DIR } from "../viewer-extension/index.ts";
+import { noStore, originAllowed, securityHeaders, SessionStore, sessionCookie, sessionId } from "./http-security.ts";
 import type { ServiceMetrics } from "./metrics.ts";
 import { compareWorklist, judgeFindings, prioritize, PRIORITY_ORDER, type Priority } from "./priority.ts";
-import { STUDY_STATES, type ModelInfo, type StudyRecord, type StudyState, type StudyStore } from "./study.ts";
+import { STUDY_STATES, type ModelInfo, type StudyRecord, type StudyState, type WorklistReader } from "./study.ts";
 
 /** One element of GET /api/studies (the API contract of issue #6; other tools rely on it). */
 export interface ApiStudy {
@@ -24,7 +26,9 @@ export interface ApiStudy {
   reason: string;
   receivedAt: string;
   updatedAt: string;
-  history: { state: StudyState; at: string }[];
+  history: { state: StudyState; at: string; node?: string }[];
+  /** The node that processed it (several nodes may share one store). */
+  processedBy?: string;
   /** Judged with the configured operating points (`threshold` is the one in force). */
   findings: { label: string; probability: number; threshold: number; positive: boolean }[];
   patientName?: string;
@@ -32,20 +36,27 @@ export interface ApiStudy {
   accessionNumber?: string;
   studyDescription?: string;
   model?: StudyRecord["model"];
-  /** The viewer page of this study (append `&token=...`). */
+  /**
+   * The SR (SOP Instance UID) the current results replaced: the study was processed again (e.g. an
+   * image re-sent with new pixels), and the new SR names this one as its predecessor.
+   */
+  supersedes?: string;
+  /** Notifications of the results (RIS, FHIR, webhooks): pending and failing ones with their last error. */
+  notifications?: { destination: string; state: string; required: boolean; attempts: number; lastError?: string; ack?: string; deliveredAt?: string }[];
+  /** The viewer page of this study (a browser with the session cookie opens it as it is; else append `&token=...`). */
   viewerUrl: string;
 }
 
 /** GET /api/studies/<uid>: the list element plus heatmap images and the results' places in the PACS. */
 export interface ApiStudyDetail extends ApiStudy {
   heatmaps: { label: string; url: string }[];
-  outputs: { sr?: string; sc: string[] };
-  /** QIDO-RS searches in the PACS for the SR and each SC (absent without `api.pacsDicomWebUrl`). */
-  pacs?: { sr?: string; sc: string[] };
+  outputs: { sr?: string; sc: string[]; pm: string[]; supersedes?: string };
+  /** QIDO-RS searches in the PACS for the SR, each SC and each Parametric Map (absent without `api.pacsDicomWebUrl`). */
+  pacs?: { sr?: string; sc: string[]; pm: string[] };
 }
 
 export interface ApiServerOptions {
-  store: StudyStore;
+  store: WorklistReader;
   /** The effective configuration: `api` and `priority` are read; the whole object is shown (secrets hidden) at GET /api/config. */
   config: { api: ApiConfig; priority: PriorityConfig } & Record<string, unknown>;
   metrics: ServiceMetrics;
@@ -89,6 +100,11 @@ export function toApiStudy(rec: StudyRecord, priorityConfig: PriorityConfig): Ap
     ...(rec.accessionNumber !== undefined && { accessionNumber: rec.accessionNumber }),
     ...(rec.studyDescription !== undefined && { studyDescription: rec.studyDescription }),
     ...(rec.model !== undefined && { model: rec.model }),
+    ...(rec.processedBy !== undefined && { processedBy: rec.processedBy }),
+    ...(rec.outputs?.supersedes !== undefined && { supersedes: rec.outputs.supersedes }),
+    ...(rec.notifications !== undefined && {
+      notifications: rec.notifications.map(({ destination, state, required, attempts, lastError, ack, deliveredAt }) => ({ destination, state, required, attempts, lastError, ack, deliveredAt })),
+    }),
     viewerUrl: `/viewer/?studyInstanceUid=${encodeURIComponent(rec.studyInstanceUid)}`,
   };
 }
@@ -98,20 +114,6 @@ export function studyLogFields(rec: StudyRecord, logPhi: boolean): Record<string
   const fields: Record<string, unknown> = { studyInstanceUid: rec.studyInstanceUid, state: rec.state };
   if (logPhi) Object.assign(fields, { patientName: rec.patientName, patientId: rec.patientId, accessionNumber: rec.accessionNumber });
   return fields;
-}
-
-const SECRET_KEY = /token|secret|password|passphrase|credential|apikey|api_key|privatekey/i;
-/** The configuration with every secret-looking value replaced, for GET /api/config. */
-export function redactSecrets(value: unknown, key = ""): unknown {
-  if (SECRET_KEY.test(key)) {
-    if (Array.isArray(value)) return value.map(() => "[hidden]");
-    return value === undefined || value === null ? value : "[hidden]";
-  }
-  if (Array.isArray(value)) return value.map((v) => redactSecrets(v));
-  if (value && typeof value === "object") {
-    return Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [k, redactSecrets(v, k)]));
-  }
-  return value;
 }
 
 // ---- query validation -------------------------------------------------------------------------
@@ -188,25 +190,27 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     return ok;
   }
 
-  /** The bearer token of a request: Authorization header, else the `token` query parameter (links, img, WebSocket). */
-  function requestToken(headers: IncomingMessage["headers"], url: URL): string | undefined {
+  const sessions = new SessionStore(api.sessionMinutes * 60_000);
+
+  /**
+   * Who a request is: a bearer token (Authorization header, else the `token` query parameter, which
+   * scripts and the viewer library still use) or the browser session cookie the page and viewer got.
+   */
+  function authenticate(headers: IncomingMessage["headers"], rawUrl: string): { error?: string; session?: string } {
     const auth = headers.authorization;
     if (auth) {
       const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
-      return m ? m[1] : "";
+      return m && tokenValid(m[1]!) ? {} : { error: "invalid bearer token" };
     }
-    return url.searchParams.get("token") ?? undefined;
-  }
-
-  function authError(headers: IncomingMessage["headers"], rawUrl: string): string | undefined {
-    const token = requestToken(headers, new URL(rawUrl, "http://localhost"));
-    if (token === undefined) return "missing bearer token (Authorization: Bearer <token> or ?token=<token>)";
-    if (!tokenValid(token)) return "invalid bearer token";
-    return undefined;
+    const token = new URL(rawUrl, "http://localhost").searchParams.get("token");
+    if (token !== null) return tokenValid(token) ? {} : { error: "invalid bearer token" };
+    const session = sessionId(headers);
+    if (session !== undefined) return sessions.use(session) ? { session } : { error: "the session has expired: open the address with ?token=<token> again" };
+    return { error: "missing bearer token (Authorization: Bearer <token>, or open the page with ?token=<token>)" };
   }
 
   function requireToken(req: Request, res: Response, next: NextFunction): void {
-    const error = authError(req.headers, req.originalUrl);
+    const { error } = authenticate(req.headers, req.originalUrl);
     if (error) {
       res.status(401).set("WWW-Authenticate", 'Bearer realm="cxr-triage"').json({ error });
       return;
@@ -214,11 +218,23 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     next();
   }
 
-  function currentModel(): ModelInfo | undefined {
+  /**
+   * The worklist page and the viewer: a valid `token` in the address is exchanged for a session
+   * cookie and the browser is sent to the same address without it, so the token stays out of
+   * history, bookmarks and screenshots. Without one, the cookie or a bearer header is required.
+   */
+  function pageAuth(req: Request, res: Response, next: NextFunction): void {
+    const url = new URL(req.originalUrl, "http://localhost");
+    const token = url.searchParams.get("token");
+    if (token === null || !tokenValid(token)) return requireToken(req, res, next);
+    url.searchParams.delete("token");
+    res.set("Set-Cookie", sessionCookie(sessions.create(), req.secure)).redirect(303, `${url.pathname}${url.search}`);
+  }
+
+  async function currentModel(): Promise<ModelInfo | undefined> {
     const m = typeof opts.model === "function" ? opts.model() : opts.model;
     if (m) return m;
-    const newest = store
-      .list()
+    const newest = (await store.list())
       .filter((r) => r.model)
       .sort((a, b) => b.updatedAt.localeCompare(a.updatedAt))[0]?.model;
     return newest && { name: newest.name, version: newest.version, deviceUid: newest.deviceUid, training: { summary: newest.training } };
@@ -227,20 +243,21 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
   function detail(rec: StudyRecord): ApiStudyDetail {
     const base = toApiStudy(rec, priorityConfig);
     const uid = encodeURIComponent(rec.studyInstanceUid);
-    const outputs = { ...(rec.outputs?.sr !== undefined && { sr: rec.outputs.sr }), sc: rec.outputs?.sc ?? [] };
-    const pacsBase = api.pacsDicomWebUrl?.replace(/\/+$/, "");
+    const outputs = { ...(rec.outputs?.sr !== undefined && { sr: rec.outputs.sr }), sc: rec.outputs?.sc ?? [], pm: rec.outputs?.pm ?? [], ...(rec.outputs?.supersedes !== undefined && { supersedes: rec.outputs.supersedes }) };
+    const pacsBase = api.pacsDicomWebUrl && String(redact(api.pacsDicomWebUrl)).replace(/\/+$/, "");
     const qido = (sop: string) => `${pacsBase}/studies/${uid}/instances?SOPInstanceUID=${encodeURIComponent(sop)}`;
     return {
       ...base,
       heatmaps: (rec.heatmaps ?? []).map((h) => ({ label: h.label, url: `/api/studies/${uid}/heatmaps/${encodeURIComponent(h.label)}.png` })),
       outputs,
-      ...(pacsBase && { pacs: { ...(outputs.sr !== undefined && { sr: qido(outputs.sr) }), sc: outputs.sc.map(qido) } }),
+      ...(pacsBase && { pacs: { ...(outputs.sr !== undefined && { sr: qido(outputs.sr) }), sc: outputs.sc.map(qido), pm: outputs.pm.map(qido) } }),
     };
   }
 
   const app = express();
   app.disable("x-powered-by");
   app.set("query parser", "simple");
+  app.use(securityHeaders);
 
   // Request log and latency metric; the path only (the query may carry the token).
   app.use((req, res, next) => {
@@ -256,28 +273,38 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     next();
   });
 
-  app.get("/healthz", (_req, res) => {
-    const counts = store.countsByState();
+  app.get("/healthz", async (_req, res) => {
+    let counts;
+    try {
+      counts = await store.countsByState();
+    } catch (err) {
+      // The store is unreachable (e.g. PostgreSQL down): this node answers C-STORE with failures meanwhile.
+      res.status(503).json({ status: "store unavailable", reason: (err as Error).message, websocketClients: wss.clients.size });
+      return;
+    }
     res.json({ status: "ok", studies: Object.values(counts).reduce((n, c) => n + c, 0), websocketClients: wss.clients.size });
   });
 
   app.get("/metrics", async (_req, res) => {
     metrics.studiesByState.reset();
-    for (const [state, n] of Object.entries(store.countsByState())) metrics.studiesByState.set({ state }, n);
+    for (const [state, n] of Object.entries(await store.countsByState())) metrics.studiesByState.set({ state }, n);
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
 
   // The page's script and style carry no data and load without a token; the page itself needs one.
   app.use("/assets", express.static(PAGE_DIR, { index: false, fallthrough: false }));
-  app.get("/", requireToken, (_req, res) => {
+  app.get("/", noStore, pageAuth, (_req, res) => {
     res.sendFile("index.html", { root: PAGE_DIR });
   });
 
   // The viewer (issue #7): its page needs the token like the worklist; its bundle does not. It reads
   // images through a same-origin DICOMweb proxy to the PACS (browsers may not call the PACS directly).
   const viewerDir = opts.viewerDir ?? VIEWER_DIST_DIR;
-  if (api.pacsDicomWebUrl) app.use("/viewer/dicom-web", requireToken, createDicomwebProxy(api.pacsDicomWebUrl, { onError: (message) => logger.warn(message) }));
-  app.get(["/viewer", "/viewer/", "/viewer/index.html"], requireToken, (req, res) => {
+  if (api.pacsDicomWebUrl) {
+    const pacs = withoutCredentials(api.pacsDicomWebUrl);
+    app.use("/viewer/dicom-web", noStore, requireToken, createDicomwebProxy(pacs.url, { headers: pacs.headers, onError: (message) => logger.warn(message) }));
+  }
+  app.get(["/viewer", "/viewer/", "/viewer/index.html"], noStore, pageAuth, (req, res) => {
     if (req.path === "/viewer") return res.redirect(301, `/viewer/${req.originalUrl.slice("/viewer".length)}`);
     if (!existsSync(`${viewerDir}/index.html`)) throw new HttpError(503, `the viewer page is not built (${viewerDir}/index.html missing): build it with npx tsx src/viewer-extension/build.ts`);
     res.sendFile("index.html", { root: viewerDir });
@@ -285,13 +312,13 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
   app.use("/viewer", express.static(viewerDir, { index: false }));
 
   const apiRouter = express.Router();
-  apiRouter.use(requireToken);
+  apiRouter.use(noStore, requireToken);
 
-  apiRouter.get("/studies", (req, res) => {
+  apiRouter.get("/studies", async (req, res) => {
     const parsed = listQuerySchema.safeParse(req.query);
     if (!parsed.success) throw new HttpError(400, `invalid query: ${queryError(parsed.error)}`);
     const q = parsed.data;
-    let studies = store.list().map((r) => toApiStudy(r, priorityConfig));
+    let studies = (await store.list()).map((r) => toApiStudy(r, priorityConfig));
     if (q.state) studies = studies.filter((s) => q.state!.includes(s.state));
     if (q.priority) studies = studies.filter((s) => q.priority!.includes(s.priority));
     if (q.from !== undefined) studies = studies.filter((s) => Date.parse(s.receivedAt) >= q.from!);
@@ -309,8 +336,8 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     res.json(studies);
   });
 
-  function findStudy(uid: string): StudyRecord {
-    const rec = store.get(uid);
+  async function findStudy(uid: string): Promise<StudyRecord> {
+    const rec = await store.get(uid);
     if (!rec) throw new HttpError(404, `study ${uid} is not on the worklist`);
     return rec;
   }
@@ -320,12 +347,12 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     res.json(opts.drift());
   });
 
-  apiRouter.get("/studies/:uid", (req, res) => {
-    res.json(detail(findStudy(String(req.params.uid))));
+  apiRouter.get("/studies/:uid", async (req, res) => {
+    res.json(detail(await findStudy(String(req.params.uid))));
   });
 
-  apiRouter.get("/studies/:uid/heatmaps/:file", (req, res) => {
-    const rec = findStudy(String(req.params.uid));
+  apiRouter.get("/studies/:uid/heatmaps/:file", async (req, res) => {
+    const rec = await findStudy(String(req.params.uid));
     const file = String(req.params.file);
     if (!file.endsWith(".png")) throw new HttpError(404, `heatmaps are served as <label>.png, not '${file}'`);
     const label = file.slice(0, -4);
@@ -336,11 +363,16 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
   });
 
   apiRouter.get("/config", (_req, res) => {
-    res.json(redactSecrets(opts.config));
+    res.json(redact(opts.config));
   });
 
-  apiRouter.get("/model", (_req, res) => {
-    const model = currentModel();
+  /** The page asks when its WebSocket drops: 401 says the session is gone (and why), not the network. */
+  apiRouter.get("/session", (_req, res) => {
+    res.json({ idleMinutes: api.sessionMinutes });
+  });
+
+  apiRouter.get("/model", async (_req, res) => {
+    const model = await currentModel();
     if (!model) throw new HttpError(404, "no model is loaded and no study carries model information yet");
     res.json(model);
   });
@@ -374,9 +406,21 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
       socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
     };
     if (url.pathname !== "/ws") return reject(404, "Not Found", `no WebSocket at ${url.pathname}; use /ws`);
-    const error = authError(req.headers, req.url ?? "/");
+    // Cross-site WebSocket hijacking: a page of another origin (even another port of this host, which
+    // counts as the same site for SameSite cookies) must not subscribe with the user's session.
+    if (!originAllowed(req.headers, "encrypted" in socket && !!socket.encrypted, api.allowedOrigins)) {
+      logger.warn({ origin: req.headers.origin }, "websocket upgrade from another origin refused");
+      return reject(403, "Forbidden", `origin ${req.headers.origin} may not open the WebSocket (allowed: this server${api.allowedOrigins.length ? `, ${api.allowedOrigins.join(", ")}` : ""}; see api.allowedOrigins)`);
+    }
+    const { error, session } = authenticate(req.headers, req.url ?? "/");
     if (error) return reject(401, "Unauthorized", error);
-    wss.handleUpgrade(req, socket, head, (ws) => wss.emit("connection", ws, req));
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      if (session !== undefined) {
+        sessions.socketOpened(session);
+        ws.once("close", () => sessions.socketClosed(session));
+      }
+      wss.emit("connection", ws, req);
+    });
   });
   wss.on("connection", (ws) => {
     logger.debug({ clients: wss.clients.size }, "websocket subscriber connected");

@@ -25,7 +25,7 @@ export const ACCEPTED_WARNINGS: { pattern: RegExp; why: string }[] = [
   },
   {
     pattern: /^Warning - is only permitted to be empty when actually unknown; should be absent \(not empty\) if an unpaired body part, and have a value if a paired body part - attribute <Laterality>$/,
-    why: "SC of a source whose body part is not CHEST (test4: RIBCAGE): body part left out, Laterality empty because it is unknown",
+    why: "SC or Parametric Map of a source whose body part is not CHEST (test4: RIBCAGE, RG2: HIP): body part left out, Laterality empty because it is unknown",
   },
   {
     pattern: /^Warning - Attribute is not present in standard DICOM IOD - \(0x0018,0x1002\) UI Device UID\s*$/,

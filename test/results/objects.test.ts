@@ -6,6 +6,7 @@ import { resizeGray } from "../../src/image/resize.ts";
 import { captureSize } from "../../src/results/sc/render.ts";
 import { CODES } from "../../src/results/sr/codes.ts";
 import { readAiResultsSr } from "../../src/results/sr/read.ts";
+import { deriveResultUids } from "../../src/results/input.ts";
 import { writeResultObjects, type WrittenResultObjects } from "../../src/results/write.ts";
 import { tempDir } from "../helpers/tmp.ts";
 import { dciodvfy, dsrdump, unexplainedWarnings } from "./dicom3tools.ts";
@@ -121,6 +122,37 @@ describe("TID 1500 SR from a synthetic result", () => {
     expect(again.sc.map((s) => s.sopInstanceUid)).toEqual(written.sc.map((s) => s.sopInstanceUid));
     expect(readFileSync(again.sr.path).equals(readFileSync(written.sr.path))).toBe(true);
     expect(readFileSync(again.sc[1]!.path).equals(readFileSync(written.sc[1]!.path))).toBe(true);
+  });
+});
+
+describe("an SR that replaces an earlier one (the same image re-sent with new pixels)", () => {
+  it("names the SR it replaces in its Predecessor Documents Sequence, and still passes dciodvfy and dsrdump", () => {
+    const first = readDicom(written.sr.path).dataset;
+    const predecessor = { studyInstanceUid: String(first.StudyInstanceUID), seriesInstanceUid: String(first.SeriesInstanceUID), sopClassUid: String(first.SOPClassUID), sopInstanceUid: written.sr.sopInstanceUid };
+    const uids = deriveResultUids([source.SOPInstanceUID as string, "sha256:new-pixels"], card.deviceUid);
+    const second = writeResultObjects({ dataset: source, image, result, outDir: join(tmp.dir, "second"), basename: "case", uids, now, predecessor });
+    expect(second.sr.sopInstanceUid).not.toBe(written.sr.sopInstanceUid);
+
+    const v = dciodvfy(second.sr.path);
+    expect(v.errors, v.output).toEqual([]);
+    expect(unexplainedWarnings(v.warnings), v.output).toEqual([]);
+    const d = dsrdump(second.sr.path);
+    expect(d.status, d.stderr).toBe(0);
+    expect(d.problems).toEqual([]);
+
+    const ds = readDicom(second.sr.path).dataset;
+    expect(ds.PredecessorDocumentsSequence).toMatchObject([
+      {
+        StudyInstanceUID: source.StudyInstanceUID,
+        ReferencedSeriesSequence: [
+          { SeriesInstanceUID: first.SeriesInstanceUID, ReferencedSOPSequence: [{ ReferencedSOPClassUID: "1.2.840.10008.5.1.4.1.1.88.34", ReferencedSOPInstanceUID: written.sr.sopInstanceUid }] },
+        ],
+      },
+    ]);
+    expect(readAiResultsSr(second.sr.path).predecessors).toEqual([written.sr.sopInstanceUid]);
+    // A first result replaces nothing.
+    expect(first.PredecessorDocumentsSequence).toBeUndefined();
+    expect(readAiResultsSr(written.sr.path).predecessors).toEqual([]);
   });
 });
 

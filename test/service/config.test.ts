@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { execFileSync } from "node:child_process";
-import { ConfigError, DECODABLE_TRANSFER_SYNTAXES, loadServiceConfig, parseDestinationSpec, resolveConfig, SOP_CLASS } from "../../src/config/service.ts";
+import { ConfigError, DECODABLE_TRANSFER_SYNTAXES, destinationName, loadServiceConfig, parseDestinationSpec, resolveConfig, SOP_CLASS } from "../../src/config/service.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
 const FIXTURES = new URL("../../fixtures/service/", import.meta.url).pathname;
@@ -16,6 +16,14 @@ describe("service configuration", () => {
     expect(c.export.destinations).toEqual([]);
     expect(c.api.httpPort).toBe(8080);
     expect(c.priority.urgentWeight).toBe(2);
+    expect(c.store).toEqual({ kind: "sqlite", leaseSeconds: 120 });
+  });
+
+  it("store: PostgreSQL needs a URL; lease and node name are checked", () => {
+    expect(resolveConfig({ store: { kind: "postgres", url: "postgres://cxr@db:5432/cxr", nodeId: "node-2", leaseSeconds: 30 } }).store).toEqual({ kind: "postgres", url: "postgres://cxr@db:5432/cxr", nodeId: "node-2", leaseSeconds: 30 });
+    expect(() => resolveConfig({ store: { kind: "postgres" } })).toThrow(/store\.url: store\.url is required when store\.kind is postgres/);
+    expect(() => resolveConfig({ store: { kind: "mysql" } })).toThrow(/store\.kind: /);
+    expect(() => resolveConfig({ store: { leaseSeconds: 0 } })).toThrow(/store\.leaseSeconds: /);
   });
 
   it("reads the example YAML and JSON files of fixtures/service", () => {
@@ -52,6 +60,39 @@ describe("service configuration", () => {
     writeFileSync(join(t.dir, "bad.yaml"), "dicom: [unclosed");
     expect(() => loadServiceConfig(join(t.dir, "bad.yaml"))).toThrow(/bad\.yaml: not valid YAML/);
     t.cleanup();
+  });
+
+  it("secrets come from the file, an environment variable ({ env }) or a file ({ file }); a missing one is an error naming the key", () => {
+    const t = tempDir();
+    writeFileSync(join(t.dir, "token"), "a-token-from-a-secret-file\n");
+    process.env.CXR_TEST_CONFIG_KEY = "key-from-the-environment";
+    try {
+      const c = resolveConfig({
+        api: { tokens: [{ file: join(t.dir, "token") }, "a-token-of-sixteen-chars"] },
+        export: { destinations: [{ kind: "stow", url: "https://pacs.example/dicom-web", headers: { "X-Api-Key": { env: "CXR_TEST_CONFIG_KEY" } } }] },
+      });
+      expect(c.api.tokens).toEqual(["a-token-from-a-secret-file", "a-token-of-sixteen-chars"]);
+      expect(c.export.destinations[0]).toMatchObject({ headers: { "X-Api-Key": "key-from-the-environment" } });
+      expect(destinationName(c.export.destinations[0]!)).toBe("pacs.example/dicom-web");
+      expect(() => resolveConfig({ api: { pacsDicomWebUrl: { env: "CXR_TEST_UNSET_VARIABLE" } } })).toThrow(/api\.pacsDicomWebUrl: environment variable CXR_TEST_UNSET_VARIABLE is not set/);
+      expect(() => resolveConfig({ api: { tokens: [{ file: join(t.dir, "absent") }] } })).toThrow(/api\.tokens\.0: cannot read secret file .*absent \(ENOENT\)/);
+      expect(() => resolveConfig({ api: { tokens: [{ file: join(t.dir, "token"), env: "X" }] } })).toThrow(/api\.tokens\.0: expected a string, \{ env: NAME \} or \{ file: PATH \}/);
+      // A secret given by reference is validated like one written in the file.
+      process.env.CXR_TEST_CONFIG_KEY = "not a url";
+      expect(() => resolveConfig({ api: { pacsDicomWebUrl: { env: "CXR_TEST_CONFIG_KEY" } } })).toThrow(/api\.pacsDicomWebUrl: /);
+    } finally {
+      delete process.env.CXR_TEST_CONFIG_KEY;
+      t.cleanup();
+    }
+  });
+
+  it("destinations are named (default AET@host:port or the URL's host and path), and a name is used once", () => {
+    const c = resolveConfig({ export: { destinations: [{ aeTitle: "PACS", host: "h", port: 104 }, { kind: "stow", name: "archive", url: "http://u:p@h/dw?token=x" }] } });
+    expect(c.export.destinations.map(destinationName)).toEqual(["PACS@h:104", "archive"]);
+    expect(destinationName(resolveConfig({ export: { destinations: [{ kind: "stow", url: "http://u:p@h:8042/dw/?token=x" }] } }).export.destinations[0]!)).toBe("h:8042/dw");
+    expect(() => resolveConfig({ export: { destinations: [{ aeTitle: "A", host: "h", port: 1, name: "pacs" }, { kind: "stow", url: "http://h/", name: "pacs" }] } })).toThrow(
+      /export\.destinations\.1\.name: destination name 'pacs' is used twice/,
+    );
   });
 
   it("cxr serve prints one clear line for a bad config file", () => {

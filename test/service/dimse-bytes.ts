@@ -37,7 +37,7 @@ export const us = (v: number) => {
 export const ui = (uid: string) => Buffer.from(uid.length % 2 ? `${uid}\0` : uid, "latin1");
 
 /** A raw A-ASSOCIATE-RQ proposing one context (ID 1): `abstract` in Explicit VR Little Endian. */
-export function associateRq(called: string, calling: string, abstract: string): Buffer {
+export function associateRq(called: string, calling: string, abstract: string, opts: { protocolVersion?: number; applicationContext?: string } = {}): Buffer {
   const item = (type: number, body: Buffer) => {
     const h = Buffer.alloc(4);
     h[0] = type;
@@ -47,14 +47,14 @@ export function associateRq(called: string, calling: string, abstract: string): 
   const maxLength = Buffer.alloc(4);
   maxLength.writeUInt32BE(16384);
   const head = Buffer.alloc(68);
-  head.writeUInt16BE(1, 0); // protocol version
+  head.writeUInt16BE(opts.protocolVersion ?? 1, 0); // protocol version
   head.write(called.padEnd(16), 4, "latin1");
   head.write(calling.padEnd(16), 20, "latin1");
   return pdu(
     0x01,
     Buffer.concat([
       head,
-      item(0x10, Buffer.from("1.2.840.10008.3.1.1.1")),
+      item(0x10, Buffer.from(opts.applicationContext ?? "1.2.840.10008.3.1.1.1")),
       item(0x20, Buffer.concat([Buffer.from([1, 0, 0, 0]), item(0x30, Buffer.from(abstract)), item(0x40, Buffer.from("1.2.840.10008.1.2.1"))])),
       item(0x50, Buffer.concat([item(0x51, maxLength), item(0x52, Buffer.from("1.2.3.4"))])),
     ]),

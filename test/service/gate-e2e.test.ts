@@ -94,9 +94,9 @@ describe.runIf(requireSharedData())("image-content gate and Image Type selection
     const r = await storescu({ port, aec: AET, cfg, files });
     expect(r.code, r.log).toBe(0);
     const [sDerived, ...faulty] = files.map(studyOf);
-    await waitFor("all studies settled", () => [sDerived!, ...faulty].every((s) => ["exported", "failed", "rejected"].includes(service.store.get(s)?.state ?? "")), 120_000);
+    await waitFor("all studies settled", async () => (await Promise.all([sDerived!, ...faulty].map((s) => service.store.get(s)))).every((r) => ["exported", "failed", "rejected"].includes(r?.state ?? "")), 120_000);
 
-    const rec = service.store.get(sDerived!)!;
+    const rec = (await service.store.get(sDerived!))!;
     expect(rec.state, rec.reason).toBe("exported");
     const inOrthanc = await orthancStudyInstances(orthanc, sDerived!);
     const sr = inOrthanc.find((i) => i.sopInstanceUid === rec.outputs!.sr)!;
@@ -105,7 +105,7 @@ describe.runIf(requireSharedData())("image-content gate and Image Type selection
     writeFileSync(path, await orthanc.bytes(`/instances/${sr.id}/file`));
     expect(await dciodvfyErrors(path)).toEqual([]);
 
-    const reasons = faulty.map((s) => service.store.get(s)!);
+    const reasons = (await Promise.all(faulty.map((s) => service.store.get(s)))).map((r) => r!);
     expect(reasons.map((x) => `${x.state}: ${x.reason}`)).toEqual(reasons.map((x) => `rejected: ${x.reason}`));
     expect(reasons[0]!.reason).toMatch(/^not analysed: inverted polarity \(score /);
     expect(reasons[1]!.reason).toMatch(/^not analysed: not a chest radiograph/);

@@ -1,4 +1,5 @@
-import { execFile } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { createWriteStream } from "node:fs";
 import { promisify } from "node:util";
 import type { OrthancHandle } from "../../src/peers/orthanc.ts";
 
@@ -39,4 +40,23 @@ export async function dciodvfyErrors(path: string): Promise<string[]> {
     out = `${e.stdout ?? ""}${e.stderr ?? ""}`;
   }
   return out.split("\n").filter((l) => /^Error/.test(l));
+}
+
+/** `cxr serve --config <file>` as a child process; resolves once it logged "listener ready". */
+export function serve(configPath: string, logPath: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ["bin/cxr.js", "serve", "--config", configPath], { stdio: ["ignore", "pipe", "pipe"] });
+  const log = createWriteStream(logPath, { flags: "a" });
+  child.stderr!.pipe(log);
+  return new Promise((resolve, reject) => {
+    let buf = "";
+    child.stdout!.on("data", (d: Buffer) => {
+      log.write(d);
+      buf += d.toString();
+      if (buf.includes('"msg":"listener ready"')) {
+        buf = "";
+        resolve(child);
+      }
+    });
+    child.on("exit", (code) => reject(new Error(`cxr serve exited (${code}) before it was ready; see ${logPath}`)));
+  });
 }

@@ -8,7 +8,7 @@ import { listenerConfigSchema, SOP_CLASS } from "../../src/config/service.ts";
 import { startListener, type DicomListener } from "../../src/dicom-listener/listener.ts";
 import { readDicom } from "../../src/dicom/read.ts";
 import { recoverSpool } from "../../src/intake/recover.ts";
-import { SqliteStudyStore } from "../../src/intake/store.ts";
+import { openSqliteStore, type InstanceRecord, type Store } from "../../src/store/index.ts";
 import { freePort } from "../../src/peers/ports.ts";
 import { requireSharedData, SHARED_DICOM } from "../helpers/shared-data.ts";
 import { tempDir } from "../helpers/tmp.ts";
@@ -37,11 +37,11 @@ function rawAssociation(port: number, after: Buffer[]): Promise<Buffer> {
 
 describe("C-ECHO / C-STORE SCP against dcmtk storescu", () => {
   const tmp = tempDir("cxr-listener-");
-  let store: SqliteStudyStore;
+  let store: Store;
   let listener: DicomListener;
   let cfg: string;
   beforeAll(async () => {
-    store = new SqliteStudyStore(join(tmp.dir, "store.sqlite"));
+    store = openSqliteStore(join(tmp.dir, "store.sqlite"));
     cfg = writeStorescuConfig(tmp.dir);
     listener = await startListener({
       config: listenerConfigSchema.parse({
@@ -59,7 +59,7 @@ describe("C-ECHO / C-STORE SCP against dcmtk storescu", () => {
   });
   afterAll(async () => {
     await listener?.close();
-    store?.close();
+    await store?.close();
     tmp.cleanup();
   });
 
@@ -78,7 +78,7 @@ describe("C-ECHO / C-STORE SCP against dcmtk storescu", () => {
     for (const f of files) {
       const src = readDicom(f, { withPixelData: false });
       const sop = String(src.dataset.SOPInstanceUID);
-      const rows = store.instances(String(src.dataset.StudyInstanceUID)).filter((i) => i.sopInstanceUid === sop);
+      const rows = (await store.instances(String(src.dataset.StudyInstanceUID))).filter((i) => i.sopInstanceUid === sop);
       expect(rows, f).toHaveLength(1);
       const spooled = readDicom(rows[0]!.path);
       expect(spooled.transferSyntaxUid).toBe(src.transferSyntaxUid);
@@ -90,19 +90,30 @@ describe("C-ECHO / C-STORE SCP against dcmtk storescu", () => {
       // (storescu drops a trailing (FFFC,FFFC) padding element, so compare up to the end of what arrived)
       expect(received.length).toBeGreaterThan(sent.length - 200);
       expect(Buffer.compare(sent.subarray(0, received.length), received), f).toBe(0);
-      expect(store.get(String(src.dataset.StudyInstanceUID))?.state).toBe("received");
+      expect((await store.get(String(src.dataset.StudyInstanceUID)))?.state).toBe("received");
     }
     expect(readdirSync(join(tmp.dir, "spool", "incoming"))).toEqual([]);
   });
 
   it("spool recovery records instances whose store commits were lost (power loss), with the same hash", async () => {
     if (!requireSharedData()) return;
-    const before = store.db.prepare("SELECT sop_uid, path, sha256, size, transfer_syntax_uid FROM instances ORDER BY sop_uid").all();
+    // What each store knows of the spooled instances (the fields recovery must reproduce).
+    const known = async (s: Store) => {
+      const all: Pick<InstanceRecord, "sopInstanceUid" | "path" | "sha256" | "size" | "transferSyntaxUid">[] = [];
+      for (const study of await s.list()) for (const i of await s.instances(study.studyInstanceUid)) all.push({ sopInstanceUid: i.sopInstanceUid, path: i.path, sha256: i.sha256, size: i.size, transferSyntaxUid: i.transferSyntaxUid });
+      return all.sort((a, b) => a.sopInstanceUid.localeCompare(b.sopInstanceUid));
+    };
+    const before = await known(store);
     expect(before.length).toBeGreaterThan(0);
-    store.db.exec("DELETE FROM instances");
-    expect(recoverSpool(store, join(tmp.dir, "spool"), pino({ level: "silent" }))).toBe(before.length);
-    expect(store.db.prepare("SELECT sop_uid, path, sha256, size, transfer_syntax_uid FROM instances ORDER BY sop_uid").all()).toEqual(before);
-    expect(recoverSpool(store, join(tmp.dir, "spool"), pino({ level: "silent" }))).toBe(0);
+    // Every commit lost: an empty store next to the same spool.
+    const lost = openSqliteStore(join(tmp.dir, "lost.sqlite"));
+    try {
+      expect(await recoverSpool(lost, join(tmp.dir, "spool"), pino({ level: "silent" }))).toBe(before.length);
+      expect(await known(lost)).toEqual(before);
+      expect(await recoverSpool(lost, join(tmp.dir, "spool"), pino({ level: "silent" }))).toBe(0);
+    } finally {
+      await lost.close();
+    }
   });
 
   it("a second identical copy changes nothing", async () => {
@@ -110,8 +121,8 @@ describe("C-ECHO / C-STORE SCP against dcmtk storescu", () => {
     const f = join(SHARED_DICOM, "test2.dcm");
     expect((await storescu({ port: listener.port, aec: "CXR_TEST", cfg, files: [f, f] })).code).toBe(0);
     const study = String(readDicom(f, { withPixelData: false }).dataset.StudyInstanceUID);
-    expect(store.instanceCount(study)).toBe(1);
-    expect(store.get(study)?.history.map((h) => h.state)).toEqual(["received"]);
+    expect(await store.instanceCount(study)).toBe(1);
+    expect((await store.get(study))?.history.map((h) => h.state)).toEqual(["received"]);
   });
 
   it("files an instance again after its study folder was removed behind the listener's back", async () => {
@@ -136,7 +147,7 @@ describe("C-ECHO / C-STORE SCP against dcmtk storescu", () => {
     writeFileSync(incoming, "not a folder");
     let r = await send();
     expect(r.log).toMatch(/Received Store Response \(Refused: OutOfResources/);
-    expect(store.instances(study)).toEqual([]);
+    expect(await store.instances(study)).toEqual([]);
     rmSync(incoming);
     mkdirSync(incoming);
     // (The failed attempt may already have made the study folder, from the header in its first fragment.)
@@ -144,12 +155,12 @@ describe("C-ECHO / C-STORE SCP against dcmtk storescu", () => {
     writeFileSync(join(spool, study), "where the study folder would go");
     r = await send();
     expect(r.log).toMatch(/Received Store Response \(Refused: OutOfResources/);
-    expect(store.instances(study)).toEqual([]);
+    expect(await store.instances(study)).toEqual([]);
     expect(readdirSync(incoming)).toEqual([]); // the abandoned spool file is removed, not left behind
     rmSync(join(spool, study));
     r = await send();
     expect(r.log).toMatch(/Received Store Response \(Success\)/);
-    expect(store.instances(study)).toHaveLength(1);
+    expect(await store.instances(study)).toHaveLength(1);
   });
 
   it("refuses an unsupported SOP class (CT) at association", async () => {
@@ -172,7 +183,7 @@ describe("C-ECHO / C-STORE SCP against dcmtk storescu", () => {
     writeFileSync(badPath, bad);
     const r = await storescu({ port: listener.port, aec: "CXR_TEST", cfg, files: [badPath] });
     expect(r.log).toMatch(/Received Store Response \(Error: DataSetDoesNotMatchSOPClass\)/);
-    const q = store.quarantined();
+    const q = await store.quarantined();
     expect(q.at(-1)?.reason).toMatch(/missing or invalid studyInstanceUid/);
     expect(readdirSync(join(tmp.dir, "quarantine")).length).toBeGreaterThan(0);
     expect(await echoscu(listener.port, "CXR_TEST")).toBe(true);
@@ -214,7 +225,7 @@ describe("maximum associations", () => {
   it("refuses an association beyond maxAssociations while one is open, and accepts again after", async () => {
     if (!requireSharedData()) return;
     const tmp = tempDir("cxr-maxassoc-");
-    const store = new SqliteStudyStore(join(tmp.dir, "store.sqlite"));
+    const store = openSqliteStore(join(tmp.dir, "store.sqlite"));
     const listener = await startListener({
       config: listenerConfigSchema.parse({ port: await freePort(), aeTitle: "CXR_ONE", maxAssociations: 1, acceptedSopClasses: [SOP_CLASS.SECONDARY_CAPTURE] }),
       store,
@@ -234,7 +245,7 @@ describe("maximum associations", () => {
       expect(await echoscu(listener.port, "CXR_ONE")).toBe(true);
     } finally {
       await listener.close();
-      store.close();
+      await store.close();
       tmp.cleanup();
     }
   });
@@ -247,7 +258,7 @@ describe("DICOM TLS when a certificate is configured", () => {
     const key = join(tmp.dir, "node.key");
     const cert = join(tmp.dir, "node.pem");
     execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1"], { stdio: "ignore" });
-    const store = new SqliteStudyStore(join(tmp.dir, "store.sqlite"));
+    const store = openSqliteStore(join(tmp.dir, "store.sqlite"));
     const listener = await startListener({
       config: listenerConfigSchema.parse({ port: await freePort(), aeTitle: "CXR_TLS", acceptedSopClasses: [SOP_CLASS.SECONDARY_CAPTURE], tls: { cert, key } }),
       store,
@@ -260,11 +271,11 @@ describe("DICOM TLS when a certificate is configured", () => {
       // storescu authenticates with the same key pair and trusts the node's certificate
       const tls = await storescu({ port: listener.port, aec: "CXR_TLS", files: [file], extraArgs: ["+tls", key, cert, "+cf", cert] });
       expect(tls.log, tls.log).toMatch(/Received Store Response \(Success\)/);
-      expect(store.instanceCount(String(readDicom(file, { withPixelData: false }).dataset.StudyInstanceUID))).toBe(1);
+      expect(await store.instanceCount(String(readDicom(file, { withPixelData: false }).dataset.StudyInstanceUID))).toBe(1);
       expect(await echoscu(listener.port, "CXR_TLS")).toBe(false);
     } finally {
       await listener.close();
-      store.close();
+      await store.close();
       tmp.cleanup();
     }
   });

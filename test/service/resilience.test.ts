@@ -1,43 +1,23 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { spawn, type ChildProcess } from "node:child_process";
-import { createWriteStream, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pino } from "pino";
 import { resolveConfig, SOP_CLASS } from "../../src/config/service.ts";
 import { readDicom } from "../../src/dicom/read.ts";
 import { Classifier } from "../../src/inference/classifier.ts";
-import { SqliteStudyStore } from "../../src/intake/store.ts";
+import { openSqliteStore, type Store } from "../../src/store/index.ts";
 import { initModelDir } from "../../src/model/model-dir.ts";
 import { startOrthanc, type OrthancHandle } from "../../src/peers/orthanc.ts";
 import { freePort } from "../../src/peers/ports.ts";
 import { startService } from "../../src/service.ts";
 import { requireSharedData, SHARED_DICOM } from "../helpers/shared-data.ts";
 import { tempDir } from "../helpers/tmp.ts";
-import { orthancStudyInstances, waitFor } from "./helpers.ts";
+import { orthancStudyInstances, serve, waitFor } from "./helpers.ts";
 import { asNewStudy, reUidStudies } from "./inputs.ts";
 import { storescu, writeStorescuConfig } from "./peers.ts";
 
 const AET = "CXR_RESILIENT";
 const ACCEPTED = [SOP_CLASS.CR, SOP_CLASS.DX_PRESENTATION, SOP_CLASS.DX_PROCESSING, SOP_CLASS.SECONDARY_CAPTURE];
-
-/** `cxr serve --config <file>` as a child process; resolves once it logged "listener ready". */
-function serve(configPath: string, logPath: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ["bin/cxr.js", "serve", "--config", configPath], { stdio: ["ignore", "pipe", "pipe"] });
-  const log = createWriteStream(logPath, { flags: "a" });
-  child.stderr!.pipe(log);
-  return new Promise((resolve, reject) => {
-    let buf = "";
-    child.stdout!.on("data", (d: Buffer) => {
-      log.write(d);
-      buf += d.toString();
-      if (buf.includes('"msg":"listener ready"')) {
-        buf = "";
-        resolve(child);
-      }
-    });
-    child.on("exit", (code) => reject(new Error(`cxr serve exited (${code}) before it was ready; see ${logPath}`)));
-  });
-}
 
 describe.runIf(requireSharedData())("restart safety and PACS outages", () => {
   const tmp = tempDir("cxr-resilience-");
@@ -53,7 +33,7 @@ describe.runIf(requireSharedData())("restart safety and PACS outages", () => {
     tmp.cleanup();
   });
 
-  it("SIGKILL while busy, restart: every one of 50 studies gets its SR and SC in Orthanc exactly once", async () => {
+  it("SIGKILL while busy, restart: every one of 50 studies gets its SR, SC and Parametric Maps in Orthanc exactly once", async () => {
     const port = await freePort();
     orthanc = await startOrthanc({ dir: join(tmp.dir, "orthanc"), modalities: { cxr: [AET, "127.0.0.1", port] } });
     const dataDir = join(tmp.dir, "crash-data");
@@ -78,29 +58,29 @@ describe.runIf(requireSharedData())("restart safety and PACS outages", () => {
     expect(sent.code, sent.log.slice(-2000)).toBe(0);
     expect(sent.log.match(/Received Store Response \(Success\)/g)).toHaveLength(50);
 
-    const store = new SqliteStudyStore(join(dataDir, "store.sqlite"));
+    const store = openSqliteStore(join(dataDir, "store.sqlite"));
     try {
       // Busy: some studies finished, others still queued or being processed.
-      await waitFor("a few studies exported", () => store.countsByState().exported >= 3, 120_000, 100);
-      const before = store.countsByState();
+      await waitFor("a few studies exported", async () => (await store.countsByState()).exported >= 3, 120_000, 100);
+      const before = await store.countsByState();
       expect(before.queued + before.processing + before.done).toBeGreaterThan(0);
       child.kill("SIGKILL");
       await new Promise((r) => child.once("exit", r));
 
       child = await serve(configPath, logPath);
-      await waitFor("all 50 studies exported", () => store.countsByState().exported === 50, 400_000, 500);
-      expect(store.countsByState()).toMatchObject({ exported: 50, failed: 0, rejected: 0 });
+      await waitFor("all 50 studies exported", async () => (await store.countsByState()).exported === 50, 400_000, 500);
+      expect(await store.countsByState()).toMatchObject({ exported: 50, failed: 0, rejected: 0 });
     } finally {
       child.kill("SIGTERM");
       await new Promise((r) => child.once("exit", r));
     }
     for (const s of studies) {
-      const rec = store.get(s.studyInstanceUid)!;
+      const rec = (await store.get(s.studyInstanceUid))!;
       const instances = await orthancStudyInstances(orthanc, s.studyInstanceUid);
       const uids = instances.map((i) => i.sopInstanceUid).sort();
-      expect(uids, s.studyInstanceUid).toEqual([rec.outputs!.sr!, ...rec.outputs!.sc!].sort());
+      expect(uids, s.studyInstanceUid).toEqual([rec.outputs!.sr!, ...rec.outputs!.sc!, ...rec.outputs!.pm!].sort());
     }
-    store.close();
+    await store.close();
   }, 600_000);
 
   it("PACS down: results wait (not exported) until Orthanc is back on the same ports, then all arrive", async () => {
@@ -125,20 +105,21 @@ describe.runIf(requireSharedData())("restart safety and PACS outages", () => {
       const files = ["test1.dcm", "test2.dcm", "test3.dcm"].map((f) => asNewStudy(join(SHARED_DICOM, f), join(tmp.dir, `outage-${f}`)));
       const studies = files.map((f) => String(readDicom(f, { withPixelData: false }).dataset.StudyInstanceUID));
       expect((await storescu({ port, aec: AET, cfg, files })).code).toBe(0);
-      await waitFor("every study failed to export at least twice", () => studies.every((s) => service.store.exports(s).length > 0 && service.store.exports(s).every((e) => e.attempts >= 2)), 90_000);
+      const exportsOf = (store: Store) => Promise.all(studies.map((s) => store.exports(s)));
+      await waitFor("every study failed to export at least twice", async () => (await exportsOf(service.store)).every((ex) => ex.length > 0 && ex.every((e) => e.attempts >= 2)), 90_000);
       for (const s of studies) {
-        const rec = service.store.get(s)!;
+        const rec = (await service.store.get(s))!;
         expect(rec.state).toBe("done");
         expect(rec.reason).toMatch(/export failed/);
-        expect(service.store.exports(s).every((e) => !e.sent && e.lastError)).toBe(true);
+        expect((await service.store.exports(s)).every((e) => !e.sent && e.lastError)).toBe(true);
       }
       orthanc = await startOrthanc({ dir: orthancDir, httpPort, dicomPort, modalities });
-      await waitFor("all exported after the PACS came back", () => studies.every((s) => service.store.get(s)?.state === "exported"), 60_000);
+      await waitFor("all exported after the PACS came back", async () => (await Promise.all(studies.map((s) => service.store.get(s)))).every((r) => r?.state === "exported"), 60_000);
       for (const s of studies) {
-        const rec = service.store.get(s)!;
+        const rec = (await service.store.get(s))!;
         expect(rec.history.filter((h) => h.state === "exported")).toHaveLength(1);
         const uids = (await orthancStudyInstances(orthanc, s)).map((i) => i.sopInstanceUid).sort();
-        expect(uids).toEqual([rec.outputs!.sr!, ...rec.outputs!.sc!].sort());
+        expect(uids).toEqual([rec.outputs!.sr!, ...rec.outputs!.sc!, ...rec.outputs!.pm!].sort());
       }
     } finally {
       await service.close();

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { selectionConfigSchema } from "../../src/config/service.ts";
 import { judgeInstance, selectStudy } from "../../src/intake/selection.ts";
-import type { InstanceHeader, InstanceRecord } from "../../src/intake/store.ts";
+import type { InstanceHeader, InstanceRecord } from "../../src/store/types.ts";
 
 const cfg = selectionConfigSchema.parse({});
 let n = 0;

@@ -14,6 +14,7 @@ import { heatColor } from "../../src/viewer-extension/lib/colormap.ts";
 import { freePort } from "../../src/peers/ports.ts";
 import { launchDebianChromium } from "../helpers/chromium.ts";
 import { createDicomwebProxy, VIEWER_DIST_DIR } from "../../src/viewer-extension/index.ts";
+import { securityHeaders } from "../../src/worklist/http-security.ts";
 
 export const ARTIFACTS = join(process.cwd(), "test-artifacts", "viewer");
 mkdirSync(ARTIFACTS, { recursive: true });
@@ -78,12 +79,14 @@ export interface PluginStandIn {
 
 /**
  * The plugin's routes as the worklist API serves them (`/api/studies/<uid>`, `/api/studies/<uid>/heatmaps/<label>.png`,
- * bearer token as header or `token` parameter), the built page at `/viewer/` and the DICOMweb proxy at `/viewer/dicom-web`.
+ * bearer token as header or `token` parameter), the built page at `/viewer/` and the DICOMweb proxy at `/viewer/dicom-web`,
+ * with the plugin's own security headers (its Content-Security-Policy is the one the viewer must work under).
  */
 export async function startPluginStandIn(pacsDicomwebUrl: string): Promise<PluginStandIn> {
   const token = "viewer-test-token";
   const studies = new Map<string, FakeStudy>();
   const app = express();
+  app.use(securityHeaders);
   const auth: express.RequestHandler = (req, res, next) => {
     const t = req.headers.authorization?.replace(/^Bearer /, "") ?? (req.query.token as string | undefined);
     if (t !== token) {
@@ -122,15 +125,24 @@ export async function startPluginStandIn(pacsDicomwebUrl: string): Promise<Plugi
   };
 }
 
-/** Opens the viewer and waits for `data-ready` (or fails with the page's own error message). */
-export async function openViewer(page: Page, url: string): Promise<void> {
+/**
+ * Opens the viewer and waits for `data-ready` (or fails with the page's own error message). Any
+ * Content-Security-Policy violation fails it too, except requests to `blockedOrigin` (a test that
+ * points the page at another origin, which the policy is meant to stop).
+ */
+export async function openViewer(page: Page, url: string, opts: { blockedOrigin?: string } = {}): Promise<void> {
   const errors: string[] = [];
+  const violations: string[] = [];
   page.on("pageerror", (e) => errors.push(e.message));
+  page.on("console", (m) => {
+    if (/Content Security Policy/i.test(m.text()) && !(opts.blockedOrigin && m.text().includes(opts.blockedOrigin))) violations.push(m.text());
+  });
   await page.goto(url);
   const state = await page
     .waitForFunction(() => (document.body.dataset.error ? `error: ${document.body.dataset.error}` : document.body.dataset.ready === "true" && "ready"), undefined, { timeout: 90_000 })
     .then((h) => h.jsonValue());
-  if (state !== "ready") throw new Error(`viewer failed: ${String(state)}; page errors: ${errors.join(" | ")}`);
+  if (state !== "ready") throw new Error(`viewer failed: ${String(state)}; page errors: ${errors.join(" | ")}; CSP violations: ${violations.join(" | ")}`);
+  if (violations.length) throw new Error(`viewer broke its Content-Security-Policy: ${violations.join(" | ")}`);
 }
 
 export interface Raster {

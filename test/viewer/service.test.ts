@@ -1,9 +1,9 @@
 /**
  * The viewer on the real plugin: `cxr serve` (model from `cxr model init`) receives test1.dcm by
- * dcmtk storescu, triages it and exports SR + heatmap Secondary Captures to a real Orthanc, which
+ * dcmtk storescu, triages it and exports SR + heatmap Secondary Captures + Parametric Maps to a real Orthanc, which
  * also holds the radiograph. The page, served by the service at /viewer/, then shows the radiograph
  * from Orthanc (through the service's DICOMweb proxy /viewer/dicom-web) with the service's real GradCAM
- * heatmaps, and, with the service's API unreachable, the service's real SR from Orthanc.
+ * heatmaps, and, with the service's API unreachable, the service's real SR and Parametric Maps from Orthanc.
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, readFileSync, writeFileSync } from "node:fs";
@@ -14,6 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SOP_CLASS } from "../../src/config/service.ts";
 import { startOrthanc, type OrthancHandle } from "../../src/peers/orthanc.ts";
 import { freePort } from "../../src/peers/ports.ts";
+import { PARAMETRIC_MAP_STORAGE } from "../../src/results/pm/map.ts";
+import { readParametricMap } from "../../src/results/pm/read.ts";
 import { DEFAULT_HEAT_THRESHOLD } from "../../src/viewer-extension/lib/colormap.ts";
 import { ensureViewerBuilt } from "../../src/viewer-extension/index.ts";
 import { requireSharedData, SHARED_DICOM } from "../helpers/shared-data.ts";
@@ -26,7 +28,7 @@ const TEST1_STUDY = "1.3.6.1.4.1.11129.5.5.1125070108032844782075220168321918669
 const TOKEN = "viewer-service-token-0123456789";
 
 interface ApiFinding { label: string; probability: number; positive: boolean }
-interface ApiDetail { state: string; findings?: ApiFinding[]; heatmaps: { label: string; url: string }[]; outputs?: { sr?: string; sc: string[] } }
+interface ApiDetail { state: string; priority: string; findings?: ApiFinding[]; heatmaps: { label: string; url: string }[]; outputs?: { sr?: string; sc: string[]; pm: string[] } }
 
 async function waitFor<T>(what: string, ms: number, check: () => Promise<T | undefined>, log: string): Promise<T> {
   const deadline = Date.now() + ms;
@@ -115,6 +117,8 @@ describe.runIf(requireSharedData())("viewer on the real plugin (cxr serve) and O
       expect(await page.evaluate(() => [document.body.dataset.renderer, document.body.dataset.sourceFrom])).toEqual([mode === "webgl" ? "gpu" : "cpu", "sr"]);
       const names = await page.locator(".cxr-finding-list button").evaluateAll((bs) => bs.map((b) => b.getAttribute("aria-label")));
       expect(names).toEqual([...detail.findings!].sort((a, b) => b.probability - a.probability).map((f) => f.label));
+      expect(await page.locator(".cxr-priority").getAttribute("data-priority")).toBe(detail.priority);
+      expect(await page.locator(".cxr-priority").textContent()).toMatch(new RegExp(`^Worklist priority: ${detail.priority.toUpperCase()}`));
 
       await page.getByRole("checkbox", { name: "Overlay" }).uncheck();
       await page.waitForFunction(() => document.body.dataset.overlayVisible === "false");
@@ -180,17 +184,48 @@ describe.runIf(requireSharedData())("viewer on the real plugin (cxr serve) and O
     });
   });
 
-  it("shows the service's SR from Orthanc when the plugin's API is unreachable", async () => {
+  it("shows the service's SR and overlays its Parametric Maps from Orthanc when the plugin's API is unreachable", async () => {
+    // the maps the service exported are in Orthanc
+    expect(detail.outputs!.pm.length).toBeGreaterThan(0);
+    const maps = await waitFor("Parametric Maps in Orthanc", 30_000, async () => {
+      const r = await fetch(`${orthanc.httpUrl}/dicom-web/studies/${TEST1_STUDY}/instances?SOPClassUID=${PARAMETRIC_MAP_STORAGE}`, { headers: { Accept: "application/dicom+json" } });
+      const list = r.status === 200 ? ((await r.json()) as Record<string, { Value?: string[] }>[]) : [];
+      return list.length === detail.outputs!.pm.length ? list : undefined;
+    }, log);
     const browser = await launchChromium("cpu");
     try {
       const page = await browser.newPage({ viewport: { width: 1000, height: 720 } });
       const closed = `http://127.0.0.1:${await freePort()}`;
-      await openViewer(page, `${serviceUrl}/viewer/?studyInstanceUid=${TEST1_STUDY}&token=${TOKEN}&api=${encodeURIComponent(closed)}`);
+      await openViewer(page, `${serviceUrl}/viewer/?studyInstanceUid=${TEST1_STUDY}&token=${TOKEN}&api=${encodeURIComponent(closed)}`, { blockedOrigin: closed });
       await page.screenshot({ path: join(ARTIFACTS, "service-sr-fallback-page.png") });
       const shown = await page.locator(".cxr-finding-list button").evaluateAll((bs) => bs.map((b) => [b.getAttribute("aria-label"), b.querySelector(".prob")!.textContent]));
       const expected = [...detail.findings!].sort((a, b) => b.probability - a.probability);
       expect(shown).toEqual(expected.map((f) => [f.label, `${(f.probability * 100).toFixed(1)}%`]));
       expect(await page.getByText(/^Findings read from the Structured Report/).textContent()).toContain(detail.outputs!.sr!);
+      expect(await page.getByText(/^Heatmaps read from the plugin's Parametric Maps/).count()).toBe(1);
+      expect(await page.locator(".cxr-priority").textContent()).toBe("Worklist priority: not available (only the plugin ranks studies)");
+
+      // The overlay is the map's: drawn for a mapped finding, its hot spot where the map (read from Orthanc by Node) peaks.
+      const sop = maps[0]!["00080018"]!.Value![0]!;
+      const [found] = await orthanc.rest<{ ID: string }[]>("/tools/lookup", { method: "POST", body: sop });
+      const mapPath = join(tmp.dir, "pm-from-orthanc.dcm");
+      writeFileSync(mapPath, await orthanc.bytes(`/instances/${found!.ID}/file`));
+      const map = readParametricMap(mapPath);
+      await page.getByRole("checkbox", { name: "Overlay" }).uncheck();
+      await page.waitForFunction(() => document.body.dataset.overlayVisible === "false");
+      const off = await shoot(page, "service-pm-off");
+      await page.getByRole("checkbox", { name: "Overlay" }).check();
+      await page.getByRole("slider", { name: "Opacity" }).fill("60");
+      await page.getByRole("button", { name: map.label, exact: true }).click();
+      await page.waitForFunction((l) => document.body.dataset.overlayLabel === l, map.label);
+      const on = await shoot(page, "service-pm-on");
+      const box = brightBox(off);
+      const w = box.x1 - box.x0 + 1;
+      const raster = { width: map.columns, height: map.rows, data: new Uint8Array(map.values.length * 4) };
+      map.values.forEach((v, i) => (raster.data[i * 4] = Math.round(Math.min(1, Math.max(0, v)) * 255)));
+      const want = predictedHottest(raster as unknown as PNG, DEFAULT_HEAT_THRESHOLD);
+      const got = hottestPoint(on, off);
+      expect(Math.hypot(got.x - (box.x0 + want.fx * w), got.y - (box.y0 + want.fy * w))).toBeLessThan(0.03 * w);
     } finally {
       await browser.close();
     }

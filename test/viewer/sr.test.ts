@@ -131,6 +131,12 @@ describe("viewer pure helpers", () => {
     expect([rgba[12], rgba[13], rgba[14]]).toEqual([255, 0, 0]);
   });
 
+  it("takes the worklist priority and its reason from the plugin's study answer", () => {
+    const s = parsePluginStudy({ findings: [{ label: "Mass", probability: 0.7 }], priority: "urgent", reason: "Mass 70% ≥ 50%" }, "1.2.3", "http://plugin");
+    expect(s.priority).toEqual({ level: "urgent", reason: "Mass 70% ≥ 50%" });
+    expect(parsePluginStudy({ findings: [{ label: "Mass", probability: 0.7 }] }, "1.2.3", "http://plugin").priority).toBeUndefined();
+  });
+
   it("rejects a study answer without findings, naming the study", () => {
     expect(() => parsePluginStudy({ state: "processing" }, "1.2.3", "http://plugin")).toThrow(/study 1\.2\.3: no findings yet \(state processing\)/);
     expect(() => parsePluginStudy({ state: "queued", findings: [] }, "1.2.3", "http://plugin")).toThrow(/no findings yet \(state queued\)/);

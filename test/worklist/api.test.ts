@@ -47,8 +47,9 @@ describe("worklist API", () => {
         patientName: "Doe^Jane",
         patientId: "PID-7",
         heatmaps: [{ label: "Pneumothorax", path: heatmapPath }],
-        outputs: { sr: "2.25.100", sc: ["2.25.101"] },
+        outputs: { sr: "2.25.100", sc: ["2.25.101"], pm: ["2.25.102"] },
         model: { name: "cxr-densenet121", version: "0.1", deviceUid: "2.25.9", training: "untrained — random weights" },
+        processedBy: "node-2",
       }),
     );
     store.put(study("1.3", { receivedAt: "2026-11-27T10:00:00.000Z", probs: { Cardiomegaly: 0.8 } }));
@@ -182,12 +183,13 @@ describe("worklist API", () => {
     const r = await get("/api/studies/1.2");
     expect(r.status).toBe(200);
     const d = (await r.json()) as ApiStudyDetail;
-    expect(d).toMatchObject({ studyInstanceUid: "1.2", priority: "urgent", patientName: "Doe^Jane", viewerUrl: "/viewer/?studyInstanceUid=1.2" });
+    expect(d).toMatchObject({ studyInstanceUid: "1.2", priority: "urgent", patientName: "Doe^Jane", processedBy: "node-2", viewerUrl: "/viewer/?studyInstanceUid=1.2" });
     expect(d.heatmaps).toEqual([{ label: "Pneumothorax", url: "/api/studies/1.2/heatmaps/Pneumothorax.png" }]);
-    expect(d.outputs).toEqual({ sr: "2.25.100", sc: ["2.25.101"] });
+    expect(d.outputs).toEqual({ sr: "2.25.100", sc: ["2.25.101"], pm: ["2.25.102"] });
     expect(d.pacs).toEqual({
       sr: `${pacsUrl}studies/1.2/instances?SOPInstanceUID=2.25.100`,
       sc: [`${pacsUrl}studies/1.2/instances?SOPInstanceUID=2.25.101`],
+      pm: [`${pacsUrl}studies/1.2/instances?SOPInstanceUID=2.25.102`],
     });
     expect((await get("/api/studies/1.2", {})).status).toBe(401);
   });
@@ -233,7 +235,7 @@ describe("worklist API", () => {
 
   it("serves the worklist page with a token and its assets without one", async () => {
     expect((await get("/", {})).status).toBe(401);
-    const page = await get(`/?token=${TOKEN}`, {});
+    const page = await get("/");
     expect(page.status).toBe(200);
     expect(await page.text()).toContain("/assets/worklist.js");
     const js = await get("/assets/worklist.js", {});
@@ -241,9 +243,9 @@ describe("worklist API", () => {
     expect(js.headers.get("content-type")).toMatch(/javascript/);
   });
 
-  it("serves the viewer at /viewer/ with ?token= (the viewer contract)", async () => {
+  it("serves the viewer at /viewer/ with a bearer token (the viewer contract; ?token= is exchanged for a session, see web-security.test.ts)", async () => {
     expect((await get("/viewer/?studyInstanceUid=1.2", {})).status).toBe(401);
-    const r = await get(`/viewer/?studyInstanceUid=1.2&token=${TOKEN}`, {});
+    const r = await get("/viewer/?studyInstanceUid=1.2");
     expect(r.status).toBe(200);
     expect(await r.text()).toContain("<title>viewer</title>");
     expect((await get("/viewer/assets/viewer.js", {})).status).toBe(200);

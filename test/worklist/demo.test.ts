@@ -80,7 +80,11 @@ describe.runIf(requireSharedData())("cxr demo", () => {
       expect(metrics).toMatch(/^cxr_gate_failures_total\{check="inverted"\} 1$/m);
       // Still up (it stays until Ctrl-C), and the page is served with the printed URL.
       expect(child.exitCode).toBeNull();
-      expect((await fetch(worklistUrl)).status).toBe(200);
+      // The printed URL's token is traded for a session cookie and a redirect to the page without it.
+      const login = await fetch(worklistUrl, { redirect: "manual" });
+      expect([login.status, login.headers.get("location")]).toEqual([303, "/"]);
+      const page = await fetch(new URL("/", worklistUrl), { headers: { Cookie: login.headers.get("set-cookie")!.split(";")[0]! } });
+      expect(page.status).toBe(200);
 
       const { code, signal } = await interrupt(child);
       expect({ code, signal }).toEqual({ code: 0, signal: null });

@@ -1,18 +1,18 @@
 import { findingCode } from "../../src/model/labels.ts";
-import { STUDY_STATES, type StudyRecord, type StudyState, type StudyStore } from "../../src/worklist/study.ts";
+import { STUDY_STATES, type StudyRecord, type StudyState, type WorklistReader } from "../../src/worklist/study.ts";
 
-/** An in-memory StudyStore for the API unit tests (the SQLite store of src/intake is tested by #5). */
-export class MemoryStudyStore implements StudyStore {
+/** An in-memory WorklistReader for the API unit tests (the stores of src/store have their own contract tests). */
+export class MemoryStudyStore implements WorklistReader {
   private readonly records = new Map<string, StudyRecord>();
   private readonly listeners = new Set<(rec: StudyRecord) => void>();
 
-  list(): StudyRecord[] {
+  async list(): Promise<StudyRecord[]> {
     return [...this.records.values()];
   }
-  get(uid: string): StudyRecord | undefined {
+  async get(uid: string): Promise<StudyRecord | undefined> {
     return this.records.get(uid);
   }
-  countsByState(): Record<StudyState, number> {
+  async countsByState(): Promise<Record<StudyState, number>> {
     const counts = Object.fromEntries(STUDY_STATES.map((s) => [s, 0])) as Record<StudyState, number>;
     for (const r of this.records.values()) counts[r.state]++;
     return counts;

@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { pino } from "pino";
-import type { Browser } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { apiConfigSchema, priorityConfigSchema } from "../../src/config/worklist.ts";
 import { createMetrics } from "../../src/worklist/metrics.ts";
 import { createApiServer, type ApiServer } from "../../src/worklist/server.ts";
@@ -57,7 +59,7 @@ describe("worklist page", () => {
     expect(await row.locator(".badge").evaluate((el) => getComputedStyle(el).backgroundColor)).toBe("rgb(198, 40, 40)");
     expect(await page.locator('tr[data-uid="1.2.3.1"] .since').textContent()).toBe("30 min");
     expect((await row.locator(".state").getAttribute("title"))?.split("\n").map((l) => l.split(" ")[0])).toEqual(["received", "exported"]);
-    expect(await row.locator("a").getAttribute("href")).toBe(`/viewer/?studyInstanceUid=1.2.3.3&token=${TOKEN}`);
+    expect(await row.locator("a").getAttribute("href")).toBe("/viewer/?studyInstanceUid=1.2.3.3");
     expect(await page.locator("#counts").textContent()).toBe("3 studies: 1 urgent, 1 review, 1 routine");
     await page.screenshot({ path: artifactPath("worklist-page.png"), fullPage: true });
     await page.close();
@@ -90,6 +92,71 @@ describe("worklist page", () => {
     );
     await page.close();
     await trained.close();
+  });
+
+  /** Errors the page logs, among them every Content-Security-Policy violation. */
+  function consoleErrors(page: Page): string[] {
+    const errors: string[] = [];
+    page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
+    page.on("pageerror", (e) => errors.push(e.message));
+    return errors;
+  }
+
+  it("trades the token in the address for an HttpOnly session cookie, works under its CSP, shows all of a name's component groups and replaced results", async () => {
+    store.put(study("1.2.3.4", { patientName: "Yamada^Tarou=山田^太郎=やまだ^たろう", patientId: "JP-1", probs: { Nodule: 0.1 }, outputs: { sr: "2.25.2", sc: [], supersedes: "2.25.1" } }));
+    const page = await browser.newPage();
+    const errors = consoleErrors(page);
+    const response = await page.goto(`${base}/?token=${TOKEN}`);
+    expect(page.url()).toBe(`${base}/`);
+    expect(response?.headers()["content-security-policy"]).toContain("frame-ancestors 'none'");
+    await page.waitForSelector("#live.on");
+    const row = page.locator('tr[data-uid="1.2.3.4"]');
+    await row.waitFor();
+    expect(await row.locator("td").nth(5).textContent()).toBe("Yamada, Tarou = 山田 太郎 = やまだ たろう · JP-1");
+    // Processed again (an image re-sent with new pixels): the row says its results replaced earlier ones.
+    expect(await row.locator(".replaced").textContent()).toBe("results replaced");
+    expect(await row.locator(".replaced").getAttribute("title")).toContain("SR 2.25.1");
+    expect(await page.evaluate(() => document.cookie)).toBe("");
+    const cookies = await page.context().cookies();
+    expect(cookies.map((c) => [c.name, c.httpOnly, c.sameSite])).toEqual([["cxr_session", true, "Strict"]]);
+    // The viewer link opens without a token: the cookie authenticates it.
+    const viewer = await page.request.get(`${base}${await row.locator("a").getAttribute("href")}`, { maxRedirects: 0 });
+    expect(viewer.status()).not.toBe(401);
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  describe("against a page of another origin (another port of this host: the same site for cookies)", () => {
+    let evil: Server;
+    let evilUrl: string;
+    beforeAll(async () => {
+      evil = createServer((_req, res) => res.writeHead(200, { "content-type": "text/html" }).end(`<!doctype html><iframe id="f" src="${base}/"></iframe>`));
+      await new Promise<void>((r) => evil.listen(0, "127.0.0.1", r));
+      evilUrl = `http://127.0.0.1:${(evil.address() as AddressInfo).port}/`;
+    });
+    afterAll(() => void evil?.close());
+
+    it("the worklist cannot be framed, and its WebSocket refuses that page although the browser sends the cookie", async () => {
+      const context = await browser.newContext();
+      const page = await context.newPage();
+      await page.goto(`${base}/?token=${TOKEN}`); // the session cookie is in this browser now
+      await page.goto(evilUrl);
+      await page.waitForLoadState("load");
+      const frame = page.frames().find((f) => f !== page.mainFrame())!;
+      // Blocked by frame-ancestors: the frame holds the browser's error page, not the worklist.
+      expect(await frame.locator("#worklist").count()).toBe(0);
+      const outcome = await page.evaluate(
+        (ws) =>
+          new Promise<string>((resolve) => {
+            const socket = new WebSocket(ws);
+            socket.onopen = () => resolve("open");
+            socket.onclose = (e) => resolve(`closed ${e.code}`);
+          }),
+        `${base.replace("http", "ws")}/ws`,
+      );
+      expect(outcome).toBe("closed 1006");
+      await context.close();
+    });
   });
 
   it("says so when the address has no token", async () => {

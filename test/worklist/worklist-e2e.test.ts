@@ -10,6 +10,8 @@ import { freePort } from "../../src/peers/ports.ts";
 import { prioritize } from "../../src/worklist/priority.ts";
 import type { ApiStudyDetail } from "../../src/worklist/server.ts";
 import type { StudyRecord } from "../../src/worklist/study.ts";
+import { readDicom } from "../../src/dicom/read.ts";
+import { writePart10 } from "../../src/dicom/write.ts";
 import { requireSharedData, SHARED_DICOM } from "../helpers/shared-data.ts";
 import { tempDir } from "../helpers/tmp.ts";
 import { artifactPath, launchChromium } from "./browser.ts";
@@ -91,6 +93,34 @@ describe.runIf(requireSharedData())("worklist page on a running service", () => 
     expect(await page.evaluate(() => (window as unknown as { marker?: number }).marker)).toBe(7);
     expect(await page.locator("#model").textContent()).toMatch(/NOT FOR CLINICAL USE — Model .* untrained — random weights/);
     await page.screenshot({ path: artifactPath("worklist-e2e.png"), fullPage: true });
+    await page.close();
+  });
+
+  it("keeps every component group of an ISO_IR 192 name from storescu to the API and the page; the page's address loses the token", async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 420 } });
+    await page.goto(`${base}/?token=${TOKEN}`);
+    expect(page.url()).toBe(`${base}/`);
+    await page.waitForSelector("#live.on");
+    // test2 as a new study of a Japanese patient (the writer declares ISO_IR 192 for the UTF-8 text).
+    const file = readDicom(join(SHARED_DICOM, "test2.dcm"));
+    const study = "2.25.313131313131313131";
+    const path = join(tmp.dir, "yamada.dcm");
+    writePart10(
+      {
+        ...file.dataset,
+        PatientName: [{ Alphabetic: "Yamada^Tarou", Ideographic: "山田^太郎", Phonetic: "やまだ^たろう" }],
+        StudyInstanceUID: study,
+        SeriesInstanceUID: `${study}.1`,
+        SOPInstanceUID: `${study}.1.1`,
+      },
+      path,
+    );
+    execFileSync("storescu", ["-aec", "CXR_TRIAGE", "127.0.0.1", String(dicomPort), path]);
+    const row = page.locator(`tr[data-uid="${study}"]`);
+    await row.waitFor({ timeout: 60_000 });
+    const detail = (await (await fetch(`${base}/api/studies/${study}`, { headers: { Authorization: `Bearer ${TOKEN}` } })).json()) as ApiStudyDetail;
+    expect(detail.patientName).toBe("Yamada^Tarou=山田^太郎=やまだ^たろう");
+    expect(await row.locator("td").nth(5).textContent()).toMatch(/^Yamada, Tarou = 山田 太郎 = やまだ たろう( · |$)/);
     await page.close();
   });
 });

@@ -1,10 +1,11 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { basename, extname, join, resolve } from "node:path";
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
 import sharp from "sharp";
 import { loadPresentationImage, type PresentationImage } from "../../image/presentation.ts";
 import { Classifier, upsampleHeatmap, type InferenceResult } from "../../inference/classifier.ts";
 import type { Provider } from "../../inference/providers.ts";
+import { DEFAULT_MAP_SELECTION, MAP_SELECTIONS, type MapSelection } from "../../results/pm/selection.ts";
 import { writeDicomResults } from "../../results/write.ts";
 import { CliError } from "../main.ts";
 import { intOption, runtimeOptions } from "./model.ts";
@@ -18,6 +19,8 @@ export interface InferOptions {
   pool: number;
   features: boolean;
   dicom: boolean;
+  /** With --dicom: which findings get a Parametric Map. */
+  parametricMaps: MapSelection;
   allowFallback: boolean;
 }
 
@@ -149,7 +152,8 @@ export function register(program: Command): void {
     .option("--batch <N>", "images per session run", intOption("--batch", 1), 1)
     .option("--pool <N>", "sessions running at the same time (the extra ones in worker threads)", intOption("--pool", 1), 1)
     .option("--features", "also write <out>/<name>.features.json (final feature map and its global average)", false)
-    .option("--dicom", "for DICOM inputs also write <out>/<name>.sr.dcm (TID 1500 SR) and <out>/<name>.sc-<n>.dcm (heatmap Secondary Captures)", false)
+    .option("--dicom", "for DICOM inputs also write <out>/<name>.sr.dcm (TID 1500 SR), <out>/<name>.sc-<n>.dcm (heatmap Secondary Captures) and <out>/<name>.pm-<finding>.dcm (Parametric Maps, see --parametric-maps)", false)
+    .addOption(new Option("--parametric-maps <which>", "with --dicom: Parametric Maps of every finding, of the positive ones (else of the most probable one), or none").choices([...MAP_SELECTIONS]).default(DEFAULT_MAP_SELECTION))
     .option("--allow-fallback", "use the cpu provider if the requested one cannot start, instead of failing", false)
     .action(async (inputs: string[], opts: InferOptions) => {
       const { failed } = await runInfer(inputs, opts);

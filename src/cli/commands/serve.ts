@@ -55,6 +55,9 @@ export function register(program: Command): void {
         throw err;
       }
       const service = await startService(config);
+      if (service.api && config.api.tokens.length === 0) {
+        process.stderr.write(`cxr serve: no api.tokens configured; this run's worklist: ${service.api.url}/?token=${service.api.token}\n`);
+      }
       await new Promise<void>((resolve, reject) => {
         const stop = (signal: string) => {
           process.stderr.write(`cxr serve: ${signal}, stopping\n`);

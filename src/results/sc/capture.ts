@@ -1,6 +1,6 @@
 import type { FindingResult } from "../../inference/classifier.ts";
 import { displayName } from "../../model/labels.ts";
-import { resultBasis, sopCommonAndStudy } from "../common.ts";
+import { bodyPartOrLaterality, resultBasis, sopCommonAndStudy } from "../common.ts";
 import { softwareVersions } from "../equipment.ts";
 import type { ResultInput } from "../input.ts";
 import { codeSequence } from "../sr/content.ts";
@@ -17,7 +17,8 @@ function patientOrientation(value: unknown): string[] | "" {
   return v.length === 2 && v.every((s) => typeof s === "string" && /^[APRLHF]{1,3}$/.test(s)) ? (v as string[]) : "";
 }
 
-function percent(p: number): string {
+/** A probability as the result objects print it: "51.2%". */
+export function percent(p: number): string {
   return `${(p * 100).toFixed(1)}%`;
 }
 
@@ -71,10 +72,7 @@ export function buildHeatmapCaptures(input: ResultInput): Record<string, unknown
       SeriesInstanceUID: uids.seriesInstanceUidSc,
       SeriesNumber: SC_SERIES_NUMBER,
       SeriesDescription: `AI heatmaps (${model})`.slice(0, 64),
-      // CHEST (unpaired, so no Laterality) is copied: it keeps the capture where hanging protocols expect it.
-      // Any other body part is left out: this product reports on chest radiographs only, and for a possibly
-      // paired part Laterality (Type 2C) would have to be known; instead Laterality is written empty (unknown).
-      ...(source.BodyPartExamined === "CHEST" ? { BodyPartExamined: "CHEST" } : { Laterality: "" }),
+      ...bodyPartOrLaterality(source),
       // General Equipment
       Manufacturer: card.manufacturer,
       ManufacturerModelName: card.name,

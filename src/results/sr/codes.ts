@@ -49,4 +49,14 @@ export const CODES = {
   processingEquipment: code("109102", "DCM", "Processing Equipment"),
   // Source Image Sequence purpose for the SC: CID 7202 "Source Image Purposes of Reference".
   sourceImageForProcessing: code("121322", "DCM", "Source image for image processing operation"),
+  // Parametric Map (src/results/pm): Derivation Code (CID 7203 "Image Derivation"): the model's heat grid
+  // is resampled onto the source image's extent (what the heat is, the Derivation Description says); the
+  // Quantity Definition's concept name (SCT 246205007 |Quantity|) and the unit of a dimensionless heat in
+  // [0,1] (UCUM unity).
+  // TID 1501 "Source of Measurement" (IMAGE): in a finding's group it references that finding's
+  // Parametric Map, the spatial form of the evidence the probability was computed with.
+  sourceOfMeasurement: code("121112", "DCM", "Source of Measurement"),
+  spatialResampling: code("113085", "DCM", "Spatial resampling"),
+  quantity: code("246205007", "SCT", "Quantity"),
+  unitNone: code("1", "UCUM", "no units"),
 } as const;

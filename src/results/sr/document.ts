@@ -4,8 +4,9 @@ import { displayName } from "../../model/labels.ts";
 import { resultBasis, sopCommonAndStudy } from "../common.ts";
 import { equipmentAttributes } from "../equipment.ts";
 import type { ResultInput } from "../input.ts";
+import { PARAMETRIC_MAP_STORAGE } from "../pm/map.ts";
+import { mappedFindings } from "../pm/selection.ts";
 import { hotRegion } from "../region.ts";
-import type { SourceReference } from "../source.ts";
 import { CODES } from "./codes.ts";
 import { codeItem, codeSequence, container, imageItem, numItem, scoordItem, textItem, uidrefItem, type ContentItem, type ImageReference } from "./content.ts";
 
@@ -46,7 +47,10 @@ export function buildStructuredReport(input: ResultInput): Record<string, unknow
     textItem("HAS OBS CONTEXT", CODES.deviceObserverModelName, card.name),
   ];
 
-  const groups = result.findings.map((f) => measurementGroup(input, f, sourceImage));
+  const mapped = new Set(mappedFindings(result, input.mapSelection).map((f) => f.label));
+  const maps: ImageReference[] = result.findings.filter((f) => mapped.has(f.label))
+    .map((f) => ({ sopClassUid: PARAMETRIC_MAP_STORAGE, sopInstanceUid: uids.sopInstanceUidPm(f.label) }));
+  const groups = result.findings.map((f) => measurementGroup(input, f, sourceImage, mapped.has(f.label)));
 
   const root = container(undefined, CODES.imagingMeasurementReport, [
     codeItem("HAS CONCEPT MOD", CODES.languageOfContent, CODES.englishUS),
@@ -77,24 +81,29 @@ export function buildStructuredReport(input: ResultInput): Record<string, unknow
     ContentDate: now.date,
     ContentTime: now.time,
     PerformedProcedureCodeSequence: codeSequence(CODES.plainChestXRay),
-    CurrentRequestedProcedureEvidenceSequence: evidence(ref),
+    CurrentRequestedProcedureEvidenceSequence: evidence(ref.studyInstanceUid, ref.seriesInstanceUid, [sourceImage]),
+    // The Parametric Maps the content references are not evidence acquired for the procedure, but every
+    // instance the content references must be listed in one of the two (PS3.3 C.17.2.3).
+    ...(maps.length ? { PertinentOtherEvidenceSequence: evidence(ref.studyInstanceUid, uids.seriesInstanceUidPm, maps) } : {}),
+    // Type 1C, present when this document replaces another (PS3.3 C.17.2.1): a re-processed study's new result.
+    ...(input.predecessor && { PredecessorDocumentsSequence: evidence(input.predecessor.studyInstanceUid, input.predecessor.seriesInstanceUid, [input.predecessor]) }),
     // SR Document Content (root content item)
     ...root,
   };
 }
 
-/** Hierarchical SOP Instance Reference Macro for the one source instance. */
-function evidence(ref: SourceReference): Record<string, unknown>[] {
+/** Hierarchical SOP Instance Reference Macro (PS3.3 Table C.17-3) for instances of one series: the source, the maps, or the replaced SR. */
+function evidence(studyInstanceUid: string, seriesInstanceUid: string, instances: ImageReference[]): Record<string, unknown>[] {
   return [{
-    StudyInstanceUID: ref.studyInstanceUid,
+    StudyInstanceUID: studyInstanceUid,
     ReferencedSeriesSequence: [{
-      SeriesInstanceUID: ref.seriesInstanceUid,
-      ReferencedSOPSequence: [{ ReferencedSOPClassUID: ref.sopClassUid, ReferencedSOPInstanceUID: ref.sopInstanceUid }],
+      SeriesInstanceUID: seriesInstanceUid,
+      ReferencedSOPSequence: instances.map((i) => ({ ReferencedSOPClassUID: i.sopClassUid, ReferencedSOPInstanceUID: i.sopInstanceUid })),
     }],
   }];
 }
 
-function measurementGroup(input: ResultInput, f: FindingResult, sourceImage: ImageReference): ContentItem {
+function measurementGroup(input: ResultInput, f: FindingResult, sourceImage: ImageReference, hasMap: boolean): ContentItem {
   const { image, result, uids } = input;
   const children: ContentItem[] = [
     textItem("HAS OBS CONTEXT", CODES.trackingIdentifier, `${displayName(f.label)} (${result.card.name})`),
@@ -106,6 +115,7 @@ function measurementGroup(input: ResultInput, f: FindingResult, sourceImage: Ima
     const region = heatmap && hotRegion(heatmap, image.width, image.height);
     if (region) children.push(scoordItem("CONTAINS", CODES.imageRegion, "POLYLINE", region.polyline, sourceImage));
   }
+  if (hasMap) children.push(imageItem("CONTAINS", { sopClassUid: PARAMETRIC_MAP_STORAGE, sopInstanceUid: uids.sopInstanceUidPm(f.label) }, CODES.sourceOfMeasurement));
   children.push(
     numItem("CONTAINS", CODES.probability, f.probability, CODES.unitProbability),
     codeItem("CONTAINS", CODES.presence, f.positive ? CODES.present : CODES.absent),

@@ -14,6 +14,8 @@ export interface AiResultsSr {
   findings: SrFinding[];
   /** Labels of the findings evaluated "Present". */
   positives: string[];
+  /** SOP Instance UIDs of the SRs this one replaces (Predecessor Documents Sequence); empty for a first result. */
+  predecessors: string[];
 }
 
 export interface SrFinding {
@@ -26,6 +28,8 @@ export interface SrFinding {
   trackingIdentifier?: string;
   trackingUid?: string;
   region?: { graphicType: string; points: number[]; sopInstanceUid?: string };
+  /** SOP Instance UID of the finding's Parametric Map (TID 1501 "Source of Measurement"), when it has one. */
+  parametricMap?: string;
 }
 
 export class SrReadError extends Error {
@@ -101,6 +105,7 @@ export function readAiResultsSr(input: Record<string, unknown> | string): AiResu
     const presence = concept(named(children, CODES.presence)?.ConceptCodeSequence);
     const scoord = named(children, CODES.imageRegion);
     const selected = scoord && items(items(scoord.ContentSequence)[0]?.ReferencedSOPSequence)[0];
+    const map = items(named(children, CODES.sourceOfMeasurement)?.ReferencedSOPSequence)[0];
     findings.push({
       label: LABEL_BY_CODE.get(`${code.scheme}|${code.value}`) ?? code.meaning,
       code,
@@ -115,6 +120,7 @@ export function readAiResultsSr(input: Record<string, unknown> | string): AiResu
           sopInstanceUid: selected ? str(selected.ReferencedSOPInstanceUID) : undefined,
         },
       } : {}),
+      ...(map ? { parametricMap: str(map.ReferencedSOPInstanceUID) } : {}),
     });
   });
 
@@ -130,5 +136,9 @@ export function readAiResultsSr(input: Record<string, unknown> | string): AiResu
     sourceImages,
     findings,
     positives: findings.filter((f) => f.positive).map((f) => f.label),
+    predecessors: items(ds.PredecessorDocumentsSequence)
+      .flatMap((study) => items(study.ReferencedSeriesSequence))
+      .flatMap((series) => items(series.ReferencedSOPSequence))
+      .map((r) => String(r.ReferencedSOPInstanceUID)),
   };
 }

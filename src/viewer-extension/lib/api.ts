@@ -3,7 +3,8 @@
  * when the plugin does not answer, from the TID 1500 SR the plugin exported to the PACS.
  */
 import { absoluteRoot, fetchDicomJson, str, TAG, type DicomJson } from "./dicomweb.ts";
-import { describeSrDevice, findingsFromSr, isPluginSr, PLUGIN_MANUFACTURER, srDevice, type ExpectedSr } from "./sr.ts";
+import { parametricMapsFromSr } from "./pmap.ts";
+import { describeSrDevice, findingsFromSr, groupFindingLabel, isPluginSr, PLUGIN_MANUFACTURER, srDevice, type ExpectedSr } from "./sr.ts";
 import type { RequestAuth, TriageFinding, TriageModel, TriageStudy } from "./types.ts";
 
 export interface StudySourceOptions extends RequestAuth {
@@ -94,12 +95,14 @@ export function parsePluginStudy(body: unknown, studyInstanceUid: string, apiBas
       ? { name: m.name, version: String(m.version ?? "unknown"), ...(typeof m.training === "string" ? { training: m.training } : {}) }
       : undefined;
   const dicomweb = typeof rec.dicomwebUrl === "string" ? rec.dicomwebUrl : undefined;
+  const priority = typeof rec.priority === "string" ? { level: rec.priority, ...(typeof rec.reason === "string" && rec.reason ? { reason: rec.reason } : {}) } : undefined;
   const sr = isObject(rec.outputs) && typeof rec.outputs.sr === "string" ? rec.outputs.sr : undefined;
   return {
     studyInstanceUid,
     findings,
     heatmaps,
     ...(model ? { model } : {}),
+    ...(priority ? { priority } : {}),
     ...(dicomweb ? { dicomwebUrl: dicomweb } : {}),
     ...(sr ? { srSopInstanceUid: sr } : {}),
     origin: "plugin",
@@ -124,7 +127,7 @@ export async function fetchPluginStudy(opts: StudySourceOptions): Promise<Triage
 /**
  * Findings from the plugin's SR of the study in the PACS: the one the plugin's API named, else the
  * newest with findings that this plugin wrote (isPluginSr); other devices' SRs are skipped.
- * Heatmaps are not available this way (see notes).
+ * Heatmaps are the Parametric Maps that SR references (read with WADO-RS by the overlay).
  */
 export async function fetchSrStudy(dicomwebUrl: string, opts: StudySourceOptions, expected: ExpectedSr = {}): Promise<TriageStudy> {
   const root = absoluteRoot(dicomwebUrl);
@@ -143,10 +146,11 @@ export async function fetchSrStudy(dicomwebUrl: string, opts: StudySourceOptions
   for (const sr of ours) {
     const { findings, model, sourceSopInstanceUid } = findingsFromSr(sr);
     if (findings.length) {
+      const maps = parametricMapsFromSr(sr, groupFindingLabel);
       return {
         studyInstanceUid: uid,
         findings,
-        heatmaps: [],
+        heatmaps: maps.map((m) => ({ label: m.label, url: `${root}/studies/${uid}/series/${m.seriesInstanceUid}/instances/${m.sopInstanceUid}`, format: "parametric-map" as const })),
         ...(model ? { model } : {}),
         dicomwebUrl,
         srSopInstanceUid: str(sr, TAG.SOPInstanceUID)!,
@@ -154,7 +158,9 @@ export async function fetchSrStudy(dicomwebUrl: string, opts: StudySourceOptions
         origin: "pacs-sr",
         notes: [
           `Findings read from the Structured Report ${str(sr, TAG.SOPInstanceUID)} in the PACS, written by ${describeSrDevice(srDevice(sr))}.`,
-          "Heatmap overlay unavailable without the plugin; its Secondary Capture heatmaps, if exported, are their own series in the PACS study.",
+          maps.length
+            ? `Heatmaps read from the plugin's Parametric Maps in the PACS (${maps.map((m) => m.label).join(", ")}).`
+            : "Heatmap overlay unavailable without the plugin: the SR names no Parametric Map; its Secondary Capture heatmaps, if exported, are their own series in the PACS study.",
         ],
       };
     }

@@ -11,6 +11,7 @@ export { attachTriageOverlay, type TriageOverlay, type TriageOverlayOptions, typ
 export { createFindingsPanel, createOverlayControls, DISCLAIMER, type FindingsPanel, type FindingsPanelOptions } from "./panel.ts";
 export { initCornerstone, createStackViewport, enableReadingTools, loadStudyImage, type LoadedImage } from "./image.ts";
 export { loadTriageStudy, fetchPluginStudy, fetchSrStudy, parsePluginStudy, srSourceImage, PluginStudyError, type PluginFailure } from "./api.ts";
-export { findingsFromSr, isPluginSr, srDevice, PLUGIN_MANUFACTURER } from "./sr.ts";
+export { findingsFromSr, groupFindingLabel, isPluginSr, srDevice, PLUGIN_MANUFACTURER } from "./sr.ts";
+export { parametricMapsFromSr, heatFromParametricMap, fetchParametricMapHeat, firstMultipartPart, type ParametricMapRef, type MapHeat } from "./pmap.ts";
 export { heatColor, heatLut, colorizeHeatmap, DEFAULT_HEAT_THRESHOLD } from "./colormap.ts";
 export type { TriageStudy, TriageFinding, TriageModel } from "./types.ts";

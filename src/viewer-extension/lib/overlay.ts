@@ -10,6 +10,7 @@
 import { Enums, type Types } from "@cornerstonejs/core";
 import { authHeaders, loadTriageStudy, withToken, type StudySourceOptions } from "./api.ts";
 import { colorizeHeatmap, DEFAULT_HEAT_THRESHOLD } from "./colormap.ts";
+import { fetchParametricMapHeat } from "./pmap.ts";
 import type { TriageStudy } from "./types.ts";
 
 export interface TriageOverlayOptions extends StudySourceOptions {
@@ -54,22 +55,28 @@ interface HeatLayer {
   height: number;
 }
 
-/** Decodes an 8-bit grayscale heatmap PNG and colours it; colour management off so heat values stay exact. */
-async function loadHeatLayer(url: string, token: string | undefined, threshold: number): Promise<HeatLayer> {
+/** 8-bit heat of an 8-bit grayscale heatmap PNG; colour management off so heat values stay exact. */
+async function pngHeat(url: string, token: string | undefined): Promise<{ width: number; height: number; heat: Uint8Array }> {
   const r = await fetch(withToken(url, token), { headers: authHeaders(token) });
   if (!r.ok) throw new Error(`heatmap ${url}: HTTP ${r.status}`);
   const bitmap = await createImageBitmap(await r.blob(), { premultiplyAlpha: "none", colorSpaceConversion: "none" });
   const { width, height } = bitmap;
-  const canvas = document.createElement("canvas");
-  canvas.width = width;
-  canvas.height = height;
-  const ctx = canvas.getContext("2d", { willReadFrequently: true })!;
+  const ctx = new OffscreenCanvas(width, height).getContext("2d", { willReadFrequently: true })!;
   ctx.drawImage(bitmap, 0, 0);
   bitmap.close();
   const rgba = ctx.getImageData(0, 0, width, height);
   const heat = new Uint8Array(width * height);
   for (let i = 0; i < heat.length; i++) heat[i] = rgba.data[i * 4]!;
-  ctx.putImageData(new ImageData(colorizeHeatmap(heat, threshold), width, height), 0, 0);
+  return { width, height, heat };
+}
+
+/** The coloured layer of one heatmap, from the plugin's PNG or from its Parametric Map in the PACS. */
+async function loadHeatLayer(h: TriageStudy["heatmaps"][number], token: string | undefined, threshold: number): Promise<HeatLayer> {
+  const { width, height, heat } = h.format === "parametric-map" ? await fetchParametricMapHeat(h.url, { token }) : await pngHeat(h.url, token);
+  const canvas = document.createElement("canvas");
+  canvas.width = width;
+  canvas.height = height;
+  canvas.getContext("2d")!.putImageData(new ImageData(colorizeHeatmap(heat, threshold), width, height), 0, 0);
   return { canvas, width, height };
 }
 
@@ -102,7 +109,7 @@ export async function attachTriageOverlay(viewport: Types.IStackViewport, opts: 
     if (!h) return undefined;
     let p = layers.get(label);
     if (!p) {
-      p = loadHeatLayer(h.url, opts.token, threshold);
+      p = loadHeatLayer(h, opts.token, threshold);
       layers.set(label, p);
       p.catch(() => layers.delete(label));
     }

@@ -40,6 +40,10 @@ export function createFindingsPanel(element: HTMLElement, opts: FindingsPanelOpt
     if (study.model.training) m.append(el("span", { class: "cxr-training" }, ` (${study.model.training})`));
     root.append(m);
   }
+  root.append(el("p", { class: `cxr-priority${study.priority ? ` priority-${study.priority.level}` : ""}`, "data-priority": study.priority?.level ?? "" },
+    study.priority
+      ? `Worklist priority: ${study.priority.level.toUpperCase()}${study.priority.reason ? ` — ${study.priority.reason}` : ""}`
+      : "Worklist priority: not available (only the plugin ranks studies)"));
   for (const n of study.notes) root.append(el("p", { class: "cxr-note" }, n));
   const list = el("ul", { class: "cxr-finding-list" });
   const buttons = new Map<string, HTMLButtonElement>();

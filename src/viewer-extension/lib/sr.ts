@@ -47,6 +47,14 @@ export function labelFromCode(value: string | undefined, scheme: string | undefi
   return NIH_LABELS.find((l) => l.toLowerCase().replace(/_/g, " ") === key) ?? meaning;
 }
 
+/** The finding a Measurement Group is about: the label of its CODE "Finding" (DCM 121071) item. */
+export function groupFindingLabel(group: DicomJson): string | undefined {
+  const item = seq(group, TAG.ContentSequence).find((i) => str(i, TAG.ValueType) === "CODE" && (conceptValue(i) === "121071" || /^finding$/i.test(conceptMeaning(i))));
+  const code = item && seq(item, TAG.ConceptCodeSequence)[0];
+  const meaning = str(code, TAG.CodeMeaning);
+  return meaning ? labelFromCode(str(code, TAG.CodeValue), str(code, TAG.CodingSchemeDesignator), meaning) : undefined;
+}
+
 export interface SrFindings {
   findings: TriageFinding[];
   model?: TriageModel;

@@ -18,16 +18,21 @@ export interface TriageModel {
 export interface TriageStudy {
   studyInstanceUid: string;
   findings: TriageFinding[];
-  /** Heatmaps registered to the source image (same pixel grid), by finding label. */
-  heatmaps: { label: string; url: string }[];
+  /**
+   * Heatmaps registered to the source image (its extent, possibly a coarser grid), by finding label: the
+   * plugin's 8-bit PNGs, or (format "parametric-map") the WADO-RS instance URL of its Parametric Map in the PACS.
+   */
+  heatmaps: { label: string; url: string; format?: "png" | "parametric-map" }[];
   model?: TriageModel;
+  /** The study's worklist priority as the plugin ranks it (only the plugin knows it: absent when read from the PACS). */
+  priority?: { level: string; reason?: string };
   /** SOP Instance UID of the plugin's SR in the PACS, when it names one. */
   srSopInstanceUid?: string;
   /** The radiograph the results are about, when known (from the SR's Image Library). */
   sourceSopInstanceUid?: string;
   /** The PACS DICOMweb root the plugin names for this study, if it does. */
   dicomwebUrl?: string;
-  /** "plugin": the plugin's API answered; "pacs-sr": read from the plugin's SR in the PACS (the plugin gave no results: see notes). */
+  /** "plugin": the plugin's API answered; "pacs-sr": read from the plugin's SR (and Parametric Maps) in the PACS (the plugin gave no results: see notes). */
   origin: "plugin" | "pacs-sr";
   /** Why the fallback was used, or other things the reader should know. */
   notes: string[];

@@ -1,8 +1,6 @@
 // The worklist page: loads the studies once over REST, then keeps them current from the WebSocket
-// (no reloads). Order and colours follow the API's priority; nothing is filtered out.
-const params = new URLSearchParams(location.search);
-const token = params.get("token") ?? "";
-const headers = { Authorization: `Bearer ${token}` };
+// (no reloads). Order and colours follow the API's priority; nothing is filtered out. The server
+// exchanged the token of the address for an HttpOnly session cookie, which every request carries.
 const ORDER = { urgent: 0, review: 1, routine: 2 };
 const studies = new Map();
 const tbody = document.querySelector("#worklist tbody");
@@ -19,16 +17,27 @@ function since(iso) {
   return `${Math.floor(s / 86400)} d`;
 }
 
-/** DICOM PN "Family^Given^Middle" as people read it: "Family, Given Middle". */
+/**
+ * A DICOM PN with every component group (alphabetic=ideographic=phonetic, e.g. ISO_IR 192
+ * "Yamada^Tarou=山田^太郎=やまだ^たろう") as people read it: "Yamada, Tarou = 山田 太郎 = やまだ たろう".
+ * The alphabetic group reads "Family, Given Middle"; ideographic and phonetic groups keep their order.
+ */
 function personName(pn) {
   if (!pn) return "";
-  const [family, ...rest] = pn.split("=")[0].split("^");
-  const given = rest.filter(Boolean).join(" ");
-  return given ? `${family}, ${given}` : family;
+  return pn
+    .split("=")
+    .map((group, i) => {
+      const [family = "", ...rest] = group.split("^");
+      const given = rest.filter(Boolean).join(" ");
+      if (i > 0) return [family, given].filter(Boolean).join(" ");
+      return given ? `${family}, ${given}` : family;
+    })
+    .filter(Boolean)
+    .join(" = ");
 }
 
 function viewerHref(study) {
-  return `/viewer/?studyInstanceUid=${encodeURIComponent(study.studyInstanceUid)}&token=${encodeURIComponent(token)}`;
+  return `/viewer/?studyInstanceUid=${encodeURIComponent(study.studyInstanceUid)}`;
 }
 
 function cell(text, className) {
@@ -38,10 +47,20 @@ function cell(text, className) {
   return td;
 }
 
-/** The state, with its timestamped history on hover (received → queued → … as recorded by the service). */
+/**
+ * The state, with its timestamped history on hover (received → queued → … as recorded by the service),
+ * and a mark when the results replaced earlier ones (the study was processed again).
+ */
 function stateCell(s) {
   const td = cell(s.state, `state state-${s.state}`);
   td.title = s.history.map((h) => `${h.state} ${new Date(h.at).toLocaleString()}`).join("\n");
+  if (s.supersedes) {
+    const mark = document.createElement("span");
+    mark.className = "replaced";
+    mark.textContent = "results replaced";
+    mark.title = `These results replace earlier ones (SR ${s.supersedes}); the new SR names it as its predecessor.`;
+    td.append(document.createElement("br"), mark);
+  }
   return td;
 }
 
@@ -99,7 +118,7 @@ function showError(message) {
 }
 
 async function getJson(path) {
-  const r = await fetch(path, { headers });
+  const r = await fetch(path);
   const body = await r.json().catch(() => ({}));
   if (!r.ok) throw new Error(`${path}: HTTP ${r.status} ${body.error ?? ""}`);
   return body;
@@ -150,7 +169,7 @@ async function loadStudies() {
 let retry = 500;
 function connect() {
   const live = document.querySelector("#live");
-  const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws?token=${encodeURIComponent(token)}`);
+  const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`);
   ws.addEventListener("open", async () => {
     retry = 500;
     live.textContent = "live";
@@ -170,15 +189,20 @@ function connect() {
     render(msg.study.studyInstanceUid);
     if (msg.study.model && !modelShown) loadModel();
   });
-  ws.addEventListener("close", () => {
+  ws.addEventListener("close", async () => {
     live.textContent = "disconnected — reconnecting";
     live.className = "live off";
+    // A refused upgrade looks like any other close: ask whether the session is still valid.
+    try {
+      await getJson("/api/session");
+    } catch (err) {
+      showError(err.message);
+    }
     setTimeout(connect, retry);
     retry = Math.min(retry * 2, 10_000);
   });
 }
 
-if (!token) showError("No token in the address: open the URL printed by `cxr serve` / `cxr demo` (…/?token=…).");
 loadModel();
 connect();
 setInterval(() => {

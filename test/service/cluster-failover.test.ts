@@ -1,0 +1,100 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ChildProcess } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { SOP_CLASS } from "../../src/config/service.ts";
+import { initModelDir } from "../../src/model/model-dir.ts";
+import { startOrthanc, type OrthancHandle } from "../../src/peers/orthanc.ts";
+import { freePort } from "../../src/peers/ports.ts";
+import { openStore, type Store, type StudyRecord } from "../../src/store/index.ts";
+import { postgresUnavailable, startPostgres, type PrivatePostgres } from "../helpers/postgres.ts";
+import { requireSharedData } from "../helpers/shared-data.ts";
+import { tempDir } from "../helpers/tmp.ts";
+import { orthancStudyInstances, serve, waitFor } from "./helpers.ts";
+import { reUidStudies } from "./inputs.ts";
+import { storescu, writeStorescuConfig } from "./peers.ts";
+
+const SR_CLASSES = ["1.2.840.10008.5.1.4.1.1.88.33", "1.2.840.10008.5.1.4.1.1.88.34"];
+const AET = "CXR_NODE";
+const LEASE_SECONDS = 3;
+const unavailable = postgresUnavailable();
+if (unavailable && process.env.CI === "true") throw new Error(`cluster failover test: ${unavailable}`);
+
+/**
+ * Two `cxr serve` processes share one PostgreSQL and one data folder. One is frozen while it
+ * processes a study and then killed (-9): once its lease lapses the other node finishes that study,
+ * and every study has exactly one SR in Orthanc.
+ */
+describe.runIf(requireSharedData() && !unavailable)("cluster failover: a node killed while it processes", () => {
+  const tmp = tempDir("cxr-failover-");
+  let pg: PrivatePostgres;
+  let orthanc: OrthancHandle;
+  let observer: Store;
+  const children: ChildProcess[] = [];
+
+  beforeAll(async () => {
+    pg = await startPostgres();
+    orthanc = await startOrthanc({ dir: join(tmp.dir, "orthanc") });
+    initModelDir({ inputSize: 64, seed: 1, out: join(tmp.dir, "model") });
+  });
+  afterAll(async () => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+    await observer?.close();
+    await orthanc?.stop();
+    await pg?.stop();
+    tmp.cleanup();
+  });
+
+  it("the surviving node takes over the dead node's study after its lease; every study is exported once", async () => {
+    const url = await pg.createDatabase();
+    const ports: number[] = [];
+    for (const nodeId of ["node-1", "node-2"]) {
+      const port = await freePort();
+      ports.push(port);
+      const configPath = join(tmp.dir, `${nodeId}.json`);
+      writeFileSync(configPath, JSON.stringify({
+        dataDir: join(tmp.dir, "shared-data"),
+        logLevel: "info",
+        model: { dir: join(tmp.dir, "model") },
+        dicom: { aeTitle: AET, port, acceptedSopClasses: [SOP_CLASS.CR, SOP_CLASS.DX_PRESENTATION, SOP_CLASS.SECONDARY_CAPTURE] },
+        intake: { stableAgeSeconds: 1 },
+        pipeline: { concurrency: 1 },
+        export: { destinations: [{ aeTitle: orthanc.aet, host: "127.0.0.1", port: orthanc.dicomPort }], retryInitialSeconds: 0.5, retryMaxSeconds: 2 },
+        api: { httpPort: 0, tokens: ["cluster-test-token-0123456789"] },
+        store: { kind: "postgres", url, nodeId, leaseSeconds: LEASE_SECONDS },
+      }));
+      children.push(await serve(configPath, join(tmp.dir, `${nodeId}.log`)));
+    }
+    observer = await openStore({ kind: "postgres", url, nodeId: "observer", leaseSeconds: LEASE_SECONDS }, { dataDir: tmp.dir });
+    const inputs = reUidStudies(tmp.dir, 12);
+    const studies = inputs.map((s) => s.studyInstanceUid);
+    const sent = await storescu({ port: ports[0]!, aec: AET, cfg: writeStorescuConfig(tmp.dir), files: inputs.map((s) => s.path) });
+    expect(sent.code, sent.log.slice(-1000)).toBe(0);
+
+    // Freeze node 1 at a moment it holds a study in processing (SIGSTOP: it can change nothing more), then kill it.
+    const node1 = children[0]!;
+    const processingByNode1 = async () => (await Promise.all(studies.map((s) => observer.get(s)))).find((r) => r?.state === "processing" && r.processedBy === "node-1");
+    const stuck = await waitFor("node 1 in the middle of a study", async () => {
+      node1.kill("SIGSTOP");
+      const rec = await processingByNode1();
+      if (!rec) node1.kill("SIGCONT");
+      return rec;
+    }, 120_000, 20);
+    node1.kill("SIGKILL");
+
+    const all = () => Promise.all(studies.map((s) => observer.get(s)));
+    await waitFor("every study exported", async () => (await all()).every((r) => r?.state === "exported"), 180_000, 250);
+    const records = (await all()).map((r) => r!);
+    const taken = records.find((r) => r.studyInstanceUid === stuck.studyInstanceUid)!;
+    const trail = taken.history.map((h) => `${h.state}@${h.node}`);
+    expect(trail.slice(trail.indexOf("processing@node-1"))).toEqual(["processing@node-1", "queued@node-2", "processing@node-2", "done@node-2", "exported@node-2"]);
+    expect(taken.processedBy).toBe("node-2");
+    for (const rec of records) {
+      const inPacs = await orthancStudyInstances(orthanc, rec.studyInstanceUid);
+      expect(inPacs.filter((i) => SR_CLASSES.includes(i.sopClassUid)).map((i) => i.sopInstanceUid), rec.studyInstanceUid).toEqual([rec.outputs!.sr]);
+      expect(inPacs.length, rec.studyInstanceUid).toBe(1 + rec.outputs!.sc!.length); // its SR and SCs, nothing twice
+    }
+    const byNode = (n: string) => records.filter((r: StudyRecord) => r.processedBy === n).length;
+    expect(byNode("node-1") + byNode("node-2")).toBe(12);
+  }, 300_000);
+});
