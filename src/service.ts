@@ -1,10 +1,12 @@
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { pino, type DestinationStream, type Logger } from "pino";
 import { secretScrubber } from "./config/secrets.ts";
 import type { ServiceConfig } from "./config/service.ts";
 import { startListener, type DicomListener } from "./dicom-listener/listener.ts";
 import { destinationName, Exporter } from "./export/exporter.ts";
+import { DriftMonitor, readDriftReference } from "./drift/monitor.ts";
+import { GATE_DIR, ImageGate } from "./gate/gate.ts";
 import { Classifier } from "./inference/classifier.ts";
 import { recoverSpool } from "./intake/recover.ts";
 import { openStore, sqliteStorePath, type Store } from "./store/index.ts";
@@ -43,6 +45,8 @@ export interface RunningService {
   readonly exporter: Exporter;
   readonly notifier: Notifier;
   readonly metrics: ServiceMetrics;
+  /** Drift monitoring, when a reference sample is configured or lies beside the model. */
+  readonly drift?: DriftMonitor;
   readonly api?: { server: ApiServer; url: string; token: string };
   close(): Promise<void>;
 }
@@ -53,6 +57,8 @@ export interface StartServiceOptions {
   api?: boolean;
   /** An already loaded classifier (tests share one). */
   classifier?: Classifier;
+  /** An already loaded gate (tests share one); otherwise loaded when `gate.enabled`. */
+  gate?: ImageGate;
 }
 
 /**
@@ -84,12 +90,24 @@ export async function startService(config: ServiceConfig, opts: StartServiceOpti
     await store.close();
     throw new Error(`model ${config.model.dir}: ${(err as Error).message}`);
   }
+  const ownGate = !opts.gate && config.gate.enabled;
+  let gate: ImageGate | undefined;
+  try {
+    gate = opts.gate ?? (config.gate.enabled ? await ImageGate.load(config.gate.dir ?? GATE_DIR, config.gate, config.model.threads) : undefined);
+  } catch (err) {
+    if (ownClassifier) await classifier.close();
+    await store.close();
+    throw new Error(`gate ${config.gate.dir ?? GATE_DIR}: ${(err as Error).message}`);
+  }
+  const drift = driftMonitor(config, metrics, logger);
   const exporter = new Exporter({ store, config, logger, metrics, notifications: store });
   const notifier = new Notifier({ store, config, logger, metrics: createNotifyMetrics(metrics.registry, store), onDelivered: () => exporter.kick() });
   const pipeline = new Pipeline({
     store,
     config,
     classifier,
+    gate,
+    drift,
     logger,
     metrics,
     outputsDir: paths.outputs,
@@ -113,6 +131,7 @@ export async function startService(config: ServiceConfig, opts: StartServiceOpti
     await notifier.stop();
     await api?.server.close();
     if (ownClassifier) await classifier.close();
+    if (ownGate) await gate?.close();
     await store.close();
   };
   let api: RunningService["api"];
@@ -129,6 +148,7 @@ export async function startService(config: ServiceConfig, opts: StartServiceOpti
       config: apiConfig,
       metrics,
       logger,
+      drift: drift && (() => drift.status()),
       model: { name: classifier.card.name, version: classifier.card.version, deviceUid: classifier.card.deviceUid, architecture: classifier.card.architecture, training: classifier.card.training },
     });
     let where;
@@ -171,6 +191,7 @@ export async function startService(config: ServiceConfig, opts: StartServiceOpti
     exporter,
     notifier,
     metrics,
+    drift,
     api,
     async close() {
       if (closed) return;
@@ -181,7 +202,18 @@ export async function startService(config: ServiceConfig, opts: StartServiceOpti
       await notifier.stop();
       await api?.server.close();
       if (ownClassifier) await classifier.close();
+      if (ownGate) await gate?.close();
       await store.close();
     },
   };
+}
+
+/** The drift monitor of the configured reference, or of <model.dir>/drift-reference.json when that exists; none otherwise. */
+function driftMonitor(config: ServiceConfig, metrics: ServiceMetrics, logger: Logger): DriftMonitor | undefined {
+  const path = config.drift.reference ?? join(config.model.dir, "drift-reference.json");
+  if (!config.drift.reference && !existsSync(path)) {
+    logger.info({ expected: path }, "drift monitoring off: no reference sample (cxr drift-reference)");
+    return undefined;
+  }
+  return new DriftMonitor({ reference: readDriftReference(path), window: config.drift.window, psiAlert: config.drift.psiAlert, ksAlpha: config.drift.ksAlpha, minSamples: config.drift.minSamples, logger, registry: metrics.registry });
 }

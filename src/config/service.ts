@@ -129,8 +129,22 @@ export const selectionConfigSchema = z
     views: z.array(z.string().min(1)).default(["PA", "AP"]),
     /** What an unknown view means after all fallbacks (View Code Sequence, Image Comments, Patient Orientation, descriptions). */
     unknownView: z.enum(["accept", "reject"]).default("accept"),
-    /** Image Type values (any position) that disqualify an image. */
-    rejectImageTypes: z.array(z.string().min(1)).default(["DERIVED", "SECONDARY"]),
+    /**
+     * Image Type (0008,0008) terms that disqualify an image, per position as PS3.3 C.7.6.1.1.2 defines
+     * them: value 1 is Pixel Data Characteristics (ORIGINAL/DERIVED: many CR/DX systems write DERIVED
+     * on every processed "for presentation" film, so it is no reason by default), value 2 Patient
+     * Examination Characteristics (SECONDARY: made after the examination, e.g. screen captures and
+     * other systems' results), values 3 and later the modality- or implementation-specific terms
+     * that mark non-diagnostic pictures. The old flat list form is refused with this explanation.
+     */
+    rejectImageTypes: z
+      .object({
+        value1: z.array(z.string().min(1)).default([]),
+        value2: z.array(z.string().min(1)).default(["SECONDARY"]),
+        value3AndLater: z.array(z.string().min(1)).default(["LOCALIZER", "SCOUT", "SCREEN SAVE", "REPORT", "CAD", "OVERLAY", "HEATMAP"]),
+      }, { error: "rejectImageTypes is per position: {value1: [...], value2: [...], value3AndLater: [...]} (a flat list matched any position and rejected DERIVED\\PRIMARY chest films)" })
+      .strict()
+      .prefault({}),
     /** Manufacturers whose objects are never input (our own outputs, routed back by a PACS). */
     ownManufacturers: z.array(z.string().min(1)).default(["cxr-triage"]),
   })
@@ -156,6 +170,34 @@ export const pipelineConfigSchema = z
      * or above their operating point, else the most probable one) or "none".
      */
     parametricMaps: z.enum(MAP_SELECTIONS).default(DEFAULT_MAP_SELECTION),
+  })
+  .strict();
+
+/**
+ * The image-content gate (src/gate): checks the presentation image before inference; a study whose
+ * image fails is "not analysed" with the reason, never triaged. `dir` defaults to the gate shipped
+ * in models/gate (built on the demo trunk, independent of the served model).
+ */
+export const gateConfigSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    dir: z.string().min(1).optional(),
+    minSize: z.number().int().min(1).default(256),
+    minGreyLevels: z.number().int().min(2).default(32),
+    minStd: z.number().min(0).default(0.02),
+  })
+  .strict();
+
+/** Drift monitoring (src/drift): recent studies against the model's reference sample. */
+export const driftConfigSchema = z
+  .object({
+    /** Reference sample (`cxr drift-reference`); default <model.dir>/drift-reference.json when it exists. */
+    reference: z.string().min(1).optional(),
+    window: z.number().int().min(2).default(200),
+    psiAlert: z.number().positive().default(0.25),
+    /** An alert also needs the two-sample KS test to reject at this level (PSI alone is noisy on small windows). */
+    ksAlpha: z.number().positive().max(0.5).default(0.001),
+    minSamples: z.number().int().min(2).default(30),
   })
   .strict();
 
@@ -235,6 +277,8 @@ export const serviceConfigSchema = z
     selection: selectionConfigSchema.default(() => selectionConfigSchema.parse({})),
     model: modelConfigSchema.default(() => modelConfigSchema.parse({})),
     pipeline: pipelineConfigSchema.default(() => pipelineConfigSchema.parse({})),
+    gate: gateConfigSchema.default(() => gateConfigSchema.parse({})),
+    drift: driftConfigSchema.default(() => driftConfigSchema.parse({})),
     export: exportConfigSchema.default(() => exportConfigSchema.parse({})),
     store: storeConfigSchema.default(() => storeConfigSchema.parse({})),
     notify: notifyConfigSchema.default(() => notifyConfigSchema.parse({})),
@@ -327,6 +371,8 @@ export function resolveConfig(raw: unknown, overrides: ConfigOverrides = {}, sou
   const cfg = parsed.data;
   cfg.dataDir = resolve(cfg.dataDir);
   cfg.model.dir = resolve(cfg.model.dir);
+  if (cfg.gate.dir) cfg.gate.dir = resolve(cfg.gate.dir);
+  if (cfg.drift.reference) cfg.drift.reference = resolve(cfg.drift.reference);
   return cfg;
 }
 

@@ -9,6 +9,7 @@ import { judgeInstance, selectStudy, type SelectableInstance } from "../intake/s
 import { DatasetError, readLabelTable, selectSplit, type LabeledRow } from "../training/dataset.ts";
 import { Progress } from "../training/progress.ts";
 import { DicomWebClient, tagString, type DicomJson } from "./dicomweb.ts";
+import { DimseArchive, type DimsePeer } from "./dimse-archive.ts";
 import { computeMetrics, writeEvaluation, type EvaluationMetrics, type Predictions } from "./report.ts";
 
 /**
@@ -21,7 +22,10 @@ import { computeMetrics, writeEvaluation, type EvaluationMetrics, type Predictio
  * Studies that cannot be found, retrieved or read, or that the selection would not read, are listed with the reason.
  */
 export interface AuditOptions {
-  dicomweb: string;
+  /** DICOMweb root of the PACS (QIDO-RS/WADO-RS)… */
+  dicomweb?: string;
+  /** …or its DIMSE query/retrieve SCP (C-FIND + C-GET). */
+  dimse?: DimsePeer;
   labels: string;
   model: string;
   out: string;
@@ -79,6 +83,28 @@ async function locate(client: DicomWebClient, keyColumn: string, key: string, se
   return { study, series: chosen.chosen.seriesInstanceUid, sop: chosen.chosen.sopInstanceUid };
 }
 
+/** Where an audit finds a row's image: the one the plugin's selection reads, as a local Part 10 file. */
+interface Archive {
+  readonly name: string;
+  image(keyColumn: string, key: string, selection: SelectionConfig, dir: string): Promise<{ study: string; sop: string; path: string }>;
+}
+
+class DicomWebArchive implements Archive {
+  private readonly client: DicomWebClient;
+  constructor(readonly url: string) {
+    this.client = new DicomWebClient(url);
+  }
+  get name(): string {
+    return `PACS (DICOMweb) ${this.url}`;
+  }
+  async image(keyColumn: string, key: string, selection: SelectionConfig, dir: string): Promise<{ study: string; sop: string; path: string }> {
+    const loc = await locate(this.client, keyColumn, key, selection);
+    const path = join(dir, `${loc.sop}.dcm`);
+    if (!existsSync(path)) writeFileSync(path, await this.client.retrieveInstance(loc.study, loc.series, loc.sop));
+    return { study: loc.study, sop: loc.sop, path };
+  }
+}
+
 export async function auditPacs(opts: AuditOptions): Promise<{ metrics: EvaluationMetrics; predictions: Predictions; resumed: number }> {
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   mkdirSync(join(opts.out, "instances"), { recursive: true });
@@ -101,7 +127,8 @@ export async function auditPacs(opts: AuditOptions): Promise<{ metrics: Evaluati
       }
     });
   }
-  const client = new DicomWebClient(opts.dicomweb);
+  if (!opts.dicomweb === !opts.dimse) throw new DatasetError("cxr audit reads a PACS over DICOMweb (--dicomweb) or DIMSE (--dimse): give exactly one");
+  const archive: Archive = opts.dicomweb ? new DicomWebArchive(opts.dicomweb) : new DimseArchive(opts.dimse!);
   const selection = opts.selection ?? selectionConfigSchema.parse({});
   const classifier = await Classifier.load(opts.model, opts.classifier);
   try {
@@ -117,9 +144,8 @@ export async function auditPacs(opts: AuditOptions): Promise<{ metrics: Evaluati
       if (done.has(row.key)) continue;
       let outcome: Outcome;
       try {
-        const loc = await locate(client, table.keyColumn, row.key, selection);
-        const path = join(opts.out, "instances", `${loc.sop}.dcm`);
-        if (!existsSync(path)) writeFileSync(path, await client.retrieveInstance(loc.study, loc.series, loc.sop));
+        const loc = await archive.image(table.keyColumn, row.key, selection, join(opts.out, "instances"));
+        const path = loc.path;
         const img = await loadPresentationImage(path).catch((err: Error) => {
           throw new Error(`study ${loc.study}, instance ${loc.sop}: ${err.message.split("\n")[0]}`);
         });
@@ -145,14 +171,14 @@ export async function auditPacs(opts: AuditOptions): Promise<{ metrics: Evaluati
         p.probabilities.push(o.probabilities);
       } else skipped.push({ key: `${table.keyColumn} ${row.key}`, reason: o.reason });
     }
-    const metrics = computeMetrics(p, { iterations: opts.bootstrapIterations, seed: opts.seed });
+    const metrics = computeMetrics(p, { iterations: opts.bootstrapIterations, seed: opts.seed, thresholds: classifier.card.labels.map((l) => l.threshold) });
     metrics.skipped = skipped;
     const card = classifier.card;
     metrics.model = { name: card.name, version: card.version, deviceUid: card.deviceUid };
     await writeEvaluation(opts.out, p, metrics, {
       title: `QA audit of ${card.name} ${card.version} over archived studies`,
       details: [
-        ["PACS (DICOMweb)", opts.dicomweb],
+        ["Archive", archive.name],
         ["Model", `${opts.model} (Device UID ${card.deviceUid})`],
         ["Labels", opts.labels + (opts.split ? ` (Split = ${opts.split})` : "")],
         ["Rows", `${rows.length} (${p.keys.length} evaluated, ${skipped.length} not evaluated; ${resumed} taken from the previous run's state)`],

@@ -63,7 +63,7 @@ export async function evaluateModel(opts: EvalOptions): Promise<{ metrics: Evalu
       bar?.tick(chunk.length);
     }
     bar?.done();
-    const metrics = computeMetrics(p, { iterations: opts.bootstrapIterations, seed: opts.seed });
+    const metrics = computeMetrics(p, { iterations: opts.bootstrapIterations, seed: opts.seed, thresholds: classifier.card.labels.map((l) => l.threshold) });
     metrics.skipped = skipped;
     const card = classifier.card;
     metrics.model = { name: card.name, version: card.version, deviceUid: card.deviceUid };

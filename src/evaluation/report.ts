@@ -4,6 +4,7 @@ import { displayName } from "../model/labels.ts";
 import { toCsv } from "../training/dataset.ts";
 import { computeClassFreqs } from "../training/loss.ts";
 import { auroc, bootstrapAurocCi, calibrationBins, rocCurve } from "./auroc.ts";
+import { atThreshold, type OperatingPoint } from "./operating-point.ts";
 import { calibrationSpec, classFrequencySpec, renderSvg, rocSpec, svgToPng } from "./plots.ts";
 
 /** `metrics.json` as the command-line contract fixes it (plus context fields). */
@@ -12,6 +13,8 @@ export interface LabelMetrics {
   ci95: [number, number] | null;
   n_pos: number;
   n_neg: number;
+  /** Sensitivity/specificity at the model card's threshold (when the evaluation knows the card). */
+  operating_point?: OperatingPoint;
 }
 export interface EvaluationMetrics {
   labels: Record<string, LabelMetrics>;
@@ -34,7 +37,7 @@ export interface Predictions {
 const column = (m: number[][], j: number) => m.map((r) => r[j]!);
 const finite = (x: number) => (Number.isFinite(x) ? x : null);
 
-export function computeMetrics(p: Predictions, opts: { iterations?: number; seed?: number } = {}): EvaluationMetrics {
+export function computeMetrics(p: Predictions, opts: { iterations?: number; seed?: number; thresholds?: number[] } = {}): EvaluationMetrics {
   const iterations = opts.iterations ?? 1000;
   const seed = opts.seed ?? 1;
   const labels: Record<string, LabelMetrics> = {};
@@ -45,7 +48,8 @@ export function computeMetrics(p: Predictions, opts: { iterations?: number; seed
     const a = auroc(t, s);
     const nPos = t.filter((v) => v === 1).length;
     const ci = Number.isNaN(a) ? null : bootstrapAurocCi(t, s, { iterations, seed: seed + j });
-    labels[name] = { auroc: finite(a), ci95: ci && [ci[0], ci[1]], n_pos: nPos, n_neg: t.length - nPos };
+    const threshold = opts.thresholds?.[j];
+    labels[name] = { auroc: finite(a), ci95: ci && [ci[0], ci[1]], n_pos: nPos, n_neg: t.length - nPos, ...(threshold !== undefined && { operating_point: atThreshold(t, s, threshold) }) };
     if (!Number.isNaN(a)) defined.push(a);
   });
   return {
@@ -103,7 +107,10 @@ export async function writeEvaluation(
   const rows = p.labelNames
     .map((l) => {
       const m = metrics.labels[l]!;
-      return `<tr><td>${esc(displayName(l))}</td><td>${fmt(m.auroc)}</td><td>${m.ci95 ? `${fmt(m.ci95[0])} – ${fmt(m.ci95[1])}` : "n/a"}</td><td>${m.n_pos}</td><td>${m.n_neg}</td></tr>`;
+      const op = m.operating_point;
+      const ci = (c: [number, number] | null | undefined) => (c ? ` (${fmt(c[0])} – ${fmt(c[1])})` : "");
+      const opCells = op ? `<td>${fmt(op.threshold)}</td><td>${fmt(op.sensitivity)}${ci(op.sensitivityCi95)}</td><td>${fmt(op.specificity)}${ci(op.specificityCi95)}</td>` : "<td>n/a</td><td>n/a</td><td>n/a</td>";
+      return `<tr><td>${esc(displayName(l))}</td><td>${fmt(m.auroc)}</td><td>${m.ci95 ? `${fmt(m.ci95[0])} – ${fmt(m.ci95[1])}` : "n/a"}</td><td>${m.n_pos}</td><td>${m.n_neg}</td>${opCells}</tr>`;
     })
     .join("\n");
   const skipped = metrics.skipped.length
@@ -120,7 +127,7 @@ export async function writeEvaluation(
 <tr><th>Images evaluated</th><td>${metrics.n_images}</td></tr>
 <tr><th>Mean AUROC</th><td>${fmt(metrics.mean_auroc)} (over labels with both classes present)</td></tr></table>
 <h2>Per-label AUROC (exact, ties = ½) with bootstrap 95% CI (${metrics.bootstrap.iterations} resamples, seed ${metrics.bootstrap.seed})</h2>
-<table><tr><th>Label</th><th>AUROC</th><th>95% CI</th><th>Positives</th><th>Negatives</th></tr>
+<table><tr><th>Label</th><th>AUROC</th><th>95% CI</th><th>Positives</th><th>Negatives</th><th>Card threshold</th><th>Sensitivity (Wilson 95% CI)</th><th>Specificity (Wilson 95% CI)</th></tr>
 ${rows}</table>
 ${skipped}
 <h2>Plots</h2>

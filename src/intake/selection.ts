@@ -62,6 +62,21 @@ export function frontalView(h: InstanceRecord["header"]): { view?: string; sourc
   return { source: "none" };
 }
 
+/**
+ * Why an Image Type disqualifies an image, or undefined: each configured term is matched only at its
+ * position (PS3.3 C.7.6.1.1.2), so DERIVED\PRIMARY (a processed acquisition) is not SECONDARY.
+ */
+export function rejectedImageType(imageType: readonly string[], rules: SelectionConfig["rejectImageTypes"]): string | undefined {
+  const values = imageType.map(norm);
+  const hit = (i: number, terms: string[]) => terms.map(norm).includes(values[i] ?? "");
+  const shown = values.join("\\");
+  if (values.length > 0 && hit(0, rules.value1)) return `Image Type ${shown}: value 1 is ${values[0]}`;
+  if (values.length > 1 && hit(1, rules.value2)) return `Image Type ${shown}: value 2 is ${values[1]}`;
+  const later = values.slice(2).filter((v) => rules.value3AndLater.map(norm).includes(v));
+  if (later.length) return `Image Type ${shown}: value 3+ is ${later.join("/")}`;
+  return undefined;
+}
+
 /** Whether one instance is a chest frontal CR/DX original image this plugin should read. */
 export function judgeInstance(inst: SelectableInstance, cfg: SelectionConfig, ownOutputUids: ReadonlySet<string> = new Set()): InstanceDecision {
   const h = inst.header;
@@ -74,9 +89,8 @@ export function judgeInstance(inst: SelectableInstance, cfg: SelectionConfig, ow
   const modality = norm(h.modality);
   if (!cfg.modalities.map(norm).includes(modality)) return { eligible: false, reason: `modality ${modality || "(empty)"} is not ${cfg.modalities.join("/")}` };
 
-  const imageType = (h.imageType ?? []).map(norm);
-  const bad = imageType.filter((t) => cfg.rejectImageTypes.map(norm).includes(t));
-  if (bad.length) return { eligible: false, reason: `Image Type ${imageType.join("\\")} is ${bad.join("/")}` };
+  const imageTypeReason = rejectedImageType(h.imageType ?? [], cfg.rejectImageTypes);
+  if (imageTypeReason) return { eligible: false, reason: imageTypeReason };
 
   const bodyPart = norm(h.bodyPartExamined);
   if (bodyPart) {

@@ -39,9 +39,23 @@ export interface ModelCard {
   /** ONNX output names. */
   outputs: { probabilities: string; features: string };
   training: { summary: string; data?: string; metrics?: Record<string, unknown> };
+  /** How the labels' operating points were last set from a site's labelled studies (`cxr calibrate`); absent before that. */
+  operatingPoints?: OperatingPointsRecord;
   /** What an imported model was made from (`cxr model import`); absent for models cxr built itself. */
   source?: ModelSource;
   createdAt: string;
+}
+
+export interface OperatingPointsRecord {
+  /** The card version the thresholds were moved from. */
+  previousVersion: string;
+  /** The labelled data they were chosen on (CSV, split, number of images). */
+  data: string;
+  /** The rule, e.g. "sensitivity >= 0.95" (per label where overridden). */
+  target: string;
+  chosenAt: string;
+  /** Per label: previous and new threshold, achieved sensitivity/specificity with 95% CIs on the data. */
+  labels: Record<string, unknown>;
 }
 
 /** The imported file, as found in it: format and layout, what it held, who wrote it, where the head came from. */
@@ -89,6 +103,9 @@ const cardSchema = z.object({
   }),
   outputs: z.object({ probabilities: z.string().min(1), features: z.string().min(1) }),
   training: z.object({ summary: z.string().min(1), data: z.string().optional(), metrics: z.record(z.string(), z.unknown()).optional() }),
+  operatingPoints: z
+    .object({ previousVersion: z.string().min(1), data: z.string().min(1), target: z.string().min(1), chosenAt: z.string().min(1), labels: z.record(z.string(), z.unknown()) })
+    .optional(),
   source: z
     .object({ file: z.string().min(1), format: z.string().min(1), contents: z.enum(["weights only", "full model"]), writer: z.string().optional(), head: z.string().min(1) })
     .optional(),

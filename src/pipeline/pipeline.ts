@@ -5,6 +5,10 @@ import type { Logger } from "pino";
 import type { ServiceConfig } from "../config/service.ts";
 import { readDicom } from "../dicom/read.ts";
 import { presentationFromDicom } from "../image/presentation.ts";
+import type { DriftObservation } from "../drift/monitor.ts";
+import type { GateOutcome } from "../gate/gate.ts";
+import { imageStatistics } from "../gate/statistics.ts";
+import type { PresentationImage } from "../image/presentation.ts";
 import type { Classifier, InferenceResult } from "../inference/classifier.ts";
 import { selectStudy } from "../intake/selection.ts";
 import type { QuarantineLog, StudyQueue } from "../store/roles.ts";
@@ -23,6 +27,10 @@ export interface PipelineOptions {
   store: StudyQueue & QuarantineLog;
   config: ServiceConfig;
   classifier: Classifier;
+  /** The image-content gate; without it every decoded image is inferred. */
+  gate?: { check(img: PresentationImage): Promise<GateOutcome> };
+  /** Drift monitoring: told what every decoded image looked like and what the model said. */
+  drift?: { observe(o: DriftObservation): void };
   logger: Logger;
   metrics?: ServiceMetrics;
   /** Result objects: <outputsDir>/<study>/... */
@@ -230,6 +238,17 @@ export class Pipeline {
   }
 
   /**
+   * The gate's verdict on the image the model would see: a failed check means no findings at all
+   * (rejected with "not analysed: <reason>", so the worklist lists it for review), not triage.
+   */
+  private async notAnalysed(uid: string, outcome: GateOutcome): Promise<void> {
+    this.opts.drift?.observe({ statistics: outcome.statistics, gatePassed: false });
+    await this.opts.store.transition(uid, "rejected", { from: ["processing"], reason: `not analysed: ${outcome.reason}` });
+    this.opts.metrics?.gateFailures.inc({ check: outcome.check });
+    this.opts.logger.warn({ study: uid, check: outcome.check, reason: outcome.reason, scores: outcome.scores }, "study not analysed: its image failed the gate");
+  }
+
+  /**
    * The reference a new SR gives to the study's previous one (Predecessor Documents Sequence), so the
    * PACS can tell which of two SRs for one image is current. Its Series Instance UID is read from its
    * file; an unreadable file leaves the new SR without the reference (logged), not the study without results.
@@ -269,8 +288,12 @@ export class Pipeline {
     try {
       const file = readDicom(chosen.path);
       const image = await presentationFromDicom(file);
+      stage = "gate";
+      const gated = await this.opts.gate?.check(image);
+      if (gated && !gated.pass) return this.notAnalysed(uid, gated);
       stage = "inference";
       const result = await classifier.infer(image);
+      this.opts.drift?.observe({ statistics: gated?.statistics ?? imageStatistics(image), probabilities: Object.fromEntries(result.findings.map((f) => [f.label, f.probability])), gatePassed: true });
       metrics?.inferenceDuration.observe(result.inferenceMs / 1000);
       stage = "results";
       const { PixelData: _pixels, ...dataset } = file.dataset;

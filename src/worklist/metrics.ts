@@ -18,6 +18,8 @@ export interface ServiceMetrics {
   readonly exportsSucceeded: Counter<"destination">;
   /** Failed send attempts of result objects, per destination (each retry that fails counts). */
   readonly exportFailures: Counter<"destination">;
+  /** Studies not analysed because their image failed a gate check, per check. */
+  readonly gateFailures: Counter<"check">;
   /** Studies per state right now (filled from the store when scraped). */
   readonly studiesByState: Gauge<"state">;
   /** HTTP requests of the API by route and status. */
@@ -46,6 +48,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): ServiceM
     }),
     exportsSucceeded: new Counter({ name: "cxr_exports_total", help: "Result objects sent to a destination", labelNames: ["destination"], registers }),
     exportFailures: new Counter({ name: "cxr_export_failures_total", help: "Sends of result objects that failed", labelNames: ["destination"], registers }),
+    gateFailures: new Counter({ name: "cxr_gate_failures_total", help: "Studies not analysed because their image failed a gate check", labelNames: ["check"], registers }),
     studiesByState: new Gauge({ name: "cxr_studies", help: "Studies in the store per state", labelNames: ["state"], registers }),
     httpRequestDuration: new Histogram({
       name: "cxr_http_request_duration_seconds",

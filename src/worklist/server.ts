@@ -63,6 +63,8 @@ export interface ApiServerOptions {
   logger: Logger;
   /** The loaded model's card (or its summary), shown on the worklist page; else the newest study's model is shown. */
   model?: ModelInfo | (() => ModelInfo | undefined);
+  /** Drift monitoring's current status, served at GET /api/drift (404 when the service has no reference). */
+  drift?: () => unknown;
   /** Folder of the built viewer page (issue #7), served at /viewer/; default its build folder (VIEWER_DIST_DIR). */
   viewerDir?: string;
 }
@@ -339,6 +341,11 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     if (!rec) throw new HttpError(404, `study ${uid} is not on the worklist`);
     return rec;
   }
+
+  apiRouter.get("/drift", (_req, res) => {
+    if (!opts.drift) throw new HttpError(404, "drift monitoring is off: no reference sample (cxr drift-reference, config drift.reference)");
+    res.json(opts.drift());
+  });
 
   apiRouter.get("/studies/:uid", async (req, res) => {
     res.json(detail(await findStudy(String(req.params.uid))));

@@ -9,6 +9,7 @@ import { initModelDir } from "../../src/model/model-dir.ts";
 import { NIH_LABELS } from "../../src/model/labels.ts";
 import { auditPacs } from "../../src/evaluation/audit.ts";
 import { startOrthanc, type OrthancHandle } from "../../src/peers/orthanc.ts";
+import { freePort } from "../../src/peers/ports.ts";
 import { DatasetError, parseCsv, toCsv } from "../../src/training/dataset.ts";
 import { requireSharedData, SHARED_NIH } from "../helpers/shared-data.ts";
 import { tempDir } from "../helpers/tmp.ts";
@@ -54,7 +55,8 @@ describe.runIf(has)("cxr audit against a real Orthanc (QIDO-RS / WADO-RS)", () =
 
   beforeAll(async () => {
     initModelDir({ inputSize: 64, seed: 9, out: model });
-    orthanc = await startOrthanc({ dir: join(tmp.dir, "orthanc") });
+    // CXR_AUDIT is a known modality of the PACS: Orthanc answers C-GET only to those.
+    orthanc = await startOrthanc({ dir: join(tmp.dir, "orthanc"), modalities: { audit: ["CXR_AUDIT", "127.0.0.1", await freePort()] } });
     dicomweb = `${orthanc.httpUrl}/dicom-web`;
     const [header, ...all] = parseCsv(readFileSync(join(SHARED_NIH, "labels.csv"), "utf8"));
     const col = (n: string) => header!.indexOf(n);
@@ -137,6 +139,50 @@ describe.runIf(has)("cxr audit against a real Orthanc (QIDO-RS / WADO-RS)", () =
     expect(retry.resumed).toBe(8);
     expect(retry.metrics.skipped.map((x) => x.key).sort()).toEqual(["AccessionNumber BROKEN01", "AccessionNumber MISSING01"]);
     expect(retry.metrics.labels).toEqual(metrics.labels);
+  }, 300_000);
+
+  it("cxr audit --dimse (C-FIND + C-GET against Orthanc's query/retrieve SCP) reads the same studies and gives the same AUROCs as over DICOMweb", async () => {
+    const web = join(tmp.dir, "audit-web");
+    const viaDimse = join(tmp.dir, "audit-dimse");
+    const quiet = async (args: string[]) => {
+      const we = process.stderr.write;
+      const wo = process.stdout.write;
+      const err: string[] = [];
+      process.stderr.write = ((s: string) => (err.push(String(s)), true)) as typeof process.stderr.write;
+      process.stdout.write = (() => true) as typeof process.stdout.write;
+      try {
+        return { code: await main(["node", "cxr", "audit", ...args, "--labels", labels, "--model", model, "--bootstrap", "100"]), err: err.join("") };
+      } finally {
+        process.stderr.write = we;
+        process.stdout.write = wo;
+      }
+    };
+    const t0 = Date.now();
+    const a = await quiet(["--dicomweb", dicomweb, "--out", web]);
+    expect(a.code, a.err).toBe(0);
+    const b = await quiet(["--dimse", `${orthanc.aet}@127.0.0.1:${orthanc.dicomPort}`, "--calling-aet", "CXR_AUDIT", "--out", viaDimse]);
+    expect(b.code, b.err).toBe(0);
+    console.log(`audits: DICOMweb + DIMSE ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    const mw = JSON.parse(readFileSync(join(web, "metrics.json"), "utf8"));
+    const md = JSON.parse(readFileSync(join(viaDimse, "metrics.json"), "utf8"));
+    expect(md.n_images).toBe(8);
+    expect(md.labels).toEqual(mw.labels);
+    expect(md.mean_auroc).toBe(mw.mean_auroc);
+    expect(readFileSync(join(viaDimse, "predictions.csv"), "utf8")).toBe(readFileSync(join(web, "predictions.csv"), "utf8"));
+    expect(md.skipped.map((s: { key: string }) => s.key).sort()).toEqual(["AccessionNumber BROKEN01", "AccessionNumber MISSING01"]);
+    expect(md.skipped.find((s: { key: string }) => s.key === "AccessionNumber MISSING01").reason).toBe("no study with AccessionNumber MISSING01 in the PACS");
+    expect(readFileSync(join(viaDimse, "report.html"), "utf8")).toContain(`PACS (DIMSE C-FIND/C-GET) ${orthanc.aet}@127.0.0.1:${orthanc.dicomPort}`);
+    // resumable as the DICOMweb audit: a second run takes the 8 evaluated rows from its state
+    const again = await auditPacs({ dimse: { aeTitle: orthanc.aet, host: "127.0.0.1", port: orthanc.dicomPort, callingAeTitle: "CXR_AUDIT" }, labels, model, out: viaDimse, bootstrapIterations: 100, progress: false, log: () => {} });
+    expect(again.resumed).toBe(8);
+    // an AE title the PACS does not know gets no images (Orthanc 1.10 leaves its C-GET unanswered): each row is listed with the reason
+    const two = join(tmp.dir, "two-labels.csv");
+    writeFileSync(two, toCsv(["AccessionNumber", "PatientId", ...NIH_LABELS], [labelRows[0]!, labelRows[labelRows.length - 1]!]));
+    const stranger = await auditPacs({ dimse: { aeTitle: orthanc.aet, host: "127.0.0.1", port: orthanc.dicomPort, callingAeTitle: "STRANGER", timeoutSeconds: 3 }, labels: two, model, out: join(tmp.dir, "audit-stranger"), bootstrapIterations: 10, progress: false, log: () => {} });
+    expect(stranger.metrics.n_images).toBe(0);
+    expect(stranger.metrics.skipped.find((x) => x.key === "AccessionNumber MISSING01")!.reason).toBe("no study with AccessionNumber MISSING01 in the PACS");
+    expect(stranger.metrics.skipped.find((x) => x.key === "AccessionNumber NIH0000")!.reason).toMatch(/^C-GET \(study 2\.25\.\d+\) at ORTHANC@127\.0\.0\.1:\d+: /);
+    console.log(`dimse audit as stranger: ${stranger.metrics.skipped[0]!.reason}`);
   }, 300_000);
 
   it("lists a study whose only image is a lateral view as not read, with the series selection's reason", async () => {

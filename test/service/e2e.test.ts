@@ -84,7 +84,8 @@ describe.runIf(requireSharedData())("service end to end: storescu → cxr → Or
   }
 
   it("each chest DICOM (and JPEG-LS, JPEG 2000, RLE versions) gives an SR, SC and Parametric Maps in Orthanc that pass dciodvfy", async () => {
-    const files = CHEST_DICOM_FILES.map((f) => (f.includes("monochrome1") ? asNewStudy(join(SHARED_DICOM, f), join(tmp.dir, "mono1.dcm")) : join(SHARED_DICOM, f)));
+    // The fake MONOCHROME1 copy is a gate case (test/service/gate-e2e.test.ts): it is not analysed.
+    const files = CHEST_DICOM_FILES.filter((f) => !f.includes("monochrome1")).map((f) => join(SHARED_DICOM, f));
     const variants = compressedVariants(tmp.dir);
     expect(variants.map((v) => v.transferSyntaxUid)).toEqual(["1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.5"]);
     const all = [...files, ...variants.map((v) => v.path)];

@@ -29,7 +29,7 @@ describe("series selection", () => {
     expect(judgeInstance(inst({ ...chest, patientOrientation: "P\\F" }), cfg).reason).toMatch(/view P\\F \(PatientOrientation\)/);
     expect(judgeInstance(inst({ ...chest, bodyPartExamined: "SKULL" }), cfg).reason).toBe("body part SKULL is not chest");
     expect(judgeInstance(inst({ modality: "MG", bodyPartExamined: "CHEST" }), cfg).reason).toBe("modality MG is not CR/DX");
-    expect(judgeInstance(inst({ ...chest, imageType: ["DERIVED", "SECONDARY"] }), cfg).reason).toMatch(/Image Type DERIVED\\SECONDARY/);
+    expect(judgeInstance(inst({ ...chest, imageType: ["DERIVED", "SECONDARY"] }), cfg).reason).toBe("Image Type DERIVED\\SECONDARY: value 2 is SECONDARY");
     expect(judgeInstance(inst({ ...chest, manufacturer: "cxr-triage" }), cfg).reason).toMatch(/its own output/);
     expect(judgeInstance(inst({ ...chest, contributingManufacturers: ["CXR-TRIAGE"] }), cfg).reason).toMatch(/Contributing Equipment/);
     expect(judgeInstance(inst(chest, { sopClassUid: "1.2.840.10008.5.1.4.1.1.88.34" }), cfg).reason).toMatch(/structured report/);
@@ -57,5 +57,25 @@ describe("series selection", () => {
     const none = selectStudy([lat], cfg);
     expect(none.chosen).toBeUndefined();
     expect(none.reason).toBe("no eligible series: view LATERAL (ViewPosition) is not PA/AP");
+  });
+
+  it("Image Type is judged per position (PS3.3 C.7.6.1.1.2): DERIVED\\PRIMARY films are read, SECONDARY and non-diagnostic value 3 terms are not", () => {
+    const pa = { ...chest, viewPosition: "PA" };
+    expect(judgeInstance(inst({ ...pa, imageType: ["DERIVED", "PRIMARY"] }), cfg)).toMatchObject({ eligible: true });
+    expect(judgeInstance(inst({ ...pa, imageType: ["ORIGINAL", "PRIMARY", "", "RT"] }), cfg)).toMatchObject({ eligible: true });
+    expect(judgeInstance(inst({ ...pa, imageType: ["ORIGINAL", "SECONDARY"] }), cfg).reason).toBe("Image Type ORIGINAL\\SECONDARY: value 2 is SECONDARY");
+    expect(judgeInstance(inst({ ...pa, imageType: ["DERIVED", "PRIMARY", "LOCALIZER"] }), cfg).reason).toBe("Image Type DERIVED\\PRIMARY\\LOCALIZER: value 3+ is LOCALIZER");
+    expect(judgeInstance(inst({ ...pa, imageType: ["DERIVED", "SECONDARY", "SCREEN SAVE"] }), cfg).reason).toMatch(/value 2 is SECONDARY/);
+    // a term counts only at its own position: SECONDARY as value 3 is not value 2
+    expect(judgeInstance(inst({ ...pa, imageType: ["ORIGINAL", "PRIMARY", "SECONDARY"] }), cfg)).toMatchObject({ eligible: true });
+    const strict = selectionConfigSchema.parse({ rejectImageTypes: { value1: ["DERIVED"] } });
+    expect(strict.rejectImageTypes.value2).toEqual(["SECONDARY"]);
+    expect(judgeInstance(inst({ ...pa, imageType: ["DERIVED", "PRIMARY"] }), strict).reason).toBe("Image Type DERIVED\\PRIMARY: value 1 is DERIVED");
+  });
+
+  it("the old flat rejectImageTypes list is refused with the per-position form named", () => {
+    const r = selectionConfigSchema.safeParse({ rejectImageTypes: ["DERIVED", "SECONDARY"] });
+    expect(r.success).toBe(false);
+    expect(r.error!.issues[0]!.message).toMatch(/per position: \{value1/);
   });
 });

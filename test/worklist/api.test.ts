@@ -309,4 +309,24 @@ describe("worklist API", () => {
     await extra.close();
     expect(store.listenerCount).toBe(before - 1);
   });
+
+  it("GET /api/drift: the drift monitor's status behind the token, 404 with the reason without a reference", async () => {
+    expect((await get("/api/drift")).status).toBe(404);
+    expect(((await (await get("/api/drift")).json()) as { error: string }).error).toMatch(/drift monitoring is off/);
+    const status = { reference: "ref", window: 60, observed: 1, threshold: 0.25, ksAlpha: 0.001, gateFailureRate: 0, quantities: {}, alerts: [] };
+    const withDrift = createApiServer({
+      store,
+      config: { api: apiConfigSchema.parse({ tokens: [TOKEN] }), priority: priorityConfigSchema.parse({}) },
+      metrics: createMetrics({ defaultMetrics: false }),
+      logger: pino({ level: "silent" }),
+      drift: () => status,
+    });
+    const { url } = await withDrift.listen(0, "127.0.0.1");
+    try {
+      expect((await fetch(`${url}/api/drift`)).status).toBe(401);
+      expect(await (await fetch(`${url}/api/drift`, { headers: auth })).json()).toEqual(status);
+    } finally {
+      await withDrift.close();
+    }
+  });
 });

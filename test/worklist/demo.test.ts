@@ -1,6 +1,7 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { join } from "node:path";
 import { prepareDemoFiles } from "../../src/cli/commands/demo.ts";
+import { GATE_DEMO_CASES } from "../../src/gate/demo-cases.ts";
 import type { ApiStudy } from "../../src/worklist/server.ts";
 import { requireSharedData, SHARED_DICOM } from "../helpers/shared-data.ts";
 import { tempDir } from "../helpers/tmp.ts";
@@ -12,12 +13,12 @@ describe.runIf(requireSharedData())("cxr demo", () => {
   const tmp = tempDir("cxr-demo-test-");
   afterAll(() => tmp.cleanup());
 
-  it("gives test4-6 and the MONOCHROME1 RSNA copy UIDs of their own, derived from the file name", () => {
+  it("gives test4-6, the MONOCHROME1 RSNA copy and the gate cases UIDs of their own, derived from the file name", () => {
     const a = prepareDemoFiles(SHARED_DICOM, join(tmp.dir, "a"));
     const b = prepareDemoFiles(SHARED_DICOM, join(tmp.dir, "b"));
     expect(a.map((i) => i.studyInstanceUid)).toEqual(b.map((i) => i.studyInstanceUid));
-    expect(new Set(a.map((i) => i.studyInstanceUid)).size).toBe(8);
-    expect(a.filter((i) => i.note).map((i) => i.file)).toEqual(["test4.dcm", "test5.dcm", "test6.dcm", "rsna_cr_jpeg_baseline_fake_monochrome1.dcm"]);
+    expect(new Set(a.map((i) => i.studyInstanceUid)).size).toBe(11);
+    expect(a.filter((i) => i.note).map((i) => i.file)).toEqual(["test4.dcm", "test5.dcm", "test6.dcm", "rsna_cr_jpeg_baseline_fake_monochrome1.dcm", ...GATE_DEMO_CASES.map((c) => c.file)]);
     expect(a.find((i) => i.file === "test1.dcm")!.path).toBe(join(SHARED_DICOM, "test1.dcm"));
   });
 
@@ -45,7 +46,7 @@ describe.runIf(requireSharedData())("cxr demo", () => {
         log,
       );
       const byFile = (file: string) => studies.find((s) => s.studyInstanceUid === uidOf(file))!;
-      for (const file of ["test1.dcm", "test2.dcm", "test3.dcm", "rsna_cr_jpeg_baseline.dcm", "rsna_cr_jpeg_baseline_fake_monochrome1.dcm"]) {
+      for (const file of ["test1.dcm", "test2.dcm", "test3.dcm", "rsna_cr_jpeg_baseline.dcm"]) {
         expect(byFile(file).state, `${file}: ${byFile(file).reason}`).toBe("exported");
         expect(byFile(file).findings).toHaveLength(14);
       }
@@ -54,17 +55,29 @@ describe.runIf(requireSharedData())("cxr demo", () => {
         expect(byFile(file).priority).toBe("review");
         expect(byFile(file).reason).toMatch(/^rejected: \S.+/);
       }
+      // The fake MONOCHROME1 copy displays as a negative: the image gate stops it before triage.
+      const mono1 = byFile("rsna_cr_jpeg_baseline_fake_monochrome1.dcm");
+      expect(mono1).toMatchObject({ state: "rejected", priority: "review", reason: expect.stringMatching(/^rejected: not analysed: inverted polarity/) });
+      expect(mono1.findings ?? []).toEqual([]);
+      // …and so does it the hip CR sent as chest, a rotated and a near-blank film, each with its reason.
+      for (const c of GATE_DEMO_CASES) {
+        const s = byFile(c.file);
+        expect(s.state, `${c.file}: ${s.reason}`).toBe("rejected");
+        expect(s.priority).toBe("review");
+        expect(s.reason.replace(/^rejected: not analysed: /, "")).toMatch(c.expected);
+      }
       // The results went back to the PACS: one SR series per triaged study.
       const srs = (await (await fetch(`${orthancUrl}/tools/find`, { method: "POST", body: JSON.stringify({ Level: "Series", Query: { Modality: "SR" } }) })).json()) as string[];
-      expect(srs).toHaveLength(5);
+      expect(srs).toHaveLength(4);
       // The service's stages fed the Prometheus metrics the API serves.
       const metrics = await (await fetch(`${api}/metrics`)).text();
       const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(metrics)?.[1]);
       expect(value("cxr_instances_received_total")).toBeGreaterThanOrEqual(8);
-      expect(value("cxr_inference_seconds_count")).toBeGreaterThanOrEqual(5);
-      expect(value("cxr_study_latency_seconds_count")).toBeGreaterThanOrEqual(5);
+      expect(value("cxr_inference_seconds_count")).toBeGreaterThanOrEqual(4);
+      expect(value("cxr_study_latency_seconds_count")).toBeGreaterThanOrEqual(4);
       expect(metrics).toMatch(/^cxr_exports_total\{destination="ORTHANC@127\.0\.0\.1:\d+"\} ([1-9]\d*)$/m);
-      expect(metrics).toMatch(/^cxr_studies\{state="rejected"\} 3$/m);
+      expect(metrics).toMatch(/^cxr_studies\{state="rejected"\} 7$/m);
+      expect(metrics).toMatch(/^cxr_gate_failures_total\{check="inverted"\} 1$/m);
       // Still up (it stays until Ctrl-C), and the page is served with the printed URL.
       expect(child.exitCode).toBeNull();
       // The printed URL's token is traded for a session cookie and a redirect to the page without it.

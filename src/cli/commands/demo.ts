@@ -12,6 +12,7 @@ import { initModelDir } from "../../model/model-dir.ts";
 import { startOrthanc, type OrthancHandle } from "../../peers/orthanc.ts";
 import { freePort, portIsFree } from "../../peers/ports.ts";
 import { buildDemoModel, hasDemoModel } from "../../training/demo.ts";
+import { makeGateDemoCases } from "../../gate/demo-cases.ts";
 import { ensureViewerBuilt } from "../../viewer-extension/index.ts";
 import { generateApiToken, type ApiStudy } from "../../worklist/server.ts";
 
@@ -26,7 +27,7 @@ const REPO = resolve(fileURLToPath(new URL("../../..", import.meta.url)));
 export const DEFAULT_DEMO_SOURCE = resolve(REPO, "../shared/data/dicom");
 export const DEFAULT_DEMO_DATA_DIR = resolve(REPO, "data/demo");
 export const DEMO_CONFIG_TEMPLATE = join(REPO, "fixtures/demo/cxr-demo.yaml");
-/** The chest files of ../shared/data/dicom: test1-3 and the RSNA pair are triaged, test4-6 are gatekeeping cases. */
+/** The chest files of ../shared/data/dicom: test1-3 and the RSNA CR are triaged; test4-6 are stopped by series selection, the fake MONOCHROME1 copy (and GATE_DEMO_CASES) by the image gate. */
 export const DEMO_FILES = [
   "test1.dcm",
   "test2.dcm",
@@ -60,7 +61,7 @@ export function prepareDemoFiles(sourceDir: string, workDir: string): DemoInstan
   if (missing.length > 0) throw new CliError(`demo input missing in ${sourceDir}: ${missing.join(", ")} (the shared data folder ../shared/data/dicom, or --source)`);
   mkdirSync(workDir, { recursive: true });
   const firstBySop = new Map<string, string>();
-  return DEMO_FILES.map((file) => {
+  const shared: DemoInstance[] = DEMO_FILES.map((file) => {
     const path = join(sourceDir, file);
     const header = readDicom(path, { withPixelData: false }).dataset;
     const sop = String(header.SOPInstanceUID ?? "");
@@ -77,6 +78,8 @@ export function prepareDemoFiles(sourceDir: string, workDir: string): DemoInstan
     execFileSync("dcmodify", ["-nb", "-m", `(0020,000d)=${uids.study}`, "-m", `(0020,000e)=${uids.series}`, "-m", `(0008,0018)=${uids.sop}`, copy], { stdio: "pipe" });
     return { file, path: copy, studyInstanceUid: uids.study, note: `same SOP Instance UID as ${original}: sent with new UIDs` };
   });
+  // Made from the shared files for the image-content gate to stop (src/gate/demo-cases.ts).
+  return [...shared, ...makeGateDemoCases(sourceDir, workDir).map((c) => ({ file: c.file, path: c.path, studyInstanceUid: c.studyInstanceUid, note: c.note }))];
 }
 
 /**
