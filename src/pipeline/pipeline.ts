@@ -7,6 +7,7 @@ import { readDicom } from "../dicom/read.ts";
 import { presentationFromDicom } from "../image/presentation.ts";
 import type { DriftObservation } from "../drift/monitor.ts";
 import type { GateOutcome } from "../gate/gate.ts";
+import { NOT_ANALYSED } from "../gate/not-analysed.ts";
 import { imageStatistics } from "../gate/statistics.ts";
 import type { PresentationImage } from "../image/presentation.ts";
 import type { Classifier, InferenceResult } from "../inference/classifier.ts";
@@ -243,7 +244,7 @@ export class Pipeline {
    */
   private async notAnalysed(uid: string, outcome: GateOutcome): Promise<void> {
     this.opts.drift?.observe({ statistics: outcome.statistics, gatePassed: false });
-    await this.opts.store.transition(uid, "rejected", { from: ["processing"], reason: `not analysed: ${outcome.reason}` });
+    await this.opts.store.transition(uid, "rejected", { from: ["processing"], reason: `${NOT_ANALYSED}${outcome.reason}` });
     this.opts.metrics?.gateFailures.inc({ check: outcome.check });
     this.opts.logger.warn({ study: uid, check: outcome.check, reason: outcome.reason, scores: outcome.scores }, "study not analysed: its image failed the gate");
   }

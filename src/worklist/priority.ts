@@ -1,4 +1,5 @@
 import type { PriorityConfig } from "../config/worklist.ts";
+import { NOT_ANALYSED } from "../gate/not-analysed.ts";
 import type { StudyRecord } from "./study.ts";
 
 export type Priority = "urgent" | "review" | "routine";
@@ -40,6 +41,10 @@ const describe = (f: JudgedFinding) => `${f.label} ${fmt(f.probability)} ${f.pos
  * naming their state, and move once results arrive.
  */
 export function prioritize(rec: StudyRecord, cfg: PriorityConfig): PriorityResult {
+  if (rec.state === "rejected" && rec.reason?.startsWith(NOT_ANALYSED)) {
+    // The image-content gate stopped it: the reason already says what the reader must know.
+    return { priority: "review", score: 0, reason: `${rec.reason} — read without AI` };
+  }
   if (rec.state === "failed" || rec.state === "rejected") {
     return { priority: "review", score: 0, reason: `${rec.state}: ${rec.reason ?? "no reason recorded"} — not triaged, read without AI` };
   }

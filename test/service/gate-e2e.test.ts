@@ -119,7 +119,7 @@ describe.runIf(requireSharedData())("image-content gate and Image Type selection
       expect(p.priority).toBe("review");
       expect(p.reason).toContain(x.reason);
     }
-    expect(prioritize(reasons[0]!, service.config.priority).reason).toMatch(/not analysed: inverted/);
+    expect(prioritize(reasons[0]!, service.config.priority)).toMatchObject({ priority: "review", reason: expect.stringMatching(/^not analysed: inverted polarity .* — read without AI$/) });
     const metrics = await service.metrics.registry.metrics();
     expect(metrics).toMatch(/^cxr_gate_failures_total\{check="inverted"\} 1$/m);
     expect(metrics).toMatch(/^cxr_gate_failures_total\{check="not a chest radiograph"\} 1$/m);

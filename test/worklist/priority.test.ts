@@ -56,6 +56,14 @@ describe("prioritize", () => {
     expect(prioritize(study("9", { state: "failed" }), defaults).reason).toMatch(/^failed: no reason recorded/);
   });
 
+  it("a study the image-content gate stopped reads 'not analysed: <reason>', priority review", () => {
+    expect(prioritize(study("10", { state: "rejected", reason: "not analysed: inverted polarity (score 1.00 ≥ 0.83)" }), defaults)).toEqual({
+      priority: "review",
+      score: 0,
+      reason: "not analysed: inverted polarity (score 1.00 ≥ 0.83) — read without AI",
+    });
+  });
+
   it("lists studies still in the pipeline as routine, saying they are pending", () => {
     expect(prioritize(study("10", { state: "processing" }), defaults)).toEqual({ priority: "routine", score: 0, reason: "pending: processing — not triaged yet" });
   });
