@@ -3,6 +3,7 @@ import { destinationName, type Destination, type ServiceConfig } from "../config
 import type { ExportQueue, NotificationOutbox } from "../store/roles.ts";
 import type { ServiceMetrics } from "../worklist/metrics.ts";
 import { cStoreFiles, stowFiles, type SendOutcome } from "./dimse.ts";
+import { RetryLoop } from "./retry-loop.ts";
 
 export { destinationName };
 
@@ -23,13 +24,11 @@ export interface ExporterOptions {
  * (claimExport); if two ever overlap, the objects' derived UIDs make the second send a no-op.
  */
 export class Exporter {
-  private running = false;
-  private timer?: NodeJS.Timeout;
-  private busy = false;
-  /** A kick arrived during a pass: run another one right after it. */
-  private dirty = false;
   private readonly destinations: Destination[];
-  private idle: (() => void)[] = [];
+  private readonly loop = new RetryLoop(
+    () => this.pass(),
+    (err) => this.opts.logger.error({ err: err.message }, "export pass failed"),
+  );
 
   constructor(private readonly opts: ExporterOptions) {
     this.destinations = opts.config.export.destinations;
@@ -40,64 +39,41 @@ export class Exporter {
   }
 
   start(): void {
-    this.running = true;
-    this.kick();
+    this.loop.start();
   }
 
-  async stop(): Promise<void> {
-    this.running = false;
-    clearTimeout(this.timer);
-    if (this.busy) await new Promise<void>((r) => this.idle.push(r));
+  stop(): Promise<void> {
+    return this.loop.stop();
   }
 
   /** Look for work now (after a study is done). */
   kick(): void {
-    if (!this.running) return;
-    if (this.busy) {
-      this.dirty = true;
-      return;
-    }
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => void this.pass(), 0);
+    this.loop.kick();
   }
 
-  private async pass(): Promise<void> {
-    if (this.busy || !this.running) return;
-    this.busy = true;
-    this.dirty = false;
+  /** One pass over the "done" studies; returns when the next retry is due. */
+  private async pass(): Promise<number | undefined> {
     let nextDue = Infinity;
-    try {
-      for (const uid of await this.opts.store.studiesToExport()) {
-        if (!this.running) break;
-        const { nextAt } = await this.opts.store.exportSchedule(uid);
-        if (nextAt > Date.now()) {
-          nextDue = Math.min(nextDue, nextAt);
-          continue;
-        }
-        // Another node is sending this study's objects; look again soon in case that node dies.
-        if (!(await this.opts.store.claimExport(uid))) {
-          nextDue = Math.min(nextDue, Date.now() + 1000);
-          continue;
-        }
-        try {
-          const retryAt = await this.exportStudy(uid);
-          if (retryAt !== undefined) nextDue = Math.min(nextDue, retryAt);
-        } finally {
-          await this.opts.store.releaseExport(uid);
-        }
+    for (const uid of await this.opts.store.studiesToExport()) {
+      if (!this.loop.active) break;
+      const { nextAt } = await this.opts.store.exportSchedule(uid);
+      if (nextAt > Date.now()) {
+        nextDue = Math.min(nextDue, nextAt);
+        continue;
       }
-    } catch (err) {
-      this.opts.logger.error({ err: (err as Error).message }, "export pass failed");
-      nextDue = Date.now() + 1000;
-    } finally {
-      this.busy = false;
-      for (const r of this.idle.splice(0)) r();
+      // Another node is sending this study's objects; look again soon in case that node dies.
+      if (!(await this.opts.store.claimExport(uid))) {
+        nextDue = Math.min(nextDue, Date.now() + 1000);
+        continue;
+      }
+      try {
+        const retryAt = await this.exportStudy(uid);
+        if (retryAt !== undefined) nextDue = Math.min(nextDue, retryAt);
+      } finally {
+        await this.opts.store.releaseExport(uid);
+      }
     }
-    if (this.dirty) nextDue = Date.now();
-    if (this.running && nextDue !== Infinity) {
-      clearTimeout(this.timer);
-      this.timer = setTimeout(() => void this.pass(), Math.max(0, nextDue - Date.now()));
-    }
+    return nextDue === Infinity ? undefined : nextDue;
   }
 
   /** One attempt for one study; returns when to try again, or undefined when it is exported (or has no destinations). */

@@ -10,6 +10,7 @@ import type { NotifyMetrics } from "./metrics.ts";
 import type { DeliveryOutcome } from "./outcome.ts";
 import { triageReport, type TriageReport } from "./report.ts";
 import { sendWebhook } from "./webhook.ts";
+import { RetryLoop } from "../export/retry-loop.ts";
 
 /** The outbox rows new results need: every destination, webhooks only for the priorities they ask for. */
 export function notificationsFor(findings: FindingResult[], config: { notify: NotifyConfig; priority: PriorityConfig }): NewNotification[] {
@@ -36,65 +37,39 @@ export interface NotifierOptions {
  * restarts, and several nodes never send the same notification at once.
  */
 export class Notifier {
-  private running = false;
-  private timer?: NodeJS.Timeout;
-  private busy = false;
-  private dirty = false;
-  private idle: (() => void)[] = [];
   private readonly byName: Map<string, NotifyDestination>;
+  private readonly loop = new RetryLoop(
+    () => this.pass(),
+    (err) => this.opts.logger.error({ err: err.message }, "notification pass failed"),
+  );
 
   constructor(private readonly opts: NotifierOptions) {
     this.byName = new Map(opts.config.notify.destinations.map((d) => [notificationDestinationName(d), d]));
   }
 
   start(): void {
-    this.running = true;
-    this.kick();
+    this.loop.start();
   }
 
-  async stop(): Promise<void> {
-    this.running = false;
-    clearTimeout(this.timer);
-    if (this.busy) await new Promise<void>((r) => this.idle.push(r));
+  stop(): Promise<void> {
+    return this.loop.stop();
   }
 
   /** Look for work now (new results were recorded). */
   kick(): void {
-    if (!this.running) return;
-    if (this.busy) {
-      this.dirty = true;
-      return;
-    }
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => void this.pass(), 0);
+    this.loop.kick();
   }
 
   private get timeoutMs(): number {
     return this.opts.config.notify.timeoutSeconds * 1000;
   }
 
-  private async pass(): Promise<void> {
-    if (this.busy || !this.running) return;
-    this.busy = true;
-    this.dirty = false;
-    let nextDue: number | undefined;
-    try {
-      // A claim outlasts one attempt (connect + acknowledgement) with room to record its outcome.
-      const due = await this.opts.store.claimDueNotifications(Date.now(), 2 * this.timeoutMs + 5000);
-      await Promise.all(due.map((n) => this.attempt(n)));
-      nextDue = await this.opts.store.nextNotificationAt();
-    } catch (err) {
-      this.opts.logger.error({ err: (err as Error).message }, "notification pass failed");
-      nextDue = Date.now() + 1000;
-    } finally {
-      this.busy = false;
-      for (const r of this.idle.splice(0)) r();
-    }
-    if (this.dirty) nextDue = Date.now();
-    if (this.running && nextDue !== undefined) {
-      clearTimeout(this.timer);
-      this.timer = setTimeout(() => void this.pass(), Math.min(2 ** 31 - 1, Math.max(0, nextDue - Date.now())));
-    }
+  /** Sends every due notification; returns when the next one is due. */
+  private async pass(): Promise<number | undefined> {
+    // A claim outlasts one attempt (connect + acknowledgement) with room to record its outcome.
+    const due = await this.opts.store.claimDueNotifications(Date.now(), 2 * this.timeoutMs + 5000);
+    await Promise.all(due.map((n) => this.attempt(n)));
+    return this.opts.store.nextNotificationAt();
   }
 
   /** One attempt of one notification, its outcome recorded. */
