@@ -1,19 +1,11 @@
-import type { InstanceHeader } from "../store/types.ts";
+import type { InstanceHeader, StudyIdentification } from "../store/types.ts";
 
 /** What intake keeps from a received instance's header (naturalized by dcmjs). */
-export interface ReceivedHeader {
+export interface ReceivedHeader extends StudyIdentification {
   sopInstanceUid?: string;
   sopClassUid?: string;
   studyInstanceUid?: string;
   seriesInstanceUid?: string;
-  patientName?: string;
-  patientId?: string;
-  /** DICOM DA (YYYYMMDD), as received. */
-  patientBirthDate?: string;
-  /** DICOM CS: M, F or O. */
-  patientSex?: string;
-  accessionNumber?: string;
-  studyDescription?: string;
   header: InstanceHeader;
 }
 

@@ -9,19 +9,25 @@ export interface FindingResult { label: string; code: CodedConcept; probability:
 
 export interface HistoryEntry { state: StudyState; at: string; /** the node that made the change */ node?: string }
 
-export interface StudyRecord {
+/** The patient and study identification a study keeps from its first received header. */
+export interface StudyIdentification {
+  /** DICOM PN with every component group ("Yamada^Tarou=山田^太郎=やまだ^たろう"). */
+  patientName?: string;
+  patientId?: string;
+  /** DICOM DA (YYYYMMDD) and CS (M, F, O), as received: the RIS notification's PID-7/8. */
+  patientBirthDate?: string;
+  patientSex?: string;
+  accessionNumber?: string;
+  studyDescription?: string;
+}
+
+export interface StudyRecord extends StudyIdentification {
   studyInstanceUid: string;
   state: StudyState;
   history: HistoryEntry[];
   receivedAt: string;
   updatedAt: string;
   reason?: string;
-  patientName?: string;
-  patientId?: string;
-  patientBirthDate?: string;
-  patientSex?: string;
-  accessionNumber?: string;
-  studyDescription?: string;
   findings?: FindingResult[];
   heatmaps?: { label: string; path: string }[];
   /** SOP Instance UIDs of the current result objects; `supersedes`: the SR these results replaced (processed again). */
@@ -66,15 +72,7 @@ export interface InstanceRecord {
   header: InstanceHeader;
 }
 
-export interface NewInstance extends Omit<InstanceRecord, "receivedAt"> {
-  patientName?: string;
-  patientId?: string;
-  /** DICOM DA (YYYYMMDD) and CS (M, F, O), as received: the RIS notification's PID-7/8. */
-  patientBirthDate?: string;
-  patientSex?: string;
-  accessionNumber?: string;
-  studyDescription?: string;
-}
+export interface NewInstance extends Omit<InstanceRecord, "receivedAt">, StudyIdentification {}
 
 /** What happened to a received instance. */
 export type InstanceOutcome = "new" | "duplicate" | "replaced";
