@@ -144,7 +144,7 @@ export interface DriftOptions {
 
 export class DriftMonitor {
   private readonly recent: DriftObservation[] = [];
-  /** UTC day → that day's observations, oldest day first; at most `days` days. */
+  /** UTC day → that day's observations; at most `days` days. */
   private readonly byDay = new Map<string, DriftObservation[]>();
   private readonly alerting = new Set<string>();
   private readonly psiGauge?: Gauge<"quantity">;
@@ -169,8 +169,8 @@ export class DriftMonitor {
     const list = this.byDay.get(day) ?? [];
     if (!list.length) {
       this.byDay.set(day, list);
-      // Keys come in time order (a clock set back files into an existing or a new, later key).
-      while (this.byDay.size > this.o.days) this.byDay.delete(this.byDay.keys().next().value!);
+      // The oldest days go first (by date, not by arrival: the clock may have been set back).
+      while (this.byDay.size > this.o.days) this.byDay.delete([...this.byDay.keys()].sort()[0]!);
     }
     list.push(obs);
     this.update();
@@ -215,7 +215,7 @@ export class DriftMonitor {
 
   status(): DriftStatus {
     const window = this.compare(this.recent);
-    const days = [...this.byDay].map(([day, obs]): DriftDay => {
+    const days = [...this.byDay].sort(([a], [b]) => a.localeCompare(b)).map(([day, obs]): DriftDay => {
       const c = this.compare(obs);
       return { day, observed: c.observed, gateFailureRate: c.gateFailureRate, gateFailures: c.gateFailures, quantities: Object.fromEntries(Object.entries(c.quantities).map(([q, s]) => [q, { psi: s.psi, ...(s.ks !== undefined && { ks: s.ks }), ...(s.pValue !== undefined && { pValue: s.pValue }), n: s.n, alert: s.alert }])) };
     });
