@@ -215,5 +215,5 @@ function driftMonitor(config: ServiceConfig, metrics: ServiceMetrics, logger: Lo
     logger.info({ expected: path }, "drift monitoring off: no reference sample (cxr drift-reference)");
     return undefined;
   }
-  return new DriftMonitor({ reference: readDriftReference(path), window: config.drift.window, psiAlert: config.drift.psiAlert, ksAlpha: config.drift.ksAlpha, minSamples: config.drift.minSamples, logger, registry: metrics.registry });
+  return new DriftMonitor({ reference: readDriftReference(path), window: config.drift.window, days: config.drift.days, psiAlert: config.drift.psiAlert, ksAlpha: config.drift.ksAlpha, minSamples: config.drift.minSamples, logger, registry: metrics.registry });
 }

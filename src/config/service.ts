@@ -194,6 +194,8 @@ export const driftConfigSchema = z
     /** Reference sample (`cxr drift-reference`); default <model.dir>/drift-reference.json when it exists. */
     reference: z.string().min(1).optional(),
     window: z.number().int().min(2).default(200),
+    /** UTC days kept for the per-day statistics (in memory, like the window). */
+    days: z.number().int().min(1).max(366).default(30),
     psiAlert: z.number().positive().default(0.25),
     /** An alert also needs the two-sample KS test to reject at this level (PSI alone is noisy on small windows). */
     ksAlpha: z.number().positive().max(0.5).default(0.001),

@@ -5,7 +5,8 @@ import type { Logger } from "pino";
 import type { ServiceConfig } from "../config/service.ts";
 import { readDicom } from "../dicom/read.ts";
 import { presentationFromDicom } from "../image/presentation.ts";
-import type { DriftObservation } from "../drift/monitor.ts";
+import { inputProperties } from "../drift/input.ts";
+import type { DriftObservation, InputProperties } from "../drift/monitor.ts";
 import type { GateOutcome } from "../gate/gate.ts";
 import { NOT_ANALYSED } from "../gate/not-analysed.ts";
 import { imageStatistics } from "../gate/statistics.ts";
@@ -242,8 +243,8 @@ export class Pipeline {
    * The gate's verdict on the image the model would see: a failed check means no findings at all
    * (rejected with "not analysed: <reason>", so the worklist lists it for review), not triage.
    */
-  private async notAnalysed(uid: string, outcome: GateOutcome): Promise<void> {
-    this.opts.drift?.observe({ statistics: outcome.statistics, gatePassed: false });
+  private async notAnalysed(uid: string, outcome: GateOutcome, input: InputProperties): Promise<void> {
+    this.opts.drift?.observe({ statistics: outcome.statistics, input, gate: outcome.check });
     await this.opts.store.transition(uid, "rejected", { from: ["processing"], reason: `${NOT_ANALYSED}${outcome.reason}` });
     this.opts.metrics?.gateFailures.inc({ check: outcome.check });
     this.opts.logger.warn({ study: uid, check: outcome.check, reason: outcome.reason, scores: outcome.scores }, "study not analysed: its image failed the gate");
@@ -289,12 +290,13 @@ export class Pipeline {
     try {
       const file = readDicom(chosen.path);
       const image = await presentationFromDicom(file);
+      const input = inputProperties(chosen.header, file.dataset);
       stage = "gate";
       const gated = await this.opts.gate?.check(image);
-      if (gated && !gated.pass) return this.notAnalysed(uid, gated);
+      if (gated && !gated.pass) return this.notAnalysed(uid, gated, input);
       stage = "inference";
       const result = await classifier.infer(image);
-      this.opts.drift?.observe({ statistics: gated?.statistics ?? imageStatistics(image), probabilities: Object.fromEntries(result.findings.map((f) => [f.label, f.probability])), gatePassed: true });
+      this.opts.drift?.observe({ statistics: gated?.statistics ?? imageStatistics(image), input, probabilities: Object.fromEntries(result.findings.map((f) => [f.label, f.probability])), ...(gated && { gate: "passed" as const }) });
       metrics?.inferenceDuration.observe(result.inferenceMs / 1000);
       stage = "results";
       const { PixelData: _pixels, ...dataset } = file.dataset;

@@ -13,6 +13,8 @@ import type { ApiConfig, PriorityConfig } from "../config/worklist.ts";
 import { NIH_LABELS } from "../model/labels.ts";
 import { createDicomwebProxy, VIEWER_DIST_DIR } from "../viewer-extension/index.ts";
 import { noStore, originAllowed, securityHeaders, SessionStore, sessionCookie, sessionId } from "./http-security.ts";
+import type { DriftStatus } from "../drift/monitor.ts";
+import { renderDriftPage } from "./drift-page.ts";
 import type { ServiceMetrics } from "./metrics.ts";
 import { compareWorklist, judgeFindings, prioritize, PRIORITY_ORDER, type Priority } from "./priority.ts";
 import { STUDY_STATES, type ModelInfo, type StudyRecord, type StudyState, type WorklistReader } from "./study.ts";
@@ -63,8 +65,8 @@ export interface ApiServerOptions {
   logger: Logger;
   /** The loaded model's card (or its summary), shown on the worklist page; else the newest study's model is shown. */
   model?: ModelInfo | (() => ModelInfo | undefined);
-  /** Drift monitoring's current status, served at GET /api/drift (404 when the service has no reference). */
-  drift?: () => unknown;
+  /** Drift monitoring's current status, served at GET /api/drift and as the /drift page (404 when the service has no reference). */
+  drift?: () => DriftStatus;
   /** Folder of the built viewer page (issue #7), served at /viewer/; default its build folder (VIEWER_DIST_DIR). */
   viewerDir?: string;
 }
@@ -295,6 +297,10 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
   app.use("/assets", express.static(PAGE_DIR, { index: false, fallthrough: false }));
   app.get("/", noStore, pageAuth, (_req, res) => {
     res.sendFile("index.html", { root: PAGE_DIR });
+  });
+  // Drift monitoring's plots: rendered here, so the page needs no script.
+  app.get("/drift", noStore, pageAuth, (_req, res) => {
+    res.status(opts.drift ? 200 : 404).type("html").send(renderDriftPage(opts.drift?.()));
   });
 
   // The viewer (issue #7): its page needs the token like the worklist; its bundle does not. It reads

@@ -313,7 +313,7 @@ describe("worklist API", () => {
   it("GET /api/drift: the drift monitor's status behind the token, 404 with the reason without a reference", async () => {
     expect((await get("/api/drift")).status).toBe(404);
     expect(((await (await get("/api/drift")).json()) as { error: string }).error).toMatch(/drift monitoring is off/);
-    const status = { reference: "ref", window: 60, observed: 1, threshold: 0.25, ksAlpha: 0.001, gateFailureRate: 0, quantities: {}, alerts: [] };
+    const status = { reference: "ref", window: 60, observed: 1, threshold: 0.25, ksAlpha: 0.001, minSamples: 30, gateFailureRate: 0, gateFailures: {}, quantities: {}, notInReference: {}, days: [{ day: "2026-12-03", observed: 1, gateFailureRate: 0, gateFailures: {}, quantities: {} }], alerts: [] };
     const withDrift = createApiServer({
       store,
       config: { api: apiConfigSchema.parse({ tokens: [TOKEN] }), priority: priorityConfigSchema.parse({}) },
@@ -325,6 +325,15 @@ describe("worklist API", () => {
     try {
       expect((await fetch(`${url}/api/drift`)).status).toBe(401);
       expect(await (await fetch(`${url}/api/drift`, { headers: auth })).json()).toEqual(status);
+      // The page: same token rule as the worklist page, 404 with the reason when drift monitoring is off.
+      expect((await fetch(`${url}/drift`)).status).toBe(401);
+      const page = await fetch(`${url}/drift`, { headers: auth });
+      expect(page.status).toBe(200);
+      expect(page.headers.get("cache-control")).toBe("no-store");
+      expect(await page.text()).toMatch(/1 of the 30 studies needed/);
+      const off = await get("/drift");
+      expect(off.status).toBe(404);
+      expect(await off.text()).toMatch(/Drift monitoring is off/);
     } finally {
       await withDrift.close();
     }

@@ -123,6 +123,10 @@ describe("worklist page", () => {
     const viewer = await page.request.get(`${base}${await row.locator("a").getAttribute("href")}`, { maxRedirects: 0 });
     expect(viewer.status()).not.toBe(401);
     expect(errors).toEqual([]);
+    // The drift page is linked and opens with the same cookie (this server has no drift reference: it says so).
+    await page.click("#drift-link");
+    expect(page.url()).toBe(`${base}/drift`);
+    expect(await page.locator("#off").textContent()).toMatch(/^Drift monitoring is off: no reference sample/);
     await page.close();
   });
 
