@@ -5,7 +5,7 @@
  * queue costs per study against the embedded SQLite (bench/store-cost.ts, the measurement of
  * bench/store.ts).
  *
- *   npx tsx bench/scale.ts [--studies 16] [--input-size 224]
+ *   npx tsx bench/scale.ts [--studies 16] [--input-size 224] [--keep]   (--keep: leave the nodes' logs and data for a look)
  *
  * The model is the DenseNet121-14 path of bench/e2e.ts: built by `cxr model init` (seeded, untrained —
  * its findings mean nothing, its cost is the real network's), one ORT thread per node, one study at a
@@ -15,7 +15,7 @@
  * C-STORE to the last study "exported". Prints one JSON object, then a table.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { SOP_CLASS } from "../src/config/service.ts";
@@ -45,6 +45,22 @@ const orthanc = await startOrthanc({ dir: join(work, "orthanc") });
 const children: ChildProcess[] = [];
 let batch = 0;
 
+const TICKS_PER_SECOND = 100; // USER_HZ on Linux
+
+/** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+}
+
+/** The machine's busy and total CPU time so far (all cores, every process, other users' too), from /proc/stat. */
+function machineTicks(): { busy: number; total: number } {
+  const t = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const idle = t[3]! + t[4]!;
+  const total = t.reduce((a, b) => a + b, 0);
+  return { busy: total - idle, total };
+}
+
 /** `taskset -c <core> cxr serve`; resolves once it logged "listener ready". */
 function serveOn(core: number, configPath: string, logPath: string): Promise<ChildProcess> {
   const child = spawn("taskset", ["-c", String(core), process.execPath, "bin/cxr.js", "serve", "--config", configPath], { stdio: ["ignore", "pipe", "pipe"] });
@@ -73,7 +89,21 @@ async function waitExported(observer: Store, studies: string[]): Promise<void> {
 }
 
 /** Studies/second of `cores.length` nodes (one per core) on a fresh database and data folder. */
-async function run(cores: number[]): Promise<{ nodes: number; studies: number; seconds: number; studiesPerSecond: number; byNode: Record<string, number> }> {
+interface RunResult {
+  nodes: number;
+  studies: number;
+  seconds: number;
+  studiesPerSecond: number;
+  byNode: Record<string, number>;
+  /** Share of its core each node used in the timed window (CPU seconds / wall seconds): below 1 = it waited (I/O, peers, other processes). */
+  nodeCoreShare: Record<string, number>;
+  /** Orthanc's CPU seconds / wall seconds in the window (it runs on the same cores). */
+  orthancCoreShare: number;
+  /** Busy share of the whole machine in the window (all processes, other users' too). */
+  machineBusy: number;
+}
+
+async function run(cores: number[]): Promise<RunResult> {
   const tag = `${cores.length}-node`;
   const url = await server.createDatabase();
   const aet = "CXR_SCALE";
@@ -110,16 +140,24 @@ async function run(cores: number[]): Promise<{ nodes: number; studies: number; s
     await waitExported(observer, warm.map((s) => s.studyInstanceUid));
     const timedDir = mkdtempSync(join(work, `in-${batch++}-`));
     const inputs = reUidStudies(timedDir, STUDIES);
+    const pids = children.map((c) => c.pid!);
+    const cpu0 = pids.map(cpuSeconds);
+    const orthanc0 = cpuSeconds(orthanc.process.pid!);
+    const machine0 = machineTicks();
     const t0 = performance.now();
     await sendSplit(inputs);
     await waitExported(observer, inputs.map((s) => s.studyInstanceUid));
     const seconds = (performance.now() - t0) / 1000;
+    const machine1 = machineTicks();
+    const nodeCoreShare = Object.fromEntries(cores.map((core, k) => [`core-${core}`, +((cpuSeconds(pids[k]!) - cpu0[k]!) / seconds).toFixed(2)]));
+    const orthancCoreShare = +((cpuSeconds(orthanc.process.pid!) - orthanc0) / seconds).toFixed(2);
+    const machineBusy = +((machine1.busy - machine0.busy) / (machine1.total - machine0.total)).toFixed(2);
     const byNode: Record<string, number> = {};
     for (const s of inputs) {
       const by = (await observer.get(s.studyInstanceUid))!.processedBy ?? "?";
       byNode[by] = (byNode[by] ?? 0) + 1;
     }
-    return { nodes: cores.length, studies: STUDIES, seconds: +seconds.toFixed(2), studiesPerSecond: +(STUDIES / seconds).toFixed(4), byNode };
+    return { nodes: cores.length, studies: STUDIES, seconds: +seconds.toFixed(2), studiesPerSecond: +(STUDIES / seconds).toFixed(4), byNode, nodeCoreShare, orthancCoreShare, machineBusy };
   } finally {
     await observer.close();
     for (const c of children.splice(0)) {
@@ -128,6 +166,9 @@ async function run(cores: number[]): Promise<{ nodes: number; studies: number; s
     }
   }
 }
+
+const row = (name: string, r: RunResult) =>
+  `${name.padEnd(31)} ${String(r.studies).padStart(7)}   ${r.seconds.toFixed(1).padStart(7)}   ${r.studiesPerSecond.toFixed(3).padStart(9)}   ${Object.values(r.nodeCoreShare).map((v) => v.toFixed(2)).join(" / ").padStart(15)}   ${r.orthancCoreShare.toFixed(2).padStart(13)}   ${r.machineBusy.toFixed(2).padStart(12)}`;
 
 try {
   initModelDir({ inputSize: INPUT_SIZE, seed: 1, out: join(work, "model") });
@@ -159,9 +200,9 @@ try {
   console.log(JSON.stringify(result));
   console.log([
     "",
-    "nodes (1 core each, taskset)    studies   seconds   studies/s",
-    `1 (core 0)                      ${String(one.studies).padStart(7)}   ${one.seconds.toFixed(1).padStart(7)}   ${one.studiesPerSecond.toFixed(3).padStart(9)}`,
-    `2 (cores 0, 1)                  ${String(two.studies).padStart(7)}   ${two.seconds.toFixed(1).padStart(7)}   ${two.studiesPerSecond.toFixed(3).padStart(9)}`,
+    "nodes (1 core each, taskset)    studies   seconds   studies/s   node core share   Orthanc cores   machine busy",
+    row("1 (core 0)", one),
+    row("2 (cores 0, 1)", two),
     `ratio (2 nodes / 1 node): ${ratio}  (target ≥ ${TARGET})`,
     "",
     "queue per study (claim, state changes, export records)   ms/study   × SQLite",
@@ -175,5 +216,6 @@ try {
   for (const c of children) c.kill("SIGKILL");
   await orthanc.stop();
   await server.stop();
-  rmSync(work, { recursive: true, force: true });
+  if (process.argv.includes("--keep")) console.error(`kept ${work}`);
+  else rmSync(work, { recursive: true, force: true });
 }
