@@ -16,7 +16,9 @@
  * and three FLOOR rows: bench/bare-receiver.ts, which does nothing but receive and (not) make each
  * instance durable — writes nothing; a durable file per instance; a preallocated log — so the table
  * also says how close to storescp ANY receiver that flushes before it answers can get on this disk
- * (docs/ingest.md).
+ * (docs/ingest.md). And a real PACS receiving the same files from the same sender: Orthanc (Debian's
+ * build, the repo's fixture configuration; SyncStorageArea defaults to true since Orthanc 1.7.4, so it
+ * fsyncs each file, and records it in its SQLite index, before it answers), 1 and 4 senders.
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
@@ -26,6 +28,7 @@ import { pino } from "pino";
 import { listenerConfigSchema, SOP_CLASS } from "../src/config/service.ts";
 import { startListener } from "../src/dicom-listener/listener.ts";
 import { openSqliteStore } from "../src/store/index.ts";
+import { startOrthanc } from "../src/peers/orthanc.ts";
 import { freePort } from "../src/peers/ports.ts";
 import { SHARED_DICOM } from "../test/helpers/shared-data.ts";
 import { startBareReceiver, type BareMode } from "./bare-receiver.ts";
@@ -126,6 +129,21 @@ try {
     }
   }
 
+  let orthancVersion = "?";
+  async function orthancRun(tag: string, send: (port: number, aec: string) => Promise<number>): Promise<number> {
+    const orthanc = await startOrthanc({ dir: join(work, `orthanc-${tag}`) });
+    try {
+      await waitEcho(orthanc.dicomPort, orthanc.aet);
+      orthancVersion = (await orthanc.rest<{ Version: string }>("/system")).Version;
+      const ms = await send(orthanc.dicomPort, orthanc.aet);
+      const stored = (await orthanc.rest<{ CountInstances: number }>("/statistics")).CountInstances;
+      if (stored !== N) throw new Error(`Orthanc (${tag}) stored ${stored} of ${N}`);
+      return ms;
+    } finally {
+      await orthanc.stop();
+    }
+  }
+
   async function bareRun(tag: string, mode: BareMode): Promise<number> {
     const receiver = await startBareReceiver(mode, join(work, `bare-${tag}`), bytes + N * 4096);
     try {
@@ -143,6 +161,8 @@ try {
     cxrNoSync: [] as number[],
     cxr4: [] as number[],
     storescp4: [] as number[],
+    orthanc: [] as number[],
+    orthanc4: [] as number[],
     bareDiscard: [] as number[],
     bareFile: [] as number[],
     bareLog: [] as number[],
@@ -160,6 +180,8 @@ try {
     rows.cxrNoSync.push(await settled(() => cxrRun(`nosync-${run}`, false, (port) => sendAll(port, "CXR_BENCH", files))));
     rows.cxr4.push(await settled(() => cxrRun(`4-${run}`, true, (port) => sendConcurrently(port, "CXR_BENCH"))));
     rows.storescp4.push(await settled(() => storescpRun(`4-${run}`, true, (port) => sendConcurrently(port, "STORESCP"))));
+    rows.orthanc.push(await settled(() => orthancRun(`${run}`, (port, aec) => sendAll(port, aec, files))));
+    rows.orthanc4.push(await settled(() => orthancRun(`4-${run}`, (port, aec) => sendConcurrently(port, aec))));
     rows.bareDiscard.push(await settled(() => bareRun(`discard-${run}`, "discard")));
     rows.bareFile.push(await settled(() => bareRun(`file-${run}`, "file")));
     rows.bareLog.push(await settled(() => bareRun(`log-${run}`, "log")));
@@ -183,6 +205,10 @@ try {
       storescpFork: summary(rows.storescp4),
       ratio: +(median(rows.storescp4) / median(rows.cxr4)).toFixed(3),
     },
+    // A real PACS on the same files and sender: ratio = Orthanc throughput / storescp throughput.
+    orthancVersion,
+    orthanc: { ...summary(rows.orthanc), ratio: +(median(rows.storescp) / median(rows.orthanc)).toFixed(3) },
+    orthancFourSenders: { ...summary(rows.orthanc4), ratio: +(median(rows.storescp4) / median(rows.orthanc4)).toFixed(3) },
     diagnosticNoSync: { cxr: summary(rows.cxrNoSync), ratio: +(median(rows.storescp) / median(rows.cxrNoSync)).toFixed(3) },
     // The yardstick (bench/bare-receiver.ts): the same sender into receivers that do nothing but
     // (not) make each instance durable — what the disk allows any durable receiver, against storescp.
@@ -205,12 +231,15 @@ try {
   line("storescp (1 sender)", result.storescp);
   line("cxr (4 senders)", result.fourSenders.cxr);
   line("storescp --fork (4 senders)", result.fourSenders.storescpFork);
+  line(`Orthanc ${orthancVersion} (1 sender)`, result.orthanc);
+  line(`Orthanc ${orthancVersion} (4 senders)`, result.orthancFourSenders);
   line("DIAGNOSTIC cxr without fsync (not durable)", result.diagnosticNoSync.cxr);
   line("FLOOR bare receiver, writes nothing", result.floor.bareDiscard);
   line("FLOOR bare receiver, file+fdatasync+dir", result.floor.bareFile);
   line("FLOOR bare receiver, prealloc log+fdatasync", result.floor.bareLog);
   console.log(`ratio (cxr throughput / storescp throughput, 1 sender): ${result.ratio}  (target ≥ ${result.target})`);
   console.log(`ratio with 4 senders (cxr / storescp --fork): ${result.fourSenders.ratio}`);
+  console.log(`Orthanc ratios (a real PACS / storescp): 1 sender ${result.orthanc.ratio}, 4 senders (/ storescp --fork) ${result.orthancFourSenders.ratio}`);
   console.log(`DIAGNOSTIC ratio without fsync (cxr not durable / storescp, 1 sender): ${result.diagnosticNoSync.ratio}`);
   console.log(
     `FLOOR ratios (bare receiver / storescp, 1 sender): writes nothing ${result.floor.bareDiscard.ratio}, durable file ${result.floor.bareFile.ratio}, durable preallocated log ${result.floor.bareLog.ratio}`,

@@ -1,0 +1,128 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ChildProcess } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import WebSocket from "ws";
+import { SOP_CLASS } from "../../src/config/service.ts";
+import { initModelDir } from "../../src/model/model-dir.ts";
+import { startOrthanc, type OrthancHandle } from "../../src/peers/orthanc.ts";
+import { freePort } from "../../src/peers/ports.ts";
+import { openStore, type Store, type StudyRecord } from "../../src/store/index.ts";
+import { postgresUnavailable, startPostgres, type PrivatePostgres } from "../helpers/postgres.ts";
+import { requireSharedData } from "../helpers/shared-data.ts";
+import { tempDir } from "../helpers/tmp.ts";
+import { orthancStudyInstances, serve, waitFor } from "./helpers.ts";
+import { reUidStudies } from "./inputs.ts";
+import { storescu, writeStorescuConfig } from "./peers.ts";
+
+const SR_CLASSES = ["1.2.840.10008.5.1.4.1.1.88.33", "1.2.840.10008.5.1.4.1.1.88.34"];
+const TOKEN = "three-nodes-token-0123456789";
+const NODES = ["node-1", "node-2", "node-3"];
+const STUDIES = 60;
+const LEASE_SECONDS = 3;
+const unavailable = postgresUnavailable();
+if (unavailable && process.env.CI === "true") throw new Error(`three-node cluster test: ${unavailable}`);
+
+/**
+ * Three `cxr serve` processes on one machine (own DICOM and HTTP ports), one PostgreSQL, one shared
+ * data folder, Orthanc as the PACS; storescu sends 60 studies spread over the three listeners. Node 3
+ * is killed (-9) while it processes a study: every study still ends with exactly its SR, SCs and
+ * Parametric Maps in Orthanc, once, and node 1's worklist (REST and WebSocket) shows the whole cluster.
+ */
+describe.runIf(requireSharedData() && !unavailable)("cluster: three nodes, one killed while it processes", () => {
+  const tmp = tempDir("cxr-three-nodes-");
+  let pg: PrivatePostgres;
+  let orthanc: OrthancHandle;
+  let observer: Store;
+  const children: ChildProcess[] = [];
+
+  beforeAll(async () => {
+    pg = await startPostgres();
+    orthanc = await startOrthanc({ dir: join(tmp.dir, "orthanc") });
+    initModelDir({ inputSize: 64, seed: 1, out: join(tmp.dir, "model") });
+  });
+  afterAll(async () => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+    await observer?.close();
+    await orthanc?.stop();
+    await pg?.stop();
+    tmp.cleanup();
+  });
+
+  it("every study has exactly one SR (and its SCs and maps) in Orthanc; node 1's worklist lists all 60 and its WebSocket pushed the other nodes' studies", async () => {
+    const url = await pg.createDatabase();
+    const ports: { dicom: number; http: number }[] = [];
+    for (const nodeId of NODES) {
+      const port = { dicom: await freePort(), http: await freePort() };
+      ports.push(port);
+      const configPath = join(tmp.dir, `${nodeId}.json`);
+      writeFileSync(configPath, JSON.stringify({
+        dataDir: join(tmp.dir, "shared-data"),
+        logLevel: "info",
+        model: { dir: join(tmp.dir, "model") },
+        dicom: { aeTitle: `CXR_${nodeId.replace("-", "_").toUpperCase()}`, port: port.dicom, acceptedSopClasses: [SOP_CLASS.CR, SOP_CLASS.DX_PRESENTATION, SOP_CLASS.SECONDARY_CAPTURE] },
+        intake: { stableAgeSeconds: 1 },
+        pipeline: { concurrency: 1 },
+        export: { destinations: [{ aeTitle: orthanc.aet, host: "127.0.0.1", port: orthanc.dicomPort }], retryInitialSeconds: 0.5, retryMaxSeconds: 2 },
+        api: { httpPort: port.http, tokens: [TOKEN] },
+        store: { kind: "postgres", url, nodeId, leaseSeconds: LEASE_SECONDS },
+      }));
+      children.push(await serve(configPath, join(tmp.dir, `${nodeId}.log`)));
+    }
+    observer = await openStore({ kind: "postgres", url, nodeId: "observer", leaseSeconds: LEASE_SECONDS }, { dataDir: tmp.dir });
+
+    // Node 1's WebSocket, open before anything is sent: it must hear of every study, wherever it was processed.
+    const api = `http://127.0.0.1:${ports[0]!.http}`;
+    const ws = new WebSocket(`${api.replace("http", "ws")}/ws`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+    const pushed: { studyInstanceUid: string; state: string; processedBy?: string }[] = [];
+    ws.on("message", (data) => pushed.push((JSON.parse(String(data)) as { study: (typeof pushed)[number] }).study));
+    await new Promise((resolve, reject) => ws.once("open", resolve).once("error", reject));
+
+    const inputs = reUidStudies(tmp.dir, STUDIES);
+    const studies = inputs.map((s) => s.studyInstanceUid);
+    const cfg = writeStorescuConfig(tmp.dir);
+    const sent = await Promise.all(NODES.map((nodeId, n) =>
+      storescu({ port: ports[n]!.dicom, aec: `CXR_${nodeId.replace("-", "_").toUpperCase()}`, cfg, files: inputs.filter((_, i) => i % NODES.length === n).map((s) => s.path) })));
+    for (const r of sent) expect(r.code, r.log.slice(-1000)).toBe(0);
+
+    // Freeze node 3 at a moment it holds a study in processing (SIGSTOP: it can change nothing more), then kill it.
+    const node3 = children[2]!;
+    const stuck = await waitFor("node 3 in the middle of a study", async () => {
+      node3.kill("SIGSTOP");
+      const rec = (await Promise.all(studies.map((s) => observer.get(s)))).find((r) => r?.state === "processing" && r.processedBy === "node-3");
+      if (!rec) node3.kill("SIGCONT");
+      return rec;
+    }, 120_000, 20);
+    node3.kill("SIGKILL");
+
+    const all = () => Promise.all(studies.map((s) => observer.get(s)));
+    await waitFor("every study exported", async () => (await all()).every((r) => r?.state === "exported"), 240_000, 500);
+    const records = (await all()).map((r) => r!);
+
+    const taken = records.find((r) => r.studyInstanceUid === stuck.studyInstanceUid)!;
+    const trail = taken.history.map((h) => `${h.state}@${h.node}`);
+    expect(trail).toContain("processing@node-3");
+    expect(["node-1", "node-2"]).toContain(taken.processedBy);
+    for (const rec of records) {
+      const inPacs = await orthancStudyInstances(orthanc, rec.studyInstanceUid);
+      expect(inPacs.filter((i) => SR_CLASSES.includes(i.sopClassUid)).map((i) => i.sopInstanceUid), rec.studyInstanceUid).toEqual([rec.outputs!.sr]);
+      // exactly its recorded outputs (SR, SCs, Parametric Maps), each once: Orthanc keys instances by SOP Instance UID
+      const expected = [rec.outputs!.sr!, ...(rec.outputs!.sc ?? []), ...(rec.outputs!.pm ?? [])].sort();
+      expect(inPacs.map((i) => i.sopInstanceUid).sort(), rec.studyInstanceUid).toEqual(expected);
+    }
+    const byNode = (n: string) => records.filter((r: StudyRecord) => r.processedBy === n).length;
+    expect(byNode("node-1") + byNode("node-2") + byNode("node-3")).toBe(STUDIES);
+    expect(byNode("node-2"), "node 2 processed studies too").toBeGreaterThan(0);
+
+    // Node 1's worklist: all 60, each naming the node that processed it …
+    const listed = (await (await fetch(`${api}/api/studies`, { headers: { Authorization: `Bearer ${TOKEN}` } })).json()) as { studyInstanceUid: string; processedBy?: string; state: string }[];
+    expect(listed.map((s) => s.studyInstanceUid).sort()).toEqual([...studies].sort());
+    expect(listed.every((s) => s.state === "exported")).toBe(true);
+    expect(listed.map((s) => s.processedBy).sort()).toEqual(records.map((r) => r.processedBy).sort());
+    // … and its WebSocket pushed every study finished on node 2 or node 3 (LISTEN/NOTIFY), as exported by that node.
+    const elsewhere = records.filter((r) => r.processedBy !== "node-1");
+    await waitFor("node 1's WebSocket pushed the other nodes' studies exported", () =>
+      elsewhere.every((r) => pushed.some((p) => p.studyInstanceUid === r.studyInstanceUid && p.state === "exported" && p.processedBy === r.processedBy)), 15_000);
+    ws.close();
+  }, 420_000);
+});
