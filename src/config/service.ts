@@ -259,8 +259,8 @@ export const exportConfigSchema = z
 export const storeConfigSchema = z
   .object({
     kind: z.enum(["sqlite", "postgres"]).default("sqlite"),
-    /** PostgreSQL connection URL, e.g. postgres://cxr:secret@db:5432/cxr (required for postgres). */
-    url: z.string().min(1).optional(),
+    /** PostgreSQL connection URL, e.g. postgres://cxr:secret@db:5432/cxr (required for postgres): a string, { env } or { file }. */
+    url: secretString(z.string().min(1)).optional(),
     /** This node's name in leases, state history and a study's processedBy (default: the host name). */
     nodeId: z.string().min(1).max(128).optional(),
     /** A claimed study whose worker stops renewing its lease for this long goes back to the queue (another node takes it). */

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { redact } from "../../src/config/secrets.ts";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { execFileSync } from "node:child_process";
@@ -23,6 +24,15 @@ describe("service configuration", () => {
     expect(resolveConfig({ store: { kind: "postgres", url: "postgres://cxr@db:5432/cxr", nodeId: "node-2", leaseSeconds: 30 } }).store).toEqual({ kind: "postgres", url: "postgres://cxr@db:5432/cxr", nodeId: "node-2", leaseSeconds: 30 });
     expect(() => resolveConfig({ store: { kind: "postgres" } })).toThrow(/store\.url: store\.url is required when store\.kind is postgres/);
     expect(() => resolveConfig({ store: { kind: "mysql" } })).toThrow(/store\.kind: /);
+    // the password from the environment, and never shown by /api/config's redaction
+    process.env.CXR_TEST_PG_URL = "postgres://cxr:s3cret-pw@db:5432/cxr";
+    try {
+      const cfg = resolveConfig({ store: { kind: "postgres", url: { env: "CXR_TEST_PG_URL" } } });
+      expect(cfg.store.url).toBe("postgres://cxr:s3cret-pw@db:5432/cxr");
+      expect(JSON.stringify(redact(cfg))).not.toContain("s3cret-pw");
+    } finally {
+      delete process.env.CXR_TEST_PG_URL;
+    }
     expect(() => resolveConfig({ store: { leaseSeconds: 0 } })).toThrow(/store\.leaseSeconds: /);
   });
 
