@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { secretString } from "./secrets.ts";
+import { secretString, urlDestinationName } from "./secrets.ts";
 
 /**
  * The `notify` section of the service configuration (issue #16): where a study's triage result is
@@ -109,7 +109,5 @@ export type WebhookDestination = z.infer<typeof webhookDestinationSchema>;
 export function notificationDestinationName(d: NotifyDestination): string {
   if (d.name) return d.name;
   if (d.kind === "hl7") return `hl7:${d.receivingApplication || "RIS"}@${d.host}:${d.port}`;
-  // host and path only: the name is a metric label and a log field, and a URL may carry credentials or tokens
-  const u = new URL(d.url);
-  return `${d.kind}:${u.host}${u.pathname.replace(/\/+$/, "")}`;
+  return `${d.kind}:${urlDestinationName(d.url)}`;
 }

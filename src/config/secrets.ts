@@ -125,3 +125,12 @@ export function withoutCredentials(url: string): { url: string; headers: Record<
   u.password = "";
   return { url: u.href, headers: { Authorization: authorization } };
 }
+
+/**
+ * How a URL destination is named where names are shown (store keys, metric labels, log fields): its host
+ * and path only, never the user-info or query a URL may carry.
+ */
+export function urlDestinationName(url: string): string {
+  const u = new URL(url);
+  return `${u.host}${u.pathname.replace(/\/+$/, "")}`;
+}

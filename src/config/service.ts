@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { extname, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
-import { secretString } from "./secrets.ts";
+import { secretString, urlDestinationName } from "./secrets.ts";
 import { worklistConfigSchema } from "./worklist.ts";
 import { DEFAULT_MAP_SELECTION, MAP_SELECTIONS } from "../results/pm/selection.ts";
 import { notifyConfigSchema } from "./notify.ts";
@@ -302,8 +302,7 @@ export class ConfigError extends Error {}
 export function destinationName(d: Destination): string {
   if (d.name) return d.name;
   if (d.kind === "dimse") return `${d.aeTitle}@${d.host}:${d.port}`;
-  const u = new URL(d.url);
-  return `${u.host}${u.pathname.replace(/\/+$/, "")}`;
+  return urlDestinationName(d.url);
 }
 
 /** Overrides from `cxr serve` flags, applied on top of the file before validation. */
