@@ -1,8 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ChildProcess } from "node:child_process";
-import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { SOP_CLASS } from "../../src/config/service.ts";
 import { initModelDir } from "../../src/model/model-dir.ts";
 import { startOrthanc, type OrthancHandle } from "../../src/peers/orthanc.ts";
 import { freePort } from "../../src/peers/ports.ts";
@@ -10,7 +8,7 @@ import { openStore, type Store, type StudyRecord } from "../../src/store/index.t
 import { postgresUnavailable, startPostgres, type PrivatePostgres } from "../helpers/postgres.ts";
 import { requireSharedData } from "../helpers/shared-data.ts";
 import { tempDir } from "../helpers/tmp.ts";
-import { orthancStudyInstances, serve, waitFor } from "./helpers.ts";
+import { orthancStudyInstances, serveClusterNode, waitFor } from "./helpers.ts";
 import { reUidStudies } from "./inputs.ts";
 import { storescu, writeStorescuConfig } from "./peers.ts";
 
@@ -51,19 +49,7 @@ describe.runIf(requireSharedData() && !unavailable)("cluster failover: a node ki
     for (const nodeId of ["node-1", "node-2"]) {
       const port = await freePort();
       ports.push(port);
-      const configPath = join(tmp.dir, `${nodeId}.json`);
-      writeFileSync(configPath, JSON.stringify({
-        dataDir: join(tmp.dir, "shared-data"),
-        logLevel: "info",
-        model: { dir: join(tmp.dir, "model") },
-        dicom: { aeTitle: AET, port, acceptedSopClasses: [SOP_CLASS.CR, SOP_CLASS.DX_PRESENTATION, SOP_CLASS.SECONDARY_CAPTURE] },
-        intake: { stableAgeSeconds: 1 },
-        pipeline: { concurrency: 1 },
-        export: { destinations: [{ aeTitle: orthanc.aet, host: "127.0.0.1", port: orthanc.dicomPort }], retryInitialSeconds: 0.5, retryMaxSeconds: 2 },
-        api: { httpPort: 0, tokens: ["cluster-test-token-0123456789"] },
-        store: { kind: "postgres", url, nodeId, leaseSeconds: LEASE_SECONDS },
-      }));
-      children.push(await serve(configPath, join(tmp.dir, `${nodeId}.log`)));
+      children.push(await serveClusterNode({ dir: tmp.dir, nodeId, aeTitle: AET, dicomPort: port, httpPort: 0, token: "cluster-test-token-0123456789", storeUrl: url, leaseSeconds: LEASE_SECONDS, orthanc }));
     }
     observer = await openStore({ kind: "postgres", url, nodeId: "observer", leaseSeconds: LEASE_SECONDS }, { dataDir: tmp.dir });
     const inputs = reUidStudies(tmp.dir, 12);

@@ -1,9 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ChildProcess } from "node:child_process";
-import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import WebSocket from "ws";
-import { SOP_CLASS } from "../../src/config/service.ts";
 import { initModelDir } from "../../src/model/model-dir.ts";
 import { startOrthanc, type OrthancHandle } from "../../src/peers/orthanc.ts";
 import { freePort } from "../../src/peers/ports.ts";
@@ -11,7 +9,7 @@ import { openStore, type Store, type StudyRecord } from "../../src/store/index.t
 import { postgresUnavailable, startPostgres, type PrivatePostgres } from "../helpers/postgres.ts";
 import { requireSharedData } from "../helpers/shared-data.ts";
 import { tempDir } from "../helpers/tmp.ts";
-import { orthancStudyInstances, serve, waitFor } from "./helpers.ts";
+import { orthancStudyInstances, serveClusterNode, waitFor } from "./helpers.ts";
 import { reUidStudies } from "./inputs.ts";
 import { storescu, writeStorescuConfig } from "./peers.ts";
 
@@ -20,6 +18,7 @@ const TOKEN = "three-nodes-token-0123456789";
 const NODES = ["node-1", "node-2", "node-3"];
 const STUDIES = 60;
 const LEASE_SECONDS = 3;
+const aeTitleOf = (nodeId: string) => `CXR_${nodeId.replace("-", "_").toUpperCase()}`;
 const unavailable = postgresUnavailable();
 if (unavailable && process.env.CI === "true") throw new Error(`three-node cluster test: ${unavailable}`);
 
@@ -55,19 +54,7 @@ describe.runIf(requireSharedData() && !unavailable)("cluster: three nodes, one k
     for (const nodeId of NODES) {
       const port = { dicom: await freePort(), http: await freePort() };
       ports.push(port);
-      const configPath = join(tmp.dir, `${nodeId}.json`);
-      writeFileSync(configPath, JSON.stringify({
-        dataDir: join(tmp.dir, "shared-data"),
-        logLevel: "info",
-        model: { dir: join(tmp.dir, "model") },
-        dicom: { aeTitle: `CXR_${nodeId.replace("-", "_").toUpperCase()}`, port: port.dicom, acceptedSopClasses: [SOP_CLASS.CR, SOP_CLASS.DX_PRESENTATION, SOP_CLASS.SECONDARY_CAPTURE] },
-        intake: { stableAgeSeconds: 1 },
-        pipeline: { concurrency: 1 },
-        export: { destinations: [{ aeTitle: orthanc.aet, host: "127.0.0.1", port: orthanc.dicomPort }], retryInitialSeconds: 0.5, retryMaxSeconds: 2 },
-        api: { httpPort: port.http, tokens: [TOKEN] },
-        store: { kind: "postgres", url, nodeId, leaseSeconds: LEASE_SECONDS },
-      }));
-      children.push(await serve(configPath, join(tmp.dir, `${nodeId}.log`)));
+      children.push(await serveClusterNode({ dir: tmp.dir, nodeId, aeTitle: aeTitleOf(nodeId), dicomPort: port.dicom, httpPort: port.http, token: TOKEN, storeUrl: url, leaseSeconds: LEASE_SECONDS, orthanc }));
     }
     observer = await openStore({ kind: "postgres", url, nodeId: "observer", leaseSeconds: LEASE_SECONDS }, { dataDir: tmp.dir });
 
@@ -82,7 +69,7 @@ describe.runIf(requireSharedData() && !unavailable)("cluster: three nodes, one k
     const studies = inputs.map((s) => s.studyInstanceUid);
     const cfg = writeStorescuConfig(tmp.dir);
     const sent = await Promise.all(NODES.map((nodeId, n) =>
-      storescu({ port: ports[n]!.dicom, aec: `CXR_${nodeId.replace("-", "_").toUpperCase()}`, cfg, files: inputs.filter((_, i) => i % NODES.length === n).map((s) => s.path) })));
+      storescu({ port: ports[n]!.dicom, aec: aeTitleOf(nodeId), cfg, files: inputs.filter((_, i) => i % NODES.length === n).map((s) => s.path) })));
     for (const r of sent) expect(r.code, r.log.slice(-1000)).toBe(0);
 
     // Freeze node 3 at a moment it holds a study in processing (SIGSTOP: it can change nothing more), then kill it.

@@ -1,5 +1,7 @@
 import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { createWriteStream } from "node:fs";
+import { createWriteStream, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { SOP_CLASS } from "../../src/config/service.ts";
 import { promisify } from "node:util";
 import type { OrthancHandle } from "../../src/peers/orthanc.ts";
 
@@ -59,4 +61,36 @@ export function serve(configPath: string, logPath: string): Promise<ChildProcess
     });
     child.on("exit", (code) => reject(new Error(`cxr serve exited (${code}) before it was ready; see ${logPath}`)));
   });
+}
+
+export interface ClusterNodeOptions {
+  /** Test folder: holds the node's config and log, the shared data folder (`shared-data`) and the model (`model`). */
+  dir: string;
+  nodeId: string;
+  aeTitle: string;
+  dicomPort: number;
+  /** 0: any free port. */
+  httpPort: number;
+  token: string;
+  /** The PostgreSQL every node shares. */
+  storeUrl: string;
+  leaseSeconds: number;
+  orthanc: Pick<OrthancHandle, "aet" | "dicomPort">;
+}
+
+/** One `cxr serve` process of a test cluster: one PostgreSQL, one shared data folder, Orthanc as the PACS. */
+export function serveClusterNode(o: ClusterNodeOptions): Promise<ChildProcess> {
+  const configPath = join(o.dir, `${o.nodeId}.json`);
+  writeFileSync(configPath, JSON.stringify({
+    dataDir: join(o.dir, "shared-data"),
+    logLevel: "info",
+    model: { dir: join(o.dir, "model") },
+    dicom: { aeTitle: o.aeTitle, port: o.dicomPort, acceptedSopClasses: [SOP_CLASS.CR, SOP_CLASS.DX_PRESENTATION, SOP_CLASS.SECONDARY_CAPTURE] },
+    intake: { stableAgeSeconds: 1 },
+    pipeline: { concurrency: 1 },
+    export: { destinations: [{ aeTitle: o.orthanc.aet, host: "127.0.0.1", port: o.orthanc.dicomPort }], retryInitialSeconds: 0.5, retryMaxSeconds: 2 },
+    api: { httpPort: o.httpPort, tokens: [o.token] },
+    store: { kind: "postgres", url: o.storeUrl, nodeId: o.nodeId, leaseSeconds: o.leaseSeconds },
+  }));
+  return serve(configPath, join(o.dir, `${o.nodeId}.log`));
 }
