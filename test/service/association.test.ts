@@ -1,17 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createConnection, type Socket } from "node:net";
 import { join } from "node:path";
-import { pino } from "pino";
-import { listenerConfigSchema, SOP_CLASS } from "../../src/config/service.ts";
-import { startListener, type DicomListener } from "../../src/dicom-listener/listener.ts";
-import { openSqliteStore } from "../../src/store/open.ts";
+import { SOP_CLASS } from "../../src/config/service.ts";
+import type { DicomListener } from "../../src/dicom-listener/listener.ts";
 import type { Store } from "../../src/store/roles.ts";
-import { freePort } from "../../src/peers/ports.ts";
 import { requireSharedData, SHARED_DICOM } from "../helpers/shared-data.ts";
 import { tempDir } from "../helpers/tmp.ts";
 import { dataset } from "./datasets.ts";
 import { associateRq, element, pData, pdu, ui, us } from "./dimse-bytes.ts";
-import { waitFor } from "./helpers.ts";
+import { startTestListener, waitFor } from "./helpers.ts";
 import { echoscu, storescu } from "./peers.ts";
 
 /** A-ABORT from the service provider (source 2) with `reason` (PS3.8 9.3.8). */
@@ -47,23 +44,15 @@ describe("association state machine (PS3.8) on raw sockets and with dcmtk", () =
   let listener: DicomListener;
   const idleSeconds = 1.5;
   beforeAll(async () => {
-    store = openSqliteStore(join(tmp.dir, "store.sqlite"));
-    listener = await startListener({
-      config: listenerConfigSchema.parse({
-        port: await freePort(),
-        aeTitle: "CXR_SM",
-        acceptedSopClasses: [SOP_CLASS.SECONDARY_CAPTURE],
-        maxAssociations: 4,
-        maxAssociationsPerHost: 4,
-        maxAssociationsPerCallingAe: 4,
-        associationTimeoutSeconds: idleSeconds,
-        artimTimeoutSeconds: 1,
-      }),
-      store,
-      spoolDir: join(tmp.dir, "spool"),
-      quarantineDir: join(tmp.dir, "quarantine"),
-      logger: pino({ level: "silent" }),
-    });
+    ({ listener, store } = await startTestListener(tmp.dir, {
+      aeTitle: "CXR_SM",
+      acceptedSopClasses: [SOP_CLASS.SECONDARY_CAPTURE],
+      maxAssociations: 4,
+      maxAssociationsPerHost: 4,
+      maxAssociationsPerCallingAe: 4,
+      associationTimeoutSeconds: idleSeconds,
+      artimTimeoutSeconds: 1,
+    }));
   });
   afterAll(async () => {
     await listener?.close();
@@ -160,14 +149,7 @@ describe("association state machine (PS3.8) on raw sockets and with dcmtk", () =
 describe("association limits per calling AE title and per host", () => {
   it("one calling AE, or one host, cannot take every slot", async () => {
     const tmp = tempDir("cxr-assoc-limits-");
-    const store = openSqliteStore(join(tmp.dir, "store.sqlite"));
-    const listener = await startListener({
-      config: listenerConfigSchema.parse({ port: await freePort(), aeTitle: "CXR_SM", acceptedSopClasses: [SOP_CLASS.SECONDARY_CAPTURE], maxAssociations: 5, maxAssociationsPerCallingAe: 2, maxAssociationsPerHost: 3 }),
-      store,
-      spoolDir: join(tmp.dir, "spool"),
-      quarantineDir: join(tmp.dir, "quarantine"),
-      logger: pino({ level: "silent" }),
-    });
+    const { listener, store } = await startTestListener(tmp.dir, { aeTitle: "CXR_SM", acceptedSopClasses: [SOP_CLASS.SECONDARY_CAPTURE], maxAssociations: 5, maxAssociationsPerCallingAe: 2, maxAssociationsPerHost: 3 });
     try {
       const held = await Promise.all([silentAssociation(listener.port, "GREEDY"), silentAssociation(listener.port, "GREEDY")]);
       const third = await silentAssociation(listener.port, "GREEDY");

@@ -9,15 +9,13 @@ import fc from "fast-check";
 import { existsSync, readdirSync } from "node:fs";
 import { createConnection } from "node:net";
 import { join } from "node:path";
-import { pino } from "pino";
-import { listenerConfigSchema, parseBudgetSchema, SOP_CLASS } from "../../src/config/service.ts";
+import { parseBudgetSchema, SOP_CLASS } from "../../src/config/service.ts";
 import { measureHeader } from "../../src/dicom-listener/header-extent.ts";
 import { HeaderParser } from "../../src/dicom-listener/header-parser.ts";
-import { startListener, type DicomListener } from "../../src/dicom-listener/listener.ts";
-import { openSqliteStore } from "../../src/store/open.ts";
+import type { DicomListener } from "../../src/dicom-listener/listener.ts";
 import type { Store } from "../../src/store/roles.ts";
-import { freePort } from "../../src/peers/ports.ts";
 import { tempDir } from "../helpers/tmp.ts";
+import { startTestListener } from "./helpers.ts";
 import { dataElement, dataset, nestedSequences, nestedSequencesDefined, part10File } from "./datasets.ts";
 import { associateRq, element, pData, pdu, ui, us } from "./dimse-bytes.ts";
 import { echoscu } from "./peers.ts";
@@ -120,22 +118,14 @@ describe("fuzzing the listener with mutated PDU streams", () => {
   let listener: DicomListener;
   const timerMs = 300;
   beforeAll(async () => {
-    store = openSqliteStore(join(tmp.dir, "store.sqlite"));
-    listener = await startListener({
-      config: listenerConfigSchema.parse({
-        port: await freePort(),
-        aeTitle: AET,
-        acceptedSopClasses: [SOP_CLASS.SECONDARY_CAPTURE],
-        associationTimeoutSeconds: timerMs / 1000,
-        artimTimeoutSeconds: timerMs / 1000,
-        maxAssociationsPerHost: 16,
-        maxAssociationsPerCallingAe: 16,
-      }),
-      store,
-      spoolDir: join(tmp.dir, "spool"),
-      quarantineDir: join(tmp.dir, "quarantine"),
-      logger: pino({ level: "silent" }),
-    });
+    ({ listener, store } = await startTestListener(tmp.dir, {
+      aeTitle: AET,
+      acceptedSopClasses: [SOP_CLASS.SECONDARY_CAPTURE],
+      associationTimeoutSeconds: timerMs / 1000,
+      artimTimeoutSeconds: timerMs / 1000,
+      maxAssociationsPerHost: 16,
+      maxAssociationsPerCallingAe: 16,
+    }));
   });
   afterAll(async () => {
     await listener?.close();

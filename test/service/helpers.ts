@@ -1,7 +1,11 @@
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { SOP_CLASS } from "../../src/config/service.ts";
+import { pino } from "pino";
+import { listenerConfigSchema, SOP_CLASS } from "../../src/config/service.ts";
+import { startListener, type DicomListener } from "../../src/dicom-listener/listener.ts";
+import { freePort } from "../../src/peers/ports.ts";
+import { openSqliteStore, type Store } from "../../src/store/index.ts";
 import { promisify } from "node:util";
 import type { OrthancHandle } from "../../src/peers/orthanc.ts";
 
@@ -93,4 +97,20 @@ export function serveClusterNode(o: ClusterNodeOptions): Promise<ChildProcess> {
     store: { kind: "postgres", url: o.storeUrl, nodeId: o.nodeId, leaseSeconds: o.leaseSeconds },
   }));
   return serve(configPath, join(o.dir, `${o.nodeId}.log`));
+}
+
+/**
+ * A listener on a free port over a fresh SQLite store in `dir` (spool and quarantine there too), logging
+ * nothing: what the listener, association and fuzzing tests start. `config`: the `dicom` keys under test.
+ */
+export async function startTestListener(dir: string, config: Record<string, unknown>): Promise<{ listener: DicomListener; store: Store }> {
+  const store = openSqliteStore(join(dir, "store.sqlite"));
+  const listener = await startListener({
+    config: listenerConfigSchema.parse({ port: await freePort(), ...config }),
+    store,
+    spoolDir: join(dir, "spool"),
+    quarantineDir: join(dir, "quarantine"),
+    logger: pino({ level: "silent" }),
+  });
+  return { listener, store };
 }

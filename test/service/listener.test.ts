@@ -13,7 +13,7 @@ import { freePort } from "../../src/peers/ports.ts";
 import { requireSharedData, SHARED_DICOM } from "../helpers/shared-data.ts";
 import { tempDir } from "../helpers/tmp.ts";
 import { associateRq, element, pData, ui, us } from "./dimse-bytes.ts";
-import { waitFor } from "./helpers.ts";
+import { startTestListener, waitFor } from "./helpers.ts";
 import { echoscu, storescu, writeStorescuConfig } from "./peers.ts";
 
 /** Opens an association, sends `after` once it is accepted, and resolves with everything received when the listener closes it. */
@@ -41,21 +41,13 @@ describe("C-ECHO / C-STORE SCP against dcmtk storescu", () => {
   let listener: DicomListener;
   let cfg: string;
   beforeAll(async () => {
-    store = openSqliteStore(join(tmp.dir, "store.sqlite"));
     cfg = writeStorescuConfig(tmp.dir);
-    listener = await startListener({
-      config: listenerConfigSchema.parse({
-        port: await freePort(),
-        aeTitle: "CXR_TEST",
-        allowedCallingAeTitles: ["MODALITY"],
-        // The shared chest films are Secondary Capture wrappers; this site accepts them.
-        acceptedSopClasses: [SOP_CLASS.CR, SOP_CLASS.DX_PRESENTATION, SOP_CLASS.DX_PROCESSING, SOP_CLASS.SECONDARY_CAPTURE],
-      }),
-      store,
-      spoolDir: join(tmp.dir, "spool"),
-      quarantineDir: join(tmp.dir, "quarantine"),
-      logger: pino({ level: "silent" }),
-    });
+    ({ listener, store } = await startTestListener(tmp.dir, {
+      aeTitle: "CXR_TEST",
+      allowedCallingAeTitles: ["MODALITY"],
+      // The shared chest films are Secondary Capture wrappers; this site accepts them.
+      acceptedSopClasses: [SOP_CLASS.CR, SOP_CLASS.DX_PRESENTATION, SOP_CLASS.DX_PROCESSING, SOP_CLASS.SECONDARY_CAPTURE],
+    }));
   });
   afterAll(async () => {
     await listener?.close();
