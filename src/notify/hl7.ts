@@ -7,6 +7,7 @@ import { Hl7Connection } from "@medplum/hl7";
 import type { Hl7Destination } from "../config/notify.ts";
 import type { Priority } from "../worklist/priority.ts";
 import { CHEST_XRAY_STUDY_CODE, PRIORITIZATION_STATEMENT, type TriageReport } from "./report.ts";
+import { isValidDicomDate } from "../dicom/date.ts";
 import type { DeliveryOutcome } from "./outcome.ts";
 
 /**
@@ -152,11 +153,7 @@ function errorText(err: unknown): string {
 
 /** PID-7 (DTM): a DICOM DA that is a real date (YYYYMMDD) passes as it is; anything else is left empty, not guessed. */
 export function hl7BirthDate(da: string | undefined): string {
-  if (!da || !/^\d{8}$/.test(da)) return "";
-  const [y, m, d] = [Number(da.slice(0, 4)), Number(da.slice(4, 6)), Number(da.slice(6))];
-  const date = new Date(Date.UTC(y, m - 1, d));
-  // Date rolls 31 February over into March; a date that does not come back the same is not a date
-  return date.getUTCFullYear() === y && date.getUTCMonth() === m - 1 && date.getUTCDate() === d ? da : "";
+  return da && isValidDicomDate(da) ? da : "";
 }
 
 /** PID-8 (HL7 table 0001): DICOM's M, F, O map to M, F, O; an absent or other value is U (unknown). */

@@ -1,3 +1,4 @@
+import { isValidDicomDate } from "../dicom/date.ts";
 import { isValidUid } from "../dicom/uid.ts";
 
 /**
@@ -69,14 +70,6 @@ function shortString(value: unknown, max: number): string | undefined {
   return s;
 }
 
-function validDate(s: string): boolean {
-  const m = /^(\d{4})(\d{2})(\d{2})$/.exec(s);
-  if (!m) return false;
-  const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
-  const date = new Date(Date.UTC(y, mo - 1, d));
-  return date.getUTCFullYear() === y && date.getUTCMonth() === mo - 1 && date.getUTCDate() === d;
-}
-
 const TIME = /^([01]\d|2[0-3])([0-5]\d([0-5]\d(\.\d{1,6})?)?)?$/;
 
 /** PN as dcmjs gives it: [{ Alphabetic, Ideographic?, Phonetic? }]; each group at most 64 characters, at most 5 components. */
@@ -106,7 +99,7 @@ export function validPatientAge(value: unknown, birthDate: string | undefined, s
   if (s === undefined || s === "") return {};
   if (/^\d{3}[DWMY]$/.test(s)) return { age: s };
   const bare = /^\d{1,3}$/.exec(s);
-  if (bare && birthDate && studyDate && validDate(birthDate) && validDate(studyDate) && yearsBetween(birthDate, studyDate) === Number(s)) {
+  if (bare && birthDate && studyDate && isValidDicomDate(birthDate) && isValidDicomDate(studyDate) && yearsBetween(birthDate, studyDate) === Number(s)) {
     const age = `${s.padStart(3, "0")}Y`;
     return { age, note: `Patient's Age "${s}" repaired to "${age}" (AS needs nnnD/W/M/Y; birth and study dates confirm years)` };
   }
@@ -141,11 +134,11 @@ export function copyPatientAndStudy(source: Record<string, unknown>, what: strin
   type2("PatientName", "Patient's Name", personName(source.PatientName));
   type2("PatientID", "Patient ID", shortString(source.PatientID, 64));
   type3("IssuerOfPatientID", "Issuer of Patient ID", shortString(source.IssuerOfPatientID, 64) || undefined);
-  type2("PatientBirthDate", "Patient's Birth Date", birthDate && validDate(birthDate) ? birthDate : undefined);
+  type2("PatientBirthDate", "Patient's Birth Date", birthDate && isValidDicomDate(birthDate) ? birthDate : undefined);
   const sex = text(source.PatientSex);
   type2("PatientSex", "Patient's Sex", sex && ["M", "F", "O"].includes(sex) ? sex : undefined);
 
-  type2("StudyDate", "Study Date", studyDate && validDate(studyDate) ? studyDate : undefined);
+  type2("StudyDate", "Study Date", studyDate && isValidDicomDate(studyDate) ? studyDate : undefined);
   const studyTime = text(source.StudyTime);
   type2("StudyTime", "Study Time", studyTime && TIME.test(studyTime) ? studyTime : undefined);
   type2("ReferringPhysicianName", "Referring Physician's Name", personName(source.ReferringPhysicianName));
