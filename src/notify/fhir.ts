@@ -3,7 +3,7 @@ import type { FhirDestination } from "../config/notify.ts";
 import type { CodedConcept } from "../model/card.ts";
 import { postJson, retryableStatus } from "./http.ts";
 import type { DeliveryOutcome } from "./outcome.ts";
-import { CHEST_XRAY_STUDY_CODE, PRIORITIZATION_STATEMENT, type TriageReport } from "./report.ts";
+import { CHEST_XRAY_STUDY_CODE, personNameComponents, PRIORITIZATION_STATEMENT, type TriageReport } from "./report.ts";
 
 /**
  * FHIR R4: the triage result as a transaction Bundle — one DiagnosticReport, one Observation per
@@ -45,7 +45,8 @@ export function nameUuid(name: string): string {
 
 /** DICOM PN (Family^Given^Middle^Prefix^Suffix) → HumanName. */
 export function humanName(pn: string): Json {
-  const [family, given, middle, prefix, suffix] = (pn.split("=")[0] ?? "").split("^").map((s) => s.trim());
+  const c = personNameComponents(pn);
+  const [family, given, middle, prefix, suffix] = [c.family, c.given, c.middle, c.prefix, c.suffix].map((s) => s?.trim());
   const givens = [given, middle].filter((s): s is string => !!s);
   const name: Json = { use: "official", text: [prefix, ...givens, family, suffix].filter(Boolean).join(" ") };
   if (family) name.family = family;

@@ -6,7 +6,7 @@ import { Hl7Message, Hl7Segment } from "@medplum/core";
 import { Hl7Connection } from "@medplum/hl7";
 import type { Hl7Destination } from "../config/notify.ts";
 import type { Priority } from "../worklist/priority.ts";
-import { CHEST_XRAY_STUDY_CODE, PRIORITIZATION_STATEMENT, type TriageReport } from "./report.ts";
+import { CHEST_XRAY_STUDY_CODE, personNameComponents, PRIORITIZATION_STATEMENT, type TriageReport } from "./report.ts";
 import { isValidDicomDate } from "../dicom/date.ts";
 import type { DeliveryOutcome } from "./outcome.ts";
 
@@ -33,7 +33,7 @@ const comp = (...parts: (string | undefined)[]) => parts.map((p) => hl7Escape(p 
 
 /** DICOM PN (Family^Given^Middle^Prefix^Suffix, alphabetic group) → HL7 XPN (Family^Given^Middle^Suffix^Prefix). */
 export function xpnFromDicomName(pn: string): string {
-  const [family, given, middle, prefix, suffix] = (pn.split("=")[0] ?? "").split("^");
+  const { family, given, middle, prefix, suffix } = personNameComponents(pn);
   return comp(family, given, middle, suffix, prefix);
 }
 

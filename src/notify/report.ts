@@ -56,3 +56,11 @@ export function triageReport(rec: StudyRecord, priority: PriorityConfig): Triage
     resultsAt: doneAt,
   };
 }
+
+/** The components of a DICOM PN's alphabetic group (Family^Given^Middle^Prefix^Suffix), as HL7 and FHIR map them. */
+export interface PersonNameComponents { family?: string; given?: string; middle?: string; prefix?: string; suffix?: string }
+
+export function personNameComponents(pn: string): PersonNameComponents {
+  const [family, given, middle, prefix, suffix] = (pn.split("=")[0] ?? "").split("^");
+  return { family, given, middle, prefix, suffix };
+}
