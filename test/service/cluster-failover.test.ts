@@ -3,7 +3,6 @@ import type { ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import { initModelDir } from "../../src/model/model-dir.ts";
 import { startOrthanc, type OrthancHandle } from "../../src/peers/orthanc.ts";
-import { freePort } from "../../src/peers/ports.ts";
 import { openStore, type Store, type StudyRecord } from "../../src/store/index.ts";
 import { postgresUnavailable, startPostgres, type PrivatePostgres } from "../helpers/postgres.ts";
 import { requireSharedData } from "../helpers/shared-data.ts";
@@ -47,9 +46,9 @@ describe.runIf(requireSharedData() && !unavailable)("cluster failover: a node ki
     const url = await pg.createDatabase();
     const ports: number[] = [];
     for (const nodeId of ["node-1", "node-2"]) {
-      const port = await freePort();
-      ports.push(port);
-      children.push(await serveClusterNode({ dir: tmp.dir, nodeId, aeTitle: AET, dicomPort: port, httpPort: 0, token: "cluster-test-token-0123456789", storeUrl: url, leaseSeconds: LEASE_SECONDS, orthanc }));
+      const node = await serveClusterNode({ dir: tmp.dir, nodeId, aeTitle: AET, token: "cluster-test-token-0123456789", storeUrl: url, leaseSeconds: LEASE_SECONDS, orthanc });
+      ports.push(node.dicomPort);
+      children.push(node.child);
     }
     observer = await openStore({ kind: "postgres", url, nodeId: "observer", leaseSeconds: LEASE_SECONDS }, { dataDir: tmp.dir });
     const inputs = reUidStudies(tmp.dir, 12);

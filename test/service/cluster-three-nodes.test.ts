@@ -4,12 +4,11 @@ import { join } from "node:path";
 import WebSocket from "ws";
 import { initModelDir } from "../../src/model/model-dir.ts";
 import { startOrthanc, type OrthancHandle } from "../../src/peers/orthanc.ts";
-import { freePort } from "../../src/peers/ports.ts";
 import { openStore, type Store, type StudyRecord } from "../../src/store/index.ts";
 import { postgresUnavailable, startPostgres, type PrivatePostgres } from "../helpers/postgres.ts";
 import { requireSharedData } from "../helpers/shared-data.ts";
 import { tempDir } from "../helpers/tmp.ts";
-import { orthancStudyInstances, serveClusterNode, waitFor } from "./helpers.ts";
+import { orthancStudyInstances, serveClusterNode, waitFor, type ServedNode } from "./helpers.ts";
 import { reUidStudies } from "./inputs.ts";
 import { storescu, writeStorescuConfig } from "./peers.ts";
 
@@ -50,16 +49,13 @@ describe.runIf(requireSharedData() && !unavailable)("cluster: three nodes, one k
 
   it("every study has exactly one SR (and its SCs and maps) in Orthanc; node 1's worklist lists all 60 and its WebSocket pushed the other nodes' studies", async () => {
     const url = await pg.createDatabase();
-    const ports: { dicom: number; http: number }[] = [];
-    for (const nodeId of NODES) {
-      const port = { dicom: await freePort(), http: await freePort() };
-      ports.push(port);
-      children.push(await serveClusterNode({ dir: tmp.dir, nodeId, aeTitle: aeTitleOf(nodeId), dicomPort: port.dicom, httpPort: port.http, token: TOKEN, storeUrl: url, leaseSeconds: LEASE_SECONDS, orthanc }));
-    }
+    const nodes: ServedNode[] = [];
+    for (const nodeId of NODES) nodes.push(await serveClusterNode({ dir: tmp.dir, nodeId, aeTitle: aeTitleOf(nodeId), token: TOKEN, storeUrl: url, leaseSeconds: LEASE_SECONDS, orthanc }));
+    children.push(...nodes.map((n) => n.child));
     observer = await openStore({ kind: "postgres", url, nodeId: "observer", leaseSeconds: LEASE_SECONDS }, { dataDir: tmp.dir });
 
     // Node 1's WebSocket, open before anything is sent: it must hear of every study, wherever it was processed.
-    const api = `http://127.0.0.1:${ports[0]!.http}`;
+    const api = nodes[0]!.httpUrl!;
     const ws = new WebSocket(`${api.replace("http", "ws")}/ws`, { headers: { Authorization: `Bearer ${TOKEN}` } });
     const pushed: { studyInstanceUid: string; state: string; processedBy?: string }[] = [];
     ws.on("message", (data) => pushed.push((JSON.parse(String(data)) as { study: (typeof pushed)[number] }).study));
@@ -69,7 +65,7 @@ describe.runIf(requireSharedData() && !unavailable)("cluster: three nodes, one k
     const studies = inputs.map((s) => s.studyInstanceUid);
     const cfg = writeStorescuConfig(tmp.dir);
     const sent = await Promise.all(NODES.map((nodeId, n) =>
-      storescu({ port: ports[n]!.dicom, aec: aeTitleOf(nodeId), cfg, files: inputs.filter((_, i) => i % NODES.length === n).map((s) => s.path) })));
+      storescu({ port: nodes[n]!.dicomPort, aec: aeTitleOf(nodeId), cfg, files: inputs.filter((_, i) => i % NODES.length === n).map((s) => s.path) })));
     for (const r of sent) expect(r.code, r.log.slice(-1000)).toBe(0);
 
     // Freeze node 3 at a moment it holds a study in processing (SIGSTOP: it can change nothing more), then kill it.

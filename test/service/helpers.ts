@@ -48,22 +48,38 @@ export async function dciodvfyErrors(path: string): Promise<string[]> {
   return out.split("\n").filter((l) => /^Error/.test(l));
 }
 
-/** `cxr serve --config <file>` as a child process; resolves once it logged "listener ready". */
-export function serve(configPath: string, logPath: string): Promise<ChildProcess> {
+/** A running `cxr serve`: the process and where it listens (from its "listener ready" line). */
+export interface ServedNode {
+  child: ChildProcess;
+  dicomPort: number;
+  httpUrl?: string;
+}
+
+/**
+ * `cxr serve --config <file>` as a child process; resolves once it logged "listener ready", with the
+ * ports it logged there — so a config may ask for port 0 and no test races another for a "free" port.
+ * Exiting before that rejects with the end of its output, so a CI log shows why.
+ */
+export function serve(configPath: string, logPath: string): Promise<ServedNode> {
   const child = spawn(process.execPath, ["bin/cxr.js", "serve", "--config", configPath], { stdio: ["ignore", "pipe", "pipe"] });
   const log = createWriteStream(logPath, { flags: "a" });
-  child.stderr!.pipe(log);
+  let tail = "";
+  const keep = (d: Buffer) => (tail = (tail + d.toString()).slice(-4000));
+  child.stderr!.on("data", keep).pipe(log);
   return new Promise((resolve, reject) => {
     let buf = "";
     child.stdout!.on("data", (d: Buffer) => {
       log.write(d);
+      keep(d);
       buf += d.toString();
-      if (buf.includes('"msg":"listener ready"')) {
+      const line = buf.split("\n").find((l) => l.includes('"msg":"listener ready"'));
+      if (line) {
         buf = "";
-        resolve(child);
+        const ready = JSON.parse(line) as { port: number; http?: string };
+        resolve({ child, dicomPort: ready.port, httpUrl: ready.http });
       }
     });
-    child.on("exit", (code) => reject(new Error(`cxr serve exited (${code}) before it was ready; see ${logPath}`)));
+    child.on("exit", (code) => reject(new Error(`cxr serve exited (${code}) before it was ready; see ${logPath}; its last output:\n${tail}`)));
   });
 }
 
@@ -72,9 +88,6 @@ export interface ClusterNodeOptions {
   dir: string;
   nodeId: string;
   aeTitle: string;
-  dicomPort: number;
-  /** 0: any free port. */
-  httpPort: number;
   token: string;
   /** The PostgreSQL every node shares. */
   storeUrl: string;
@@ -83,17 +96,17 @@ export interface ClusterNodeOptions {
 }
 
 /** One `cxr serve` process of a test cluster: one PostgreSQL, one shared data folder, Orthanc as the PACS. */
-export function serveClusterNode(o: ClusterNodeOptions): Promise<ChildProcess> {
+export function serveClusterNode(o: ClusterNodeOptions): Promise<ServedNode> {
   const configPath = join(o.dir, `${o.nodeId}.json`);
   writeFileSync(configPath, JSON.stringify({
     dataDir: join(o.dir, "shared-data"),
     logLevel: "info",
     model: { dir: join(o.dir, "model") },
-    dicom: { aeTitle: o.aeTitle, port: o.dicomPort, acceptedSopClasses: [SOP_CLASS.CR, SOP_CLASS.DX_PRESENTATION, SOP_CLASS.SECONDARY_CAPTURE] },
+    dicom: { aeTitle: o.aeTitle, port: 0, acceptedSopClasses: [SOP_CLASS.CR, SOP_CLASS.DX_PRESENTATION, SOP_CLASS.SECONDARY_CAPTURE] },
     intake: { stableAgeSeconds: 1 },
     pipeline: { concurrency: 1 },
     export: { destinations: [{ aeTitle: o.orthanc.aet, host: "127.0.0.1", port: o.orthanc.dicomPort }], retryInitialSeconds: 0.5, retryMaxSeconds: 2 },
-    api: { httpPort: o.httpPort, tokens: [o.token] },
+    api: { httpPort: 0, tokens: [o.token] },
     store: { kind: "postgres", url: o.storeUrl, nodeId: o.nodeId, leaseSeconds: o.leaseSeconds },
   }));
   return serve(configPath, join(o.dir, `${o.nodeId}.log`));

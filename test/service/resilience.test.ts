@@ -53,7 +53,7 @@ describe.runIf(requireSharedData())("restart safety and PACS outages", () => {
     );
     const studies = reUidStudies(tmp.dir, 50);
     const logPath = join(tmp.dir, "crash-serve.log");
-    let child = await serve(configPath, logPath);
+    let { child } = await serve(configPath, logPath);
     const sent = await storescu({ port, aec: AET, cfg, files: studies.map((s) => s.path) });
     expect(sent.code, sent.log.slice(-2000)).toBe(0);
     expect(sent.log.match(/Received Store Response \(Success\)/g)).toHaveLength(50);
@@ -67,7 +67,7 @@ describe.runIf(requireSharedData())("restart safety and PACS outages", () => {
       child.kill("SIGKILL");
       await new Promise((r) => child.once("exit", r));
 
-      child = await serve(configPath, logPath);
+      ({ child } = await serve(configPath, logPath));
       await waitFor("all 50 studies exported", async () => (await store.countsByState()).exported === 50, 400_000, 500);
       expect(await store.countsByState()).toMatchObject({ exported: 50, failed: 0, rejected: 0 });
     } finally {
