@@ -8,23 +8,26 @@
  * (and in every older segment) is durable in its folder.
  *
  * Segment file: a 4096-byte header (magic, generation, sequence number, CRC), then records. Record:
- * a 32-byte header (magic, kind, instance id, payload length, payload CRC-32, the segment's
- * generation, header CRC-32) and its payload. An instance is BEGIN (its C-STORE, as JSON), DATA
- * records (its data set, in network order, possibly across segments) and COMMIT (its study and
- * size, as JSON); ABORT after a COMMIT withdraws it. Reading back stops at the first record that is
- * not whole and of this generation: what a crash cut off, zeros, or an earlier use of the segment.
+ * a 32-byte header (magic, kind, instance id, payload length, payload CRC-32 except for DATA, the
+ * segment's generation, header CRC-32) and its payload. An instance is BEGIN (its C-STORE, as JSON),
+ * DATA records (its data set, in network order, possibly across segments) and COMMIT (its study,
+ * size and content hash, as JSON); ABORT after a COMMIT withdraws it. Reading back stops at the
+ * first record header that is not whole and of this generation (what a crash cut off, zeros, or an
+ * earlier use of the segment); an instance whose data do not hash to its COMMIT is left out.
  */
 import { randomBytes } from "node:crypto";
-import { closeSync, fdatasync, fdatasyncSync, fstatSync, mkdirSync, openSync, read, readdirSync, readSync, unlinkSync, writeSync, writevSync } from "node:fs";
+import { closeSync, fdatasync, fdatasyncSync, fstatSync, mkdirSync, openSync, read, readdirSync, readSync, unlinkSync, writeSync, writev } from "node:fs";
 import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { crc32 } from "node:zlib";
+import { DatasetHash } from "./content-hash.ts";
 import { fsyncDirectory } from "./dir-sync.ts";
 import { GroupCommit } from "./group-commit.ts";
 
 const fdatasyncAsync = promisify(fdatasync);
 const readAsync = promisify(read);
+const writevAsync = promisify(writev);
 const SEGMENT_MAGIC = Buffer.from("cxr spool log 1\n", "latin1");
 const SEGMENT_HEADER_BYTES = 4096;
 const RECORD_MAGIC = 0x4c525843;
@@ -75,29 +78,28 @@ function readSegmentHeader(fd: number): { generation: Buffer; seq: number } | un
   return { generation: Buffer.from(h.subarray(16, 24)), seq: Number(h.readBigUInt64LE(24)) };
 }
 
+/**
+ * A record's header. Its payload's CRC-32 is left out for DATA: the data set is checked as a whole
+ * by its content hash (in the COMMIT), which the spool computes anyway — a CRC as well would be a
+ * second pass over every byte on the listener's thread.
+ */
 function recordHeader(kind: Kind, id: number, payload: Buffer, generation: Buffer): Buffer {
   const h = Buffer.alloc(RECORD_HEADER_BYTES);
   h.writeUInt32LE(RECORD_MAGIC, 0);
   h[4] = kind;
   h.writeUInt32LE(id, 8);
   h.writeUInt32LE(payload.length, 12);
-  h.writeUInt32LE(crc32(payload), 16);
+  h.writeUInt32LE(kind === KIND.data ? 0 : crc32(payload), 16);
   generation.copy(h, 20);
   h.writeUInt32LE(crc32(h.subarray(0, 28)), 28);
   return h;
 }
 
-/** Writes all of `buffers` at `position` (a short write, which regular files only do when the disk is full, is continued). */
-function writeAllAt(fd: number, buffers: Buffer[], position: number): void {
-  let total = buffers.reduce((n, b) => n + b.length, 0);
-  let n = writevSync(fd, buffers, position);
-  while (n < total) {
-    const rest = Buffer.concat(buffers).subarray(n);
-    position += n;
-    total = rest.length;
-    n = writeSync(fd, rest, 0, rest.length, position);
-    if (n === 0) throw new Error("short write to the spool log");
-  }
+/** Writes all of `buffers` at `position` on the thread pool (a short write, which regular files only do when the disk is full, is an error). */
+async function writeAllAt(fd: number, buffers: Buffer[], position: number): Promise<void> {
+  const total = buffers.reduce((n, b) => n + b.length, 0);
+  const { bytesWritten: n } = await writevAsync(fd, buffers, position);
+  if (n !== total) throw new Error(`short write to the spool log: ${n} of ${total} bytes`);
 }
 
 /** A zero-filled, flushed segment file of `size` bytes with a header: writes into it change no metadata. */
@@ -129,6 +131,11 @@ export interface SegmentLogOptions {
 export class LoggedInstance {
   readonly extents: Extent[] = [];
   size = 0;
+  /** The content hash of the data set (DatasetHash), once sealed. */
+  sha256?: string;
+  private readonly hash = new DatasetHash();
+  /** Its records' writes (on the thread pool): sealing waits for them. */
+  private readonly writes: Promise<void>[] = [];
   private released = false;
   private readonly held = new Set<Segment>();
 
@@ -140,19 +147,26 @@ export class LoggedInstance {
   /** The next fragment of the data set (written now, durable after the next commit). */
   append(fragment: Buffer): void {
     const at = this.log.write(this, KIND.data, fragment);
+    this.writes.push(at.written);
     this.extents.push({ segment: at.segment, offset: at.offset, length: fragment.length });
     this.size += fragment.length;
+    this.hash.update(fragment);
   }
 
-  /** The instance is whole and accepted: durable (with its data) once the log's next commit resolves. */
+  /**
+   * The instance is whole and accepted: its content hash (also the replay's check that its data are
+   * whole) goes into the COMMIT; durable, with its data, once the log's next commit resolves.
+   */
   seal(meta: Record<string, unknown>): Promise<void> {
-    this.log.write(this, KIND.commit, Buffer.from(JSON.stringify({ ...meta, size: this.size })));
-    return this.log.commit();
+    this.sha256 = this.hash.hex();
+    this.writes.push(this.log.write(this, KIND.commit, Buffer.from(JSON.stringify({ ...meta, size: this.size, sha256: this.sha256 }))).written);
+    // A failed write of any of its records fails the seal (the sender gets a failure status).
+    return Promise.all(this.writes).then(() => this.log.commit());
   }
 
   /** Takes a sealed instance back (its folder copy failed and its sender was answered a failure). */
   withdraw(): void {
-    this.log.write(this, KIND.abort, Buffer.alloc(0));
+    this.log.write(this, KIND.abort, Buffer.alloc(0)).written.catch(() => undefined);
   }
 
   /** The data set, read back from the log in pieces of at most `chunk` bytes. */
@@ -165,6 +179,11 @@ export class LoggedInstance {
         yield b;
       }
     }
+  }
+
+  /** A write of one of its records, which its seal waits for. */
+  track(written: Promise<void>): void {
+    this.writes.push(written);
   }
 
   /** Noted by each segment holding its records, so none is reused while it is needed. */
@@ -200,6 +219,8 @@ export class SegmentLog {
   private nextSeq = 1;
   private nextId = 1;
   private readonly dirty = new Set<Segment>();
+  /** Record writes on the thread pool, not yet done. */
+  private readonly pending = new Set<Promise<void>>();
   private readonly group: GroupCommit;
   private preparing?: Promise<void>;
   private closed = false;
@@ -241,22 +262,27 @@ export class SegmentLog {
   /** A new instance: BEGIN with its C-STORE's facts. */
   begin(meta: Record<string, unknown>): LoggedInstance {
     const inst = new LoggedInstance(this, this.nextId++ >>> 0);
-    this.write(inst, KIND.begin, Buffer.from(JSON.stringify(meta)));
+    inst.track(this.write(inst, KIND.begin, Buffer.from(JSON.stringify(meta))).written);
     return inst;
   }
 
-  /** Appends one record for `inst`; where its payload lies. Throws when it cannot be written. */
-  write(inst: LoggedInstance, kind: Kind, payload: Buffer): { segment: Segment; offset: number } {
+  /**
+   * Appends one record for `inst`: its place is taken now, its bytes are written on the thread pool
+   * (`written`; the next flush waits for every write started before it). Throws when it has no place.
+   */
+  write(inst: LoggedInstance, kind: Kind, payload: Buffer): { segment: Segment; offset: number; written: Promise<void> } {
     const need = RECORD_HEADER_BYTES + payload.length;
     if (need > this.segmentBytes - SEGMENT_HEADER_BYTES) throw new Error(`a ${payload.length}-byte record does not fit a ${this.segmentBytes}-byte spool segment`);
     if (this.current.cursor + need > this.current.size) this.advance();
     const segment = this.current;
     const at = segment.cursor;
-    writeAllAt(segment.fd, [recordHeader(kind, inst.id, payload, segment.generation), payload], at);
+    const written = writeAllAt(segment.fd, [recordHeader(kind, inst.id, payload, segment.generation), payload], at);
+    this.pending.add(written);
+    void written.catch(() => undefined).finally(() => this.pending.delete(written));
     segment.cursor += need;
     this.dirty.add(segment);
     inst.hold(segment);
-    return { segment, offset: at + RECORD_HEADER_BYTES };
+    return { segment, offset: at + RECORD_HEADER_BYTES, written };
   }
 
   /** Resolves once everything written before the call is on disk. */
@@ -265,6 +291,7 @@ export class SegmentLog {
   }
 
   private async flush(): Promise<void> {
+    await Promise.allSettled([...this.pending]);
     const segments = [...this.dirty];
     this.dirty.clear();
     if (this.syncToDisk) await Promise.all(segments.map((s) => fdatasyncAsync(s.fd)));
@@ -401,25 +428,30 @@ export function replayLog(dir: string): { instances: ReplayedInstance[]; close()
     if (header) found.push({ seq: header.seq, segment: new Segment(join(dir, name), fd, fstatSync(fd).size, header.generation, header.seq) });
   }
   found.sort((a, b) => a.seq - b.seq);
-  const begun = new Map<number, { begin?: Record<string, unknown>; extents: Extent[]; size: number }>();
+  const begun = new Map<number, { begin?: Record<string, unknown>; extents: Extent[]; size: number; hash: DatasetHash }>();
   const sealed: { id: number; commit: Record<string, unknown> }[] = [];
   const withdrawn = new Set<number>();
   for (const { segment } of found) {
     for (const r of records(segment)) {
-      if (r.kind === KIND.begin) begun.set(r.id, { begin: JSON.parse(r.payload().toString()) as Record<string, unknown>, extents: [], size: 0 });
+      if (r.kind === KIND.begin) begun.set(r.id, { begin: JSON.parse(r.payload().toString()) as Record<string, unknown>, extents: [], size: 0, hash: new DatasetHash() });
       const inst = begun.get(r.id);
       if (!inst) continue;
       if (r.kind === KIND.data) {
         inst.extents.push({ segment, offset: r.offset, length: r.length });
         inst.size += r.length;
-      } else if (r.kind === KIND.commit) sealed.push({ id: r.id, commit: JSON.parse(r.payload().toString()) as Record<string, unknown> });
+        inst.hash.update(r.payload());
+      } else if (r.kind === KIND.commit) {
+        const commit = JSON.parse(r.payload().toString()) as Record<string, unknown>;
+        // Torn data (a crash during its flush, so never answered Success) does not hash to its COMMIT.
+        if (commit.size === inst.size && commit.sha256 === inst.hash.hex()) sealed.push({ id: r.id, commit });
+      }
       else if (r.kind === KIND.abort) withdrawn.add(r.id);
     }
   }
   const instances: ReplayedInstance[] = [];
   for (const { id, commit } of sealed) {
     const inst = begun.get(id)!;
-    if (withdrawn.has(id) || !inst.begin || commit.size !== inst.size) continue;
+    if (withdrawn.has(id) || !inst.begin) continue;
     const extents = inst.extents;
     instances.push({
       begin: inst.begin,
@@ -448,7 +480,7 @@ function* records(s: Segment): Generator<{ kind: Kind; id: number; offset: numbe
     const offset = at + RECORD_HEADER_BYTES;
     if (offset + length > s.size) return;
     const payload = Buffer.allocUnsafe(length);
-    if (readSync(s.fd, payload, 0, length, offset) < length || crc32(payload) !== h.readUInt32LE(16)) return;
+    if (readSync(s.fd, payload, 0, length, offset) < length || (kind !== KIND.data && crc32(payload) !== h.readUInt32LE(16))) return;
     yield { kind, id, offset, length, payload: () => payload };
     at = offset + length;
   }

@@ -13,7 +13,7 @@
  * and the same content hash (DatasetHash).
  */
 import { randomUUID } from "node:crypto";
-import { closeSync, existsSync, fdatasync, mkdirSync, openSync, readdirSync, readSync, renameSync, statSync, unlinkSync } from "node:fs";
+import { close, closeSync, existsSync, mkdirSync, openSync, readdirSync, readSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { mkdir, open, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -24,7 +24,7 @@ import { isValidUid } from "../dicom/uid.ts";
 import { extractHeader, type ReceivedHeader } from "../intake/header.ts";
 import type { IntakeStore, QuarantineLog } from "../store/roles.ts";
 import type { NewInstance } from "../store/types.ts";
-import { datasetSha256, DatasetHash } from "./content-hash.ts";
+import { datasetSha256 } from "./content-hash.ts";
 import { DirectorySync } from "./dir-sync.ts";
 import { datasetEncoding, measureHeader, type DatasetEncoding } from "./header-extent.ts";
 import { HeaderParser, ParseBudgetError, type MeasuredCost } from "./header-parser.ts";
@@ -65,11 +65,9 @@ export interface SpoolOptions {
 }
 
 const STUDY_DIR_CACHE = 10_000;
-/** Data sets up to this size are kept in memory until copied to their folder; larger ones are read back from the log. */
-const RETAIN_MAX_BYTES = 64 << 20;
 /** How long a folder copy waits for others before they are flushed together (off the answer path). */
 const COPY_FLUSH_DELAY_MS = 250;
-const fdatasyncAsync = promisify(fdatasync);
+const closeAsync = promisify(close);
 
 /** The log folder of a node in a spool folder. */
 export function spoolLogDir(spoolDir: string, nodeId = "local"): string {
@@ -93,10 +91,9 @@ export class SpoolFile {
   failure?: Error;
   readonly part10: Buffer;
   private readonly logged?: LoggedInstance;
-  private readonly opened: Promise<FileHandle>;
-  private copied?: Promise<string>;
-  /** The data set's fragments, for the folder copy (undefined once over RETAIN_MAX_BYTES: read back from the log instead). */
-  private retained?: Buffer[] = [];
+  /** The incoming copy, written as the fragments arrive; undefined once closed or when it could not be written (see `failure`). */
+  private fd?: number;
+  private copied?: Promise<void>;
   private readonly encoding?: DatasetEncoding;
   /** The first dataset bytes (up to maxHeaderBytes), until the header's extent is known. */
   private head: Buffer[] = [];
@@ -124,8 +121,12 @@ export class SpoolFile {
     } catch (err) {
       this.fail(err as Error);
     }
-    this.opened = open(path, "w");
-    this.opened.catch(() => undefined);
+    try {
+      this.fd = openSync(path, "w");
+      writeAllSync(this.fd, this.part10);
+    } catch (err) {
+      this.fail(err as Error);
+    }
   }
 
   /** The next fragment of the data set, written to the log at once. */
@@ -140,13 +141,11 @@ export class SpoolFile {
     }
     if (this.failure) return;
     try {
+      writeAllSync(this.fd!, b);
       this.logged!.append(b);
     } catch (err) {
       this.fail(err as Error);
-      return;
     }
-    if (this.retained && this.size <= RETAIN_MAX_BYTES) this.retained.push(b);
-    else this.retained = undefined;
   }
 
   private measuring(): boolean {
@@ -202,29 +201,28 @@ export class SpoolFile {
 
   private fail(err: Error): void {
     this.failure ??= err;
-    this.retained = undefined;
+    if (this.fd !== undefined) closeQuietly(this.fd);
+    this.fd = undefined;
   }
 
-  /**
-   * Writes the incoming copy (Part 10 header + data set) and closes it, once; resolves with the data
-   * set's content hash. Kept fragments go in one `writev` on the thread pool while they are hashed here.
-   */
-  copy(): Promise<string> {
+  /** The incoming copy is whole: closed (on the thread pool), once. */
+  copy(): Promise<void> {
     this.copied ??= (async () => {
-      const fh = await this.opened;
-      try {
-        return await writeSpoolCopy(fh, this.part10, this.retained ?? this.logged!.read());
-      } finally {
-        this.retained = undefined;
-        await fh.close();
-      }
+      const fd = this.fd;
+      this.fd = undefined;
+      if (fd === undefined) throw this.failure ?? new Error("the incoming copy is not open");
+      await closeAsync(fd);
     })();
     return this.copied;
   }
 
-  /** Seals the instance in the log; resolves once it is durable there (one flush shared with the instances sealed meanwhile). */
-  seal(studyInstanceUid: string): Promise<void> {
-    return this.logged!.seal({ studyInstanceUid, sopInstanceUid: this.request.sopInstanceUid });
+  /**
+   * Seals the instance in the log; resolves once it is durable there (one flush shared with the
+   * instances sealed meanwhile). Its content hash, computed as the fragments arrived, is known at once.
+   */
+  seal(studyInstanceUid: string): { durable: Promise<void>; sha256: string } {
+    const durable = this.logged!.seal({ studyInstanceUid, sopInstanceUid: this.request.sopInstanceUid });
+    return { durable, sha256: this.logged!.sha256! };
   }
 
   /** Takes a sealed instance back from the log (its copy could not be filed; the sender is answered a failure). */
@@ -239,15 +237,13 @@ export class SpoolFile {
   /** Durable in its folder (or given up): the log may reuse its space. */
   release(): void {
     this.releaseHead();
-    this.retained = undefined;
     this.logged?.release();
   }
 
   /** Removes the incoming copy and releases the log's space (the instance is abandoned, e.g. cut off by the end of its association). */
   async discard(): Promise<void> {
     this.release();
-    await (this.copied ?? Promise.resolve()).catch(() => undefined);
-    if (!this.copied) await this.opened.then((fh) => fh.close()).catch(() => undefined);
+    await this.copy().catch(() => undefined);
     try {
       unlinkSync(this.path);
     } catch {
@@ -257,30 +253,24 @@ export class SpoolFile {
 }
 
 /**
- * Writes a spool file — the Part 10 header, then the data set from `source` — to `fh`; the data
- * set's content hash. The listener passes the fragments it kept; a replay and a data set too large
- * to keep pass the log's reader.
+ * Writes a spool file — the Part 10 header, then the data set from `source` — to `fh`. The listener
+ * passes the fragments it kept; a replay and a data set too large to keep pass the log's reader.
  */
-async function writeSpoolCopy(fh: FileHandle, part10: Buffer, source: Buffer[] | AsyncIterable<Buffer>): Promise<string> {
-  const hash = new DatasetHash();
+async function writeSpoolCopy(fh: FileHandle, part10: Buffer, source: Buffer[] | AsyncIterable<Buffer>): Promise<void> {
   if (Array.isArray(source)) {
     const buffers = [part10, ...source];
     const total = buffers.reduce((n, b) => n + b.length, 0);
-    const written = fh.writev(buffers, 0);
-    for (const b of source) hash.update(b);
-    const { bytesWritten } = await written;
+    const { bytesWritten } = await fh.writev(buffers, 0);
     if (bytesWritten !== total) throw new Error(`short write: ${bytesWritten} of ${total} bytes`);
-    return hash.hex();
+    return;
   }
   let at = (await fh.write(part10, 0, part10.length, 0)).bytesWritten;
   if (at !== part10.length) throw new Error(`short write: ${at} of ${part10.length} bytes`);
   for await (const b of source) {
-    hash.update(b);
     const { bytesWritten } = await fh.write(b, 0, b.length, at);
     if (bytesWritten !== b.length) throw new Error(`short write: ${bytesWritten} of ${b.length} bytes`);
     at += b.length;
   }
-  return hash.hex();
 }
 
 /** The facts about a spooled instance that its file does not say by its place in the spool. */
@@ -435,9 +425,9 @@ export class Spool {
     const studyUid = header.studyInstanceUid!;
     let sealed = false;
     try {
-      const durable = w.seal(studyUid);
+      const { durable, sha256 } = w.seal(studyUid);
       sealed = true;
-      const [sha256, entry] = await Promise.all([copied, this.fileCopy(w.path, studyUid, request.sopInstanceUid, copied), durable]);
+      const [entry] = await Promise.all([this.fileCopy(w.path, studyUid, request.sopInstanceUid, copied), durable]);
       const instance = spooledInstance(entry.path, header, { transferSyntaxUid: request.transferSyntaxUid, datasetOffset: w.part10.length, datasetSize: w.size, sha256, callingAeTitle: callingAe, sopClassUid: request.sopClassUid });
       this.makeDurableLater({ path: entry.path, studyDir: join(this.spoolDir, studyUid), entry: entry.dir, file: w });
       return { status: STORE_STATUS.success, instance };
@@ -766,5 +756,22 @@ function readHead(path: string, n: number): Buffer {
     return b.subarray(0, readSync(fd, b, 0, n, 0));
   } finally {
     closeSync(fd);
+  }
+}
+
+/** Writes all of `buffer` (a short write, which regular files only do when the disk is full, is continued). */
+function writeAllSync(fd: number, buffer: Buffer): void {
+  for (let from = 0; from < buffer.length; ) {
+    const n = writeSync(fd, buffer, from, buffer.length - from);
+    if (n === 0) throw new Error(`short write: ${from} of ${buffer.length} bytes`);
+    from += n;
+  }
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    /* the file is being abandoned after an error already recorded */
   }
 }
