@@ -1,16 +1,14 @@
 /**
- * C-STORE ingest throughput: the cxr listener (its own SCP, src/dicom-listener/scp.ts, appending to the flushed spool
- * log + a study-folder copy + SQLite record before each answer) against dcmtk's storescp, on the same files in the same run.
+ * C-STORE ingest throughput: the cxr listener (its own SCP, src/dicom-listener/scp.ts, streaming to an fsynced spool file +
+ * SQLite record before each answer) against dcmtk's storescp, on the same files in the same run.
  *
  *   npx tsx bench/ingest.ts [--n 40] [--runs 3]
  *
  * Sender: dcmtk storescu, one association, N files (test1..3 with new UIDs, 1 MB each, implicit VR LE).
  * Both receivers and the sender run with TCP_NODELAY=1 (dcmtk reads it from the environment; the
  * cxr listener sets TCP_NODELAY on every socket). storescp writes each file (no fsync, as dcmtk does);
- * cxr appends each instance to its spool log (preallocated
- * segments; one fdatasync answers every instance sealed meanwhile), copies it to its study folder beside that flush
- * (flushed later, in the background), parses the header and commits the instance to SQLite (WAL,
- * synchronous=NORMAL; the flushed log is what recovery trusts) before it answers.
+ * cxr writes, fdatasyncs the file and fsyncs its folder entry (in parallel), parses the header and commits the
+ * instance to SQLite (WAL, synchronous=NORMAL; the fsynced spool is what recovery trusts) before it answers.
  * Prints one JSON object, then a table of medians; ratio = cxr throughput / storescp throughput with one
  * sender (target ≥ 0.8) — the headline, with durability on. Also shown: 4 concurrent senders (N files
  * split over 4 storescu associations; storescp with --fork, a process per association), a row

@@ -76,7 +76,7 @@ export async function startService(config: ServiceConfig, opts: StartServiceOpti
     onConnectionError: (err) => logger.error({ err: err.message }, "store connection error"),
   });
   try {
-    await recoverSpool(store, { spoolDir: paths.spool, quarantineDir: paths.quarantine, nodeId: store.nodeId }, logger);
+    await recoverSpool(store, paths.spool, logger);
   } catch (err) {
     await store.close();
     throw new Error(`store (${config.store.kind}): ${(err as Error).message}`);
@@ -169,7 +169,6 @@ export async function startService(config: ServiceConfig, opts: StartServiceOpti
       store,
       spoolDir: paths.spool,
       quarantineDir: paths.quarantine,
-      nodeId: store.nodeId,
       logger,
       onStored: () => metrics.instancesReceived.inc(),
       onAssociationEnded: (studies) => pipeline.associationEnded(studies),

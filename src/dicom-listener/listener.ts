@@ -30,10 +30,6 @@ export interface ListenerOptions {
   spoolDir: string;
   /** Where unreadable instances are kept, with their reason recorded in the store. */
   quarantineDir: string;
-  /** This node's name: its spool log is its own folder of the (possibly shared) spool (default "local"). */
-  nodeId?: string;
-  /** Size of the spool log's segment files (tests; default 32 MiB). */
-  spoolSegmentBytes?: number;
   logger: Logger;
   /** After an instance is on disk and recorded, before the success answer goes out. */
   onStored?: (inst: StoredInstance) => void;
@@ -91,16 +87,7 @@ function bump(m: Map<string, number>, key: string, by: number): void {
 
 export async function startListener(opts: ListenerOptions): Promise<DicomListener> {
   const { config, store, logger } = opts;
-  const spool = new Spool({
-    spoolDir: opts.spoolDir,
-    quarantineDir: opts.quarantineDir,
-    quarantineLog: store,
-    logger,
-    nodeId: opts.nodeId,
-    segmentBytes: opts.spoolSegmentBytes,
-    syncToDisk: opts.syncToDisk,
-    budget: config.parseBudget,
-  });
+  const spool = new Spool({ spoolDir: opts.spoolDir, quarantineDir: opts.quarantineDir, quarantineLog: store, logger, syncToDisk: opts.syncToDisk, budget: config.parseBudget });
   await spool.ready();
   const slots = new AssociationSlots();
   const sockets = new Set<Socket>();

@@ -74,8 +74,8 @@ describe("failures outside the happy path are kept with their reason", () => {
     mkdirSync(studyDir, { recursive: true });
     const path = join(studyDir, "1.2.3.dcm");
     writeFileSync(path, Buffer.alloc(64));
-    expect(await recoverSpool(store, { spoolDir: join(dir, "spool"), quarantineDir: join(dir, "quarantine") }, logger)).toBe(0);
-    expect(await recoverSpool(store, { spoolDir: join(dir, "spool"), quarantineDir: join(dir, "quarantine") }, logger)).toBe(0);
+    expect(await recoverSpool(store, join(dir, "spool"), logger)).toBe(0);
+    expect(await recoverSpool(store, join(dir, "spool"), logger)).toBe(0);
     expect(await store.quarantined()).toMatchObject([{ path, studyInstanceUid: STUDY, reason: expect.stringMatching(/^spool file not recoverable: /) }]);
   });
 

@@ -100,9 +100,9 @@ describe("C-ECHO / C-STORE SCP against dcmtk storescu", () => {
     // Every commit lost: an empty store next to the same spool.
     const lost = openSqliteStore(join(tmp.dir, "lost.sqlite"));
     try {
-      expect(await recoverSpool(lost, { spoolDir: join(tmp.dir, "spool"), quarantineDir: join(tmp.dir, "quarantine") }, pino({ level: "silent" }))).toBe(before.length);
+      expect(await recoverSpool(lost, join(tmp.dir, "spool"), pino({ level: "silent" }))).toBe(before.length);
       expect(await known(lost)).toEqual(before);
-      expect(await recoverSpool(lost, { spoolDir: join(tmp.dir, "spool"), quarantineDir: join(tmp.dir, "quarantine") }, pino({ level: "silent" }))).toBe(0);
+      expect(await recoverSpool(lost, join(tmp.dir, "spool"), pino({ level: "silent" }))).toBe(0);
     } finally {
       await lost.close();
     }
