@@ -56,12 +56,12 @@ export interface ServedNode {
 }
 
 /**
- * `cxr serve --config <file>` as a child process; resolves once it logged "listener ready", with the
+ * `cxr serve --config <file> [extraArgs]` as a child process; resolves once it logged "listener ready", with the
  * ports it logged there — so a config may ask for port 0 and no test races another for a "free" port.
  * Exiting before that rejects with the end of its output, so a CI log shows why.
  */
-export function serve(configPath: string, logPath: string): Promise<ServedNode> {
-  const child = spawn(process.execPath, ["bin/cxr.js", "serve", "--config", configPath], { stdio: ["ignore", "pipe", "pipe"] });
+export function serve(configPath: string, logPath: string, extraArgs: string[] = []): Promise<ServedNode> {
+  const child = spawn(process.execPath, ["bin/cxr.js", "serve", "--config", configPath, ...extraArgs], { stdio: ["ignore", "pipe", "pipe"] });
   const log = createWriteStream(logPath, { flags: "a" });
   let tail = "";
   const keep = (d: Buffer) => (tail = (tail + d.toString()).slice(-4000));

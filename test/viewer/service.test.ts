@@ -5,8 +5,8 @@
  * from Orthanc (through the service's DICOMweb proxy /viewer/dicom-web) with the service's real GradCAM
  * heatmaps, and, with the service's API unreachable, the service's real SR and Parametric Maps from Orthanc.
  */
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { createWriteStream, readFileSync, writeFileSync } from "node:fs";
+import { execFileSync, type ChildProcess } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { PNG } from "pngjs";
 import type { Browser, Page } from "playwright-core";
@@ -20,6 +20,7 @@ import { DEFAULT_HEAT_THRESHOLD } from "../../src/viewer-extension/lib/colormap.
 import { ensureViewerBuilt } from "../../src/viewer-extension/index.ts";
 import { requireSharedData, SHARED_DICOM } from "../helpers/shared-data.ts";
 import { tempDir } from "../helpers/tmp.ts";
+import { serve } from "../service/helpers.ts";
 import { brightBox, hottestPoint, launchChromium, meanDiffInDisc, openViewer, predictedHottest, shoot, type Raster, type RenderMode, ARTIFACTS } from "./harness.ts";
 
 const CXR = join(process.cwd(), "bin", "cxr.js");
@@ -57,8 +58,6 @@ describe.runIf(requireSharedData())("viewer on the real plugin (cxr serve) and O
   beforeAll(async () => {
     execFileSync(process.execPath, [CXR, "model", "init", "--seed", "7", "--input-size", "224", "--out", join(tmp.dir, "model")], { stdio: "ignore" });
     [orthanc] = await Promise.all([startOrthanc({ dir: join(tmp.dir, "orthanc") }), ensureViewerBuilt()]);
-    const [dicomPort, httpPort] = [await freePort(), await freePort()];
-    serviceUrl = `http://127.0.0.1:${httpPort}`;
     const config = join(tmp.dir, "cxr.yaml");
     // The NIH files are radiographs wrapped as Secondary Capture (Modality DX): this site accepts that SOP class too.
     const sopClasses = [SOP_CLASS.CR, SOP_CLASS.DX_PRESENTATION, SOP_CLASS.DX_PROCESSING, SOP_CLASS.SECONDARY_CAPTURE];
@@ -66,16 +65,12 @@ describe.runIf(requireSharedData())("viewer on the real plugin (cxr serve) and O
       config,
       `dicom:\n  acceptedSopClasses: [${sopClasses.map((c) => `"${c}"`).join(", ")}]\nintake:\n  singleImageImmediately: true\npipeline:\n  concurrency: 1\napi:\n  pacsDicomWebUrl: ${orthanc.httpUrl}/dicom-web\n`,
     );
-    const out = createWriteStream(log);
-    service = spawn(
-      process.execPath,
-      [CXR, "serve", "--config", config, "--data-dir", join(tmp.dir, "data"), "--model", join(tmp.dir, "model"), "--port", String(dicomPort), "--ae-title", "CXR_TRIAGE",
-        "--http-port", String(httpPort), "--api-token", TOKEN, "--destination", `${orthanc.aet}@127.0.0.1:${orthanc.dicomPort}`],
-      { stdio: ["ignore", "pipe", "pipe"] },
-    );
-    service.stdout!.pipe(out);
-    service.stderr!.pipe(out);
-    await waitFor("cxr serve /healthz", 120_000, async () => ((await fetch(`${serviceUrl}/healthz`)).ok ? true : undefined), log);
+    // Ports 0: the service takes free ones and says which in its "listener ready" line.
+    const served = await serve(config, log, ["--data-dir", join(tmp.dir, "data"), "--model", join(tmp.dir, "model"), "--port", "0", "--ae-title", "CXR_TRIAGE",
+      "--http-port", "0", "--api-token", TOKEN, "--destination", `${orthanc.aet}@127.0.0.1:${orthanc.dicomPort}`]);
+    service = served.child;
+    const dicomPort = served.dicomPort;
+    serviceUrl = served.httpUrl!;
 
     // The PACS holds the radiograph; the modality (here storescu) also sends it to the plugin.
     execFileSync("storescu", ["-aec", orthanc.aet, "127.0.0.1", String(orthanc.dicomPort), TEST1]);
