@@ -53,11 +53,29 @@ export function writeOrthancConfig(opts: Required<Pick<OrthancOptions, "dir">> &
   return configPath;
 }
 
+/**
+ * Starts Orthanc. Ports not given are taken free from the kernel; as Orthanc binds them only once it
+ * has started, another process may take one meanwhile — then Orthanc exits and is started again on
+ * other ports (at most three tries). Ports given are used as they are.
+ */
 export async function startOrthanc(options: OrthancOptions): Promise<OrthancHandle> {
   if (!existsSync(ORTHANC_BINARY)) {
     throw new Error(`Orthanc is not installed (${ORTHANC_BINARY} missing): run scripts/setup.sh`);
   }
   mkdirSync(options.dir, { recursive: true });
+  const portsChosenHere = options.httpPort === undefined || options.dicomPort === undefined;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOrthancOnce(options);
+    } catch (err) {
+      if (!(err instanceof OrthancExitedError) || !portsChosenHere || attempt === 3) throw err;
+    }
+  }
+}
+
+class OrthancExitedError extends Error {}
+
+async function startOrthancOnce(options: OrthancOptions): Promise<OrthancHandle> {
   const httpPort = options.httpPort ?? (await freePort());
   const dicomPort = options.dicomPort ?? (await freePort());
   const aet = options.aet ?? "ORTHANC";
@@ -74,7 +92,7 @@ export async function startOrthanc(options: OrthancOptions): Promise<OrthancHand
   child.once("exit", (code, signal) => (exited = signal ?? `exit ${code}`));
   const deadline = Date.now() + 30_000;
   for (;;) {
-    if (exited) throw new Error(`Orthanc exited during start (${exited}); see ${join(options.dir, "orthanc.log")}`);
+    if (exited) throw new OrthancExitedError(`Orthanc exited during start (${exited}); see ${join(options.dir, "orthanc.log")}`);
     try {
       const r = await fetch(`${httpUrl}/system`);
       if (r.ok) break;

@@ -73,13 +73,21 @@ export async function startPostgres(opts: { durable?: boolean } = {}): Promise<P
     }
   };
   const data = join(dir, "data");
-  const port = await freePort();
+  let port = await freePort();
   run("initdb", ["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"]);
   // Durability is not under test in the tests: fsync off keeps the suite fast on CI's disks.
   const fast = opts.durable ? "" : " -c fsync=off -c synchronous_commit=off -c full_page_writes=off";
-  const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1${fast}`;
-  const start = () => run("pg_ctl", ["-D", data, "-o", options, "-l", join(dir, "server.log"), "-w", "-t", "60", "start"]);
-  start();
+  const start = () => run("pg_ctl", ["-D", data, "-o", `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1${fast}`, "-l", join(dir, "server.log"), "-w", "-t", "60", "start"]);
+  // The free port may be taken by another process before the server binds it: then again on another (three tries).
+  for (let attempt = 1; ; attempt++) {
+    try {
+      start();
+      break;
+    } catch (err) {
+      if (attempt === 3) throw err;
+      port = await freePort();
+    }
+  }
   let n = 0;
   const url = (database = "postgres") => `postgres://postgres@127.0.0.1:${port}/${database}`;
   return {
