@@ -1,13 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ChildProcess } from "node:child_process";
-import { join } from "node:path";
-import { initModelDir } from "../../src/model/model-dir.ts";
-import { startOrthanc, type OrthancHandle } from "../../src/peers/orthanc.ts";
-import { openStore, type Store, type StudyRecord } from "../../src/store/index.ts";
-import { postgresUnavailable, startPostgres, type PrivatePostgres } from "../helpers/postgres.ts";
+import { describe, expect, it } from "vitest";
+import type { StudyRecord } from "../../src/store/index.ts";
+import { postgresUnavailable } from "../helpers/postgres.ts";
 import { requireSharedData } from "../helpers/shared-data.ts";
-import { tempDir } from "../helpers/tmp.ts";
 import { orthancStudyInstances, serveClusterNode, waitFor } from "./helpers.ts";
+import { clusterFixture, killWhileProcessing } from "./cluster-fixture.ts";
 import { reUidStudies } from "./inputs.ts";
 import { storescu, writeStorescuConfig } from "./peers.ts";
 
@@ -23,49 +19,24 @@ if (unavailable && process.env.CI === "true") throw new Error(`cluster failover 
  * and every study has exactly one SR in Orthanc.
  */
 describe.runIf(requireSharedData() && !unavailable)("cluster failover: a node killed while it processes", () => {
-  const tmp = tempDir("cxr-failover-");
-  let pg: PrivatePostgres;
-  let orthanc: OrthancHandle;
-  let observer: Store;
-  const children: ChildProcess[] = [];
-
-  beforeAll(async () => {
-    pg = await startPostgres();
-    orthanc = await startOrthanc({ dir: join(tmp.dir, "orthanc") });
-    initModelDir({ inputSize: 64, seed: 1, out: join(tmp.dir, "model") });
-  });
-  afterAll(async () => {
-    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
-    await observer?.close();
-    await orthanc?.stop();
-    await pg?.stop();
-    tmp.cleanup();
-  });
+  const fx = clusterFixture("cxr-failover-");
 
   it("the surviving node takes over the dead node's study after its lease; every study is exported once", async () => {
-    const url = await pg.createDatabase();
+    const url = await fx.pg.createDatabase();
     const ports: number[] = [];
     for (const nodeId of ["node-1", "node-2"]) {
-      const node = await serveClusterNode({ dir: tmp.dir, nodeId, aeTitle: AET, token: "cluster-test-token-0123456789", storeUrl: url, leaseSeconds: LEASE_SECONDS, orthanc });
+      const node = await serveClusterNode({ dir: fx.tmp.dir, nodeId, aeTitle: AET, token: "cluster-test-token-0123456789", storeUrl: url, leaseSeconds: LEASE_SECONDS, orthanc: fx.orthanc });
       ports.push(node.dicomPort);
-      children.push(node.child);
+      fx.children.push(node.child);
     }
-    observer = await openStore({ kind: "postgres", url, nodeId: "observer", leaseSeconds: LEASE_SECONDS }, { dataDir: tmp.dir });
-    const inputs = reUidStudies(tmp.dir, 12);
+    const observer = await fx.observe(url, LEASE_SECONDS);
+    const inputs = reUidStudies(fx.tmp.dir, 12);
     const studies = inputs.map((s) => s.studyInstanceUid);
-    const sent = await storescu({ port: ports[0]!, aec: AET, cfg: writeStorescuConfig(tmp.dir), files: inputs.map((s) => s.path) });
+    const sent = await storescu({ port: ports[0]!, aec: AET, cfg: writeStorescuConfig(fx.tmp.dir), files: inputs.map((s) => s.path) });
     expect(sent.code, sent.log.slice(-1000)).toBe(0);
 
-    // Freeze node 1 at a moment it holds a study in processing (SIGSTOP: it can change nothing more), then kill it.
-    const node1 = children[0]!;
-    const processingByNode1 = async () => (await Promise.all(studies.map((s) => observer.get(s)))).find((r) => r?.state === "processing" && r.processedBy === "node-1");
-    const stuck = await waitFor("node 1 in the middle of a study", async () => {
-      node1.kill("SIGSTOP");
-      const rec = await processingByNode1();
-      if (!rec) node1.kill("SIGCONT");
-      return rec;
-    }, 120_000, 20);
-    node1.kill("SIGKILL");
+    // Node 1 frozen while it holds a study in processing, then killed.
+    const stuck = await killWhileProcessing(fx.children[0]!, "node-1", studies, observer);
 
     const all = () => Promise.all(studies.map((s) => observer.get(s)));
     await waitFor("every study exported", async () => (await all()).every((r) => r?.state === "exported"), 180_000, 250);
@@ -75,7 +46,7 @@ describe.runIf(requireSharedData() && !unavailable)("cluster failover: a node ki
     expect(trail.slice(trail.indexOf("processing@node-1"))).toEqual(["processing@node-1", "queued@node-2", "processing@node-2", "done@node-2", "exported@node-2"]);
     expect(taken.processedBy).toBe("node-2");
     for (const rec of records) {
-      const inPacs = await orthancStudyInstances(orthanc, rec.studyInstanceUid);
+      const inPacs = await orthancStudyInstances(fx.orthanc, rec.studyInstanceUid);
       expect(inPacs.filter((i) => SR_CLASSES.includes(i.sopClassUid)).map((i) => i.sopInstanceUid), rec.studyInstanceUid).toEqual([rec.outputs!.sr]);
       // its SR, SCs and Parametric Maps, nothing twice
       expect(inPacs.map((i) => i.sopInstanceUid).sort(), rec.studyInstanceUid).toEqual([rec.outputs!.sr!, ...rec.outputs!.sc!, ...(rec.outputs!.pm ?? [])].sort());

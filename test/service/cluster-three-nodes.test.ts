@@ -1,14 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ChildProcess } from "node:child_process";
-import { join } from "node:path";
+import { describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { initModelDir } from "../../src/model/model-dir.ts";
-import { startOrthanc, type OrthancHandle } from "../../src/peers/orthanc.ts";
-import { openStore, type Store, type StudyRecord } from "../../src/store/index.ts";
-import { postgresUnavailable, startPostgres, type PrivatePostgres } from "../helpers/postgres.ts";
+import type { StudyRecord } from "../../src/store/index.ts";
+import { postgresUnavailable } from "../helpers/postgres.ts";
 import { requireSharedData } from "../helpers/shared-data.ts";
-import { tempDir } from "../helpers/tmp.ts";
 import { orthancStudyInstances, serveClusterNode, waitFor, type ServedNode } from "./helpers.ts";
+import { clusterFixture, killWhileProcessing } from "./cluster-fixture.ts";
 import { reUidStudies } from "./inputs.ts";
 import { storescu, writeStorescuConfig } from "./peers.ts";
 
@@ -28,31 +24,14 @@ if (unavailable && process.env.CI === "true") throw new Error(`three-node cluste
  * Parametric Maps in Orthanc, once, and node 1's worklist (REST and WebSocket) shows the whole cluster.
  */
 describe.runIf(requireSharedData() && !unavailable)("cluster: three nodes, one killed while it processes", () => {
-  const tmp = tempDir("cxr-three-nodes-");
-  let pg: PrivatePostgres;
-  let orthanc: OrthancHandle;
-  let observer: Store;
-  const children: ChildProcess[] = [];
-
-  beforeAll(async () => {
-    pg = await startPostgres();
-    orthanc = await startOrthanc({ dir: join(tmp.dir, "orthanc") });
-    initModelDir({ inputSize: 64, seed: 1, out: join(tmp.dir, "model") });
-  });
-  afterAll(async () => {
-    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
-    await observer?.close();
-    await orthanc?.stop();
-    await pg?.stop();
-    tmp.cleanup();
-  });
+  const fx = clusterFixture("cxr-three-nodes-");
 
   it("every study has exactly one SR (and its SCs and maps) in Orthanc; node 1's worklist lists all 60 and its WebSocket pushed the other nodes' studies", async () => {
-    const url = await pg.createDatabase();
+    const url = await fx.pg.createDatabase();
     const nodes: ServedNode[] = [];
-    for (const nodeId of NODES) nodes.push(await serveClusterNode({ dir: tmp.dir, nodeId, aeTitle: aeTitleOf(nodeId), token: TOKEN, storeUrl: url, leaseSeconds: LEASE_SECONDS, orthanc }));
-    children.push(...nodes.map((n) => n.child));
-    observer = await openStore({ kind: "postgres", url, nodeId: "observer", leaseSeconds: LEASE_SECONDS }, { dataDir: tmp.dir });
+    for (const nodeId of NODES) nodes.push(await serveClusterNode({ dir: fx.tmp.dir, nodeId, aeTitle: aeTitleOf(nodeId), token: TOKEN, storeUrl: url, leaseSeconds: LEASE_SECONDS, orthanc: fx.orthanc }));
+    fx.children.push(...nodes.map((n) => n.child));
+    const observer = await fx.observe(url, LEASE_SECONDS);
 
     // Node 1's WebSocket, open before anything is sent: it must hear of every study, wherever it was processed.
     const api = nodes[0]!.httpUrl!;
@@ -61,22 +40,15 @@ describe.runIf(requireSharedData() && !unavailable)("cluster: three nodes, one k
     ws.on("message", (data) => pushed.push((JSON.parse(String(data)) as { study: (typeof pushed)[number] }).study));
     await new Promise((resolve, reject) => ws.once("open", resolve).once("error", reject));
 
-    const inputs = reUidStudies(tmp.dir, STUDIES);
+    const inputs = reUidStudies(fx.tmp.dir, STUDIES);
     const studies = inputs.map((s) => s.studyInstanceUid);
-    const cfg = writeStorescuConfig(tmp.dir);
+    const cfg = writeStorescuConfig(fx.tmp.dir);
     const sent = await Promise.all(NODES.map((nodeId, n) =>
       storescu({ port: nodes[n]!.dicomPort, aec: aeTitleOf(nodeId), cfg, files: inputs.filter((_, i) => i % NODES.length === n).map((s) => s.path) })));
     for (const r of sent) expect(r.code, r.log.slice(-1000)).toBe(0);
 
-    // Freeze node 3 at a moment it holds a study in processing (SIGSTOP: it can change nothing more), then kill it.
-    const node3 = children[2]!;
-    const stuck = await waitFor("node 3 in the middle of a study", async () => {
-      node3.kill("SIGSTOP");
-      const rec = (await Promise.all(studies.map((s) => observer.get(s)))).find((r) => r?.state === "processing" && r.processedBy === "node-3");
-      if (!rec) node3.kill("SIGCONT");
-      return rec;
-    }, 120_000, 20);
-    node3.kill("SIGKILL");
+    // Node 3 frozen while it holds a study in processing, then killed.
+    const stuck = await killWhileProcessing(fx.children[2]!, "node-3", studies, observer);
 
     const all = () => Promise.all(studies.map((s) => observer.get(s)));
     await waitFor("every study exported", async () => (await all()).every((r) => r?.state === "exported"), 240_000, 500);
@@ -87,7 +59,7 @@ describe.runIf(requireSharedData() && !unavailable)("cluster: three nodes, one k
     expect(trail).toContain("processing@node-3");
     expect(["node-1", "node-2"]).toContain(taken.processedBy);
     for (const rec of records) {
-      const inPacs = await orthancStudyInstances(orthanc, rec.studyInstanceUid);
+      const inPacs = await orthancStudyInstances(fx.orthanc, rec.studyInstanceUid);
       expect(inPacs.filter((i) => SR_CLASSES.includes(i.sopClassUid)).map((i) => i.sopInstanceUid), rec.studyInstanceUid).toEqual([rec.outputs!.sr]);
       // exactly its recorded outputs (SR, SCs, Parametric Maps), each once: Orthanc keys instances by SOP Instance UID
       const expected = [rec.outputs!.sr!, ...(rec.outputs!.sc ?? []), ...(rec.outputs!.pm ?? [])].sort();
