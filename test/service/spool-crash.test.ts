@@ -4,6 +4,7 @@ import { createHash } from "node:crypto";
 import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { SOP_CLASS } from "../../src/config/service.ts";
+import { part10DatasetOffset } from "../../src/dicom-listener/part10.ts";
 import { initModelDir } from "../../src/model/model-dir.ts";
 import { openSqliteStore, type InstanceRecord } from "../../src/store/index.ts";
 import { requireSharedData } from "../helpers/shared-data.ts";
@@ -15,11 +16,12 @@ const STUDIES = 40;
 const KILL_AFTER = 15;
 
 /** The data set bytes of a Part 10 file (after its File Meta Information). */
-const datasetOf = (file: Buffer) => file.subarray(132 + 12 + file.readUInt32LE(140));
+const datasetOf = (file: Buffer) => file.subarray(part10DatasetOffset(file));
 
 /**
- * storescu sends the files in order, as they are (Implicit VR Little Endian only: nothing transcoded); the server is killed (-9) once `killAfter` were answered
- * Success, in the middle of the next transfer. Resolves with how many were answered Success.
+ * storescu sends the files in order, as they are (Implicit VR Little Endian only: nothing
+ * transcoded); the server is killed (-9) once `killAfter` were answered Success, in the middle of
+ * the next transfer. Resolves with how many were answered Success.
  */
 function sendAndKill(port: number, files: string[], node: ServedNode, killAfter: number): Promise<number> {
   return new Promise((resolve) => {
@@ -87,7 +89,6 @@ describe.runIf(requireSharedData())("spool: kill -9 while instances arrive, then
         // Whole and as sent — answered or not: never a partial data set.
         const sent = datasetOf(readFileSync(input.path));
         const kept = datasetOf(readFileSync(rec.path));
-
         expect(kept.equals(sent), input.path).toBe(true);
         expect(rec.sha256).toBe(createHash("sha256").update(sent).digest("hex"));
       }
