@@ -1,4 +1,4 @@
-import type { Migration } from "../sql.ts";
+import { SHARED_SCHEMA_CHANGES, type Migration } from "../sql.ts";
 
 /** PostgreSQL schema versions, applied in order (the same tables as SQLite's newest version). */
 export const POSTGRES_MIGRATIONS: readonly Migration[] = [
@@ -36,27 +36,7 @@ CREATE TABLE exports (
 CREATE TABLE quarantine (id BIGSERIAL PRIMARY KEY, path TEXT NOT NULL, reason TEXT NOT NULL, study_uid TEXT, at TEXT NOT NULL);
 `,
   },
-  {
-    version: 2,
-    description: "an SR output names the SR it replaces",
-    sql: `ALTER TABLE outputs ADD COLUMN supersedes TEXT;`,
-  },
-  {
-    version: 3,
-    description: "notification outbox (HL7, FHIR, webhooks), filled with the results",
-    sql: `
-CREATE TABLE notifications (
-  study_uid TEXT NOT NULL, destination TEXT NOT NULL, results_key TEXT NOT NULL, required INTEGER NOT NULL DEFAULT 1,
-  state TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0, next_at BIGINT NOT NULL DEFAULT 0,
-  last_error TEXT, ack TEXT, created_at TEXT NOT NULL, delivered_at TEXT, last_instance_at BIGINT NOT NULL,
-  PRIMARY KEY (study_uid, destination)
-);
-CREATE INDEX notifications_due ON notifications(state, next_at);
-`,
-  },
-  {
-    version: 4,
-    description: "the patient's birth date and sex (RIS notifications)",
-    sql: `ALTER TABLE studies ADD COLUMN patient_birth_date TEXT; ALTER TABLE studies ADD COLUMN patient_sex TEXT;`,
-  },
+  { version: 2, ...SHARED_SCHEMA_CHANGES.srSupersedes },
+  { version: 3, ...SHARED_SCHEMA_CHANGES.notificationOutbox },
+  { version: 4, ...SHARED_SCHEMA_CHANGES.patientBirthDateAndSex },
 ];

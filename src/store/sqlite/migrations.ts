@@ -1,4 +1,4 @@
-import type { Migration } from "../sql.ts";
+import { SHARED_SCHEMA_CHANGES, type Migration } from "../sql.ts";
 
 /**
  * SQLite schema versions, applied in order. Version 1 is the schema of the releases before
@@ -58,27 +58,7 @@ ALTER TABLE studies ADD COLUMN export_lease_expires_at INTEGER;
 CREATE INDEX instances_path ON instances(path);
 `,
   },
-  {
-    version: 3,
-    description: "an SR output names the SR it replaces",
-    sql: `ALTER TABLE outputs ADD COLUMN supersedes TEXT;`,
-  },
-  {
-    version: 4,
-    description: "notification outbox (HL7, FHIR, webhooks), filled with the results",
-    sql: `
-CREATE TABLE notifications (
-  study_uid TEXT NOT NULL, destination TEXT NOT NULL, results_key TEXT NOT NULL, required INTEGER NOT NULL DEFAULT 1,
-  state TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0, next_at BIGINT NOT NULL DEFAULT 0,
-  last_error TEXT, ack TEXT, created_at TEXT NOT NULL, delivered_at TEXT, last_instance_at BIGINT NOT NULL,
-  PRIMARY KEY (study_uid, destination)
-);
-CREATE INDEX notifications_due ON notifications(state, next_at);
-`,
-  },
-  {
-    version: 5,
-    description: "the patient's birth date and sex (RIS notifications)",
-    sql: `ALTER TABLE studies ADD COLUMN patient_birth_date TEXT; ALTER TABLE studies ADD COLUMN patient_sex TEXT;`,
-  },
+  { version: 3, ...SHARED_SCHEMA_CHANGES.srSupersedes },
+  { version: 4, ...SHARED_SCHEMA_CHANGES.notificationOutbox },
+  { version: 5, ...SHARED_SCHEMA_CHANGES.patientBirthDateAndSex },
 ];
