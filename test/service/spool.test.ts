@@ -75,17 +75,25 @@ describe("spool (no sockets)", () => {
     expect(readdirSync(join(tmp.dir, "spool", "incoming"))).toEqual([]);
   });
 
-  it("recovery keys copies by study and instance: a SOP Instance re-sent under another study is never moved back by its stale copy", async () => {
-    if (!requireSharedData()) return;
+  /**
+   * One SOP Instance spooled and recorded under its study, then re-sent under another study and
+   * spooled (not recorded); the re-sent copy is the newer one on disk.
+   */
+  const sentUnderTwoStudies = async () => {
     const { spool, store, spoolDir } = open();
     const { dataset, sop, study } = sample();
     const otherStudy = study.replace(/8$/, "9");
     const first = await spoolOne(spool, sop, dataset);
     await store.addInstance(first.instance!);
     const resent = await spoolOne(spool, sop, underStudy(dataset, study, otherStudy));
-    await store.addInstance(resent.instance!);
-    // the re-sent copy is the newer one on disk
     utimesSync(first.instance!.path, new Date(Date.now() - 60_000), new Date(Date.now() - 60_000));
+    return { store, spoolDir, sop, study, otherStudy, resent };
+  };
+
+  it("recovery keys copies by study and instance: a SOP Instance re-sent under another study is never moved back by its stale copy", async () => {
+    if (!requireSharedData()) return;
+    const { store, spoolDir, sop, study, otherStudy, resent } = await sentUnderTwoStudies();
+    await store.addInstance(resent.instance!);
     expect((await store.instances(otherStudy)).map((i) => i.sopInstanceUid)).toEqual([sop]);
     // every restart: nothing to record, the instance stays with its newer study
     expect(await recoverSpooledInstances(store, spoolDir, logger)).toBe(0);
@@ -105,13 +113,7 @@ describe("spool (no sockets)", () => {
 
   it("recovery records the newer copy when the store kept only the older study's commit", async () => {
     if (!requireSharedData()) return;
-    const { spool, store, spoolDir } = open();
-    const { dataset, sop, study } = sample();
-    const otherStudy = study.replace(/8$/, "9");
-    const first = await spoolOne(spool, sop, dataset);
-    await store.addInstance(first.instance!);
-    await spoolOne(spool, sop, underStudy(dataset, study, otherStudy)); // durable; its store commit lost
-    utimesSync(first.instance!.path, new Date(Date.now() - 60_000), new Date(Date.now() - 60_000));
+    const { store, spoolDir, sop, study, otherStudy } = await sentUnderTwoStudies(); // the re-sent copy's store commit lost
     expect(await recoverSpooledInstances(store, spoolDir, logger)).toBe(1);
     expect((await store.instances(otherStudy)).map((i) => i.sopInstanceUid)).toEqual([sop]);
     expect(await store.instances(study)).toEqual([]);
