@@ -1,16 +1,14 @@
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readDicom } from "../../src/dicom/read.ts";
-import { loadPresentationImage, type PresentationImage } from "../../src/image/presentation.ts";
-import { Classifier, upsampleHeatmap, type InferenceResult } from "../../src/inference/classifier.ts";
-import { initModelDir } from "../../src/model/model-dir.ts";
+import { upsampleHeatmap } from "../../src/inference/classifier.ts";
 import { MAP_LEVELS, mapSize, PARAMETRIC_MAP_STORAGE } from "../../src/results/pm/map.ts";
 import { readParametricMap } from "../../src/results/pm/read.ts";
 import { mappedFindings } from "../../src/results/pm/selection.ts";
 import { readAiResultsSr } from "../../src/results/sr/read.ts";
-import { writeResultObjects, type WrittenResultObjects } from "../../src/results/write.ts";
-import { CHEST_DICOM_FILES, RG2_FILES, requireSharedData, SHARED_DICOM } from "../helpers/shared-data.ts";
+import { CHEST_DICOM_FILES, RG2_FILES, requireSharedData } from "../helpers/shared-data.ts";
 import { tempDir } from "../helpers/tmp.ts";
+import { realCases, type RealCase } from "./real-cases.ts";
 import { dciodvfy, unexplainedWarnings } from "./dicom3tools.ts";
 
 type Item = Record<string, unknown>;
@@ -19,33 +17,19 @@ const hasData = requireSharedData();
 const FILES = [...CHEST_DICOM_FILES, ...RG2_FILES];
 const tmp = tempDir("cxr-pm-real-");
 
-interface Case { file: string; path: string; image: PresentationImage; result: InferenceResult; written: WrittenResultObjects }
-const cases: Case[] = [];
+/** "all" on two files, so that every finding's map is checked somewhere; the default elsewhere. */
+const mapsOfAll = (file: string) => file === "test1.dcm" || file === "RG2_JPLL.dcm";
+let cases: RealCase[] = [];
 
 describe.runIf(hasData)("Parametric Maps from a real DenseNet121-14 on the shared chest files and every RG2 transfer syntax", () => {
   beforeAll(async () => {
-    const modelDir = join(tmp.dir, "model");
-    initModelDir({ inputSize: 96, seed: 7, out: modelDir });
-    const classifier = await Classifier.load(modelDir);
-    try {
-      for (const file of FILES) {
-        const path = join(SHARED_DICOM, file);
-        const image = await loadPresentationImage(path);
-        const result = await classifier.infer(image);
-        // "all" on two files, so that every finding's map is checked somewhere; the default elsewhere
-        const mapSelection = file === "test1.dcm" || file === "RG2_JPLL.dcm" ? "all" as const : undefined;
-        const written = writeResultObjects({ sourcePath: path, image, result, outDir: join(tmp.dir, "out"), basename: file.replace(/\.dcm$/, ""), mapSelection });
-        cases.push({ file, path, image, result, written });
-      }
-    } finally {
-      await classifier.close();
-    }
+    cases = await realCases(FILES, tmp.dir, (file) => (mapsOfAll(file) ? "all" : undefined));
   }, 300_000);
   afterAll(() => tmp.cleanup());
 
   it("writes one map per selected finding: every finding with \"all\", else the positives or the top finding", () => {
     for (const c of cases) {
-      const all = c.file === "test1.dcm" || c.file === "RG2_JPLL.dcm";
+      const all = mapsOfAll(c.file);
       const expected = mappedFindings(c.result, all ? "all" : "positive").map((f) => f.label);
       expect(c.written.pm.map((m) => m.label), c.file).toEqual(expected);
       expect(c.written.pm.length, c.file).toBe(all ? 14 : Math.max(1, c.result.findings.filter((f) => f.positive).length));

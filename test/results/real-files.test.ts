@@ -1,15 +1,14 @@
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readDicom } from "../../src/dicom/read.ts";
-import { loadPresentationImage, type PresentationImage } from "../../src/image/presentation.ts";
 import { resizeGray } from "../../src/image/resize.ts";
-import { Classifier, upsampleHeatmap, type InferenceResult } from "../../src/inference/classifier.ts";
-import { initModelDir } from "../../src/model/model-dir.ts";
+import { upsampleHeatmap } from "../../src/inference/classifier.ts";
 import { captureSize, HEAT_OPACITY, jet } from "../../src/results/sc/render.ts";
 import { readAiResultsSr } from "../../src/results/sr/read.ts";
-import { writeResultObjects, type WrittenResultObjects } from "../../src/results/write.ts";
+import { writeResultObjects } from "../../src/results/write.ts";
 import { CHEST_DICOM_FILES, requireSharedData, SHARED_DICOM } from "../helpers/shared-data.ts";
 import { tempDir } from "../helpers/tmp.ts";
+import { realCases, type RealCase } from "./real-cases.ts";
 import { dciodvfy, dsrdump, unexplainedWarnings } from "./dicom3tools.ts";
 
 type Item = Record<string, unknown>;
@@ -18,25 +17,11 @@ const hasData = requireSharedData();
 const FILES = [...CHEST_DICOM_FILES, "test4.dcm", "test5.dcm", "test6.dcm"];
 const tmp = tempDir("cxr-results-real-");
 
-interface Case { file: string; path: string; image: PresentationImage; result: InferenceResult; written: WrittenResultObjects }
-const cases: Case[] = [];
+let cases: RealCase[] = [];
 
 describe.runIf(hasData)("SR and SC from a real DenseNet121-14 on every chest DICOM file of ../shared/data/dicom", () => {
   beforeAll(async () => {
-    const modelDir = join(tmp.dir, "model");
-    initModelDir({ inputSize: 96, seed: 7, out: modelDir });
-    const classifier = await Classifier.load(modelDir);
-    try {
-      for (const file of FILES) {
-        const path = join(SHARED_DICOM, file);
-        const image = await loadPresentationImage(path);
-        const result = await classifier.infer(image);
-        const written = writeResultObjects({ sourcePath: path, image, result, outDir: join(tmp.dir, "out"), basename: file.replace(/\.dcm$/, "") });
-        cases.push({ file, path, image, result, written });
-      }
-    } finally {
-      await classifier.close();
-    }
+    cases = await realCases(FILES, tmp.dir);
   });
   afterAll(() => tmp.cleanup());
 
