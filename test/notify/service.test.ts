@@ -1,17 +1,11 @@
 import { execFileSync } from "node:child_process";
 import { copyFileSync } from "node:fs";
 import { join } from "node:path";
-import { pino } from "pino";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { resolveConfig, SOP_CLASS } from "../../src/config/service.ts";
+import { describe, expect, it } from "vitest";
 import { readDicom } from "../../src/dicom/read.ts";
-import { Classifier } from "../../src/inference/classifier.ts";
-import { initModelDir } from "../../src/model/model-dir.ts";
-import { startOrthanc, type OrthancHandle } from "../../src/peers/orthanc.ts";
 import { freePort } from "../../src/peers/ports.ts";
-import { startService, type RunningService } from "../../src/service.ts";
 import { requireSharedData, SHARED_DICOM } from "../helpers/shared-data.ts";
-import { tempDir } from "../helpers/tmp.ts";
+import { serviceFixture } from "../service/service-fixture.ts";
 import { writeStorescuConfig, storescu } from "../service/peers.ts";
 import { startFhirServer } from "./fhir-server.ts";
 import { waitFor } from "./fixture.ts";
@@ -27,55 +21,41 @@ if (unavailable && process.env.CI === "true") throw new Error(`notification end-
  * /metrics the time to notification, and the study is "exported" only after both acknowledged.
  */
 describe.runIf(requireSharedData() && !unavailable)("notifications end to end: storescu → cxr → Orthanc + HL7 (python-hl7) + FHIR", () => {
-  const tmp = tempDir("cxr-notify-e2e-");
-  let orthanc: OrthancHandle;
-  let service: RunningService;
-  let classifier: Classifier;
   let peer: Hl7Peer;
   let fhir: Awaited<ReturnType<typeof startFhirServer>>;
-  let port: number;
-
-  beforeAll(async () => {
-    initModelDir({ inputSize: 64, seed: 1, out: join(tmp.dir, "model") });
-    classifier = await Classifier.load(join(tmp.dir, "model"));
-    port = await freePort();
-    orthanc = await startOrthanc({ dir: join(tmp.dir, "orthanc") });
-    peer = await startHl7Peer({ port: await freePort(), record: join(tmp.dir, "hl7.jsonl"), answers: ["AE", "AA"] });
-    fhir = await startFhirServer();
-    const config = resolveConfig({
-      dataDir: join(tmp.dir, "data"),
-      model: { dir: join(tmp.dir, "model") },
-      dicom: { aeTitle: AET, port, acceptedSopClasses: [SOP_CLASS.CR, SOP_CLASS.DX_PRESENTATION, SOP_CLASS.DX_PROCESSING, SOP_CLASS.SECONDARY_CAPTURE] },
-      intake: { stableAgeSeconds: 1, singleImageImmediately: true },
-      export: { destinations: [{ aeTitle: orthanc.aet, host: "127.0.0.1", port: orthanc.dicomPort }], retryInitialSeconds: 0.5 },
-      notify: {
-        retryInitialSeconds: 0.3,
-        destinations: [
-          { kind: "hl7", name: "ris", host: "127.0.0.1", port: peer.port, receivingApplication: "RIS" },
-          { kind: "fhir", name: "fhir", url: fhir.url },
-        ],
-      },
-    });
-    service = await startService(config, { logger: pino({ level: "silent" }), classifier, api: false });
+  const fx = serviceFixture({
+    tmpPrefix: "cxr-notify-e2e-",
+    aeTitle: AET,
+    configure: async ({ tmp }) => {
+      peer = await startHl7Peer({ port: await freePort(), record: join(tmp.dir, "hl7.jsonl"), answers: ["AE", "AA"] });
+      fhir = await startFhirServer();
+      return {
+        intake: { singleImageImmediately: true },
+        notify: {
+          retryInitialSeconds: 0.3,
+          destinations: [
+            { kind: "hl7", name: "ris", host: "127.0.0.1", port: peer.port, receivingApplication: "RIS" },
+            { kind: "fhir", name: "fhir", url: fhir.url },
+          ],
+        },
+      };
+    },
+    stop: async () => {
+      await peer?.stop();
+      await fhir?.close();
+    },
   });
-  afterAll(async () => {
-    await service?.close();
-    await classifier?.close();
-    await orthanc?.stop();
-    await peer?.stop();
-    await fhir?.close();
-    tmp.cleanup();
-  });
+  const { tmp } = fx;
 
   it("the ORU and the Bundle carry the study's identifiers, UTF-8 name and the SR's findings; exported only after both acknowledged", async () => {
     const file = join(tmp.dir, "chest.dcm");
     copyFileSync(join(SHARED_DICOM, "test1.dcm"), file);
     execFileSync("dcmodify", ["-nb", "-gst", "-gse", "-gin", "-i", "(0008,0005)=ISO_IR 192", "-i", "(0010,0010)=Gößmann^Zoë", "-i", "(0008,0050)=ACC-E2E-16", "-i", "(0010,0020)=MRN-16", file]);
     const study = String(readDicom(file, { withPixelData: false }).dataset.StudyInstanceUID);
-    const sent = await storescu({ port, aec: AET, cfg: writeStorescuConfig(tmp.dir), files: [file] });
+    const sent = await storescu({ port: fx.port, aec: AET, cfg: writeStorescuConfig(tmp.dir), files: [file] });
     expect(sent.code, sent.log).toBe(0);
     const rec = await waitFor("exported", async () => {
-      const r = await service.store.get(study);
+      const r = await fx.service.store.get(study);
       if (r?.state === "failed" || r?.state === "rejected") throw new Error(`${r.state}: ${r.reason}`);
       return r?.state === "exported" && r;
     }, 90_000);
@@ -103,7 +83,7 @@ describe.runIf(requireSharedData() && !unavailable)("notifications end to end: s
     expect(report!.imagingStudy[0]!.identifier.value).toBe(`urn:oid:${study}`);
     expect(fhir.resources("Observation")).toHaveLength(rec.findings!.length);
 
-    const metrics = await service.metrics.registry.metrics();
+    const metrics = await fx.service.metrics.registry.metrics();
     expect(metrics).toMatch(/cxr_time_to_notification_seconds_count\{destination="ris"\} 1/);
     expect(metrics).toMatch(/cxr_time_to_notification_seconds_count\{destination="fhir"\} 1/);
     expect(metrics).toMatch(/cxr_notifications\{destination="ris",state="delivered"\} 1/);

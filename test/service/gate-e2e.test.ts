@@ -1,20 +1,14 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { pino } from "pino";
-import { resolveConfig, SOP_CLASS } from "../../src/config/service.ts";
+import { SOP_CLASS } from "../../src/config/service.ts";
 import { dcmjs } from "../../src/dicom/dcmjs.ts";
 import { readDicom } from "../../src/dicom/read.ts";
 import { ImageGate } from "../../src/gate/gate.ts";
-import { Classifier } from "../../src/inference/classifier.ts";
-import { initModelDir } from "../../src/model/model-dir.ts";
-import { startOrthanc, type OrthancHandle } from "../../src/peers/orthanc.ts";
-import { freePort } from "../../src/peers/ports.ts";
-import { startService, type RunningService } from "../../src/service.ts";
 import { prioritize } from "../../src/worklist/priority.ts";
 import { requireSharedData, SHARED_DICOM } from "../helpers/shared-data.ts";
-import { tempDir } from "../helpers/tmp.ts";
+import { serviceFixture } from "./service-fixture.ts";
 import { dciodvfyErrors, orthancStudyInstances, waitFor } from "./helpers.ts";
 import { asNewStudy } from "./inputs.ts";
 import { storescu, writeStorescuConfig } from "./peers.ts";
@@ -47,37 +41,14 @@ const rotate90 = (px: Uint8Array, n: number) => {
 };
 
 describe.runIf(requireSharedData())("image-content gate and Image Type selection in the service (storescu → cxr → Orthanc)", () => {
-  const tmp = tempDir("cxr-gate-e2e-");
-  let orthanc: OrthancHandle;
-  let service: RunningService;
-  let classifier: Classifier;
-  let gate: ImageGate;
-  let port: number;
-  let cfg: string;
-
-  beforeAll(async () => {
-    initModelDir({ inputSize: 64, seed: 1, out: join(tmp.dir, "model") });
-    classifier = await Classifier.load(join(tmp.dir, "model"));
-    gate = await ImageGate.load();
-    port = await freePort();
-    orthanc = await startOrthanc({ dir: join(tmp.dir, "orthanc") });
-    const config = resolveConfig({
-      dataDir: join(tmp.dir, "data"),
-      model: { dir: join(tmp.dir, "model") },
-      dicom: { aeTitle: AET, port, acceptedSopClasses: [SOP_CLASS.CR, SOP_CLASS.DX_PRESENTATION, SOP_CLASS.SECONDARY_CAPTURE] },
-      intake: { stableAgeSeconds: 1 },
-      export: { destinations: [{ aeTitle: orthanc.aet, host: "127.0.0.1", port: orthanc.dicomPort }], retryInitialSeconds: 0.5 },
-    });
-    service = await startService(config, { logger: pino({ level: "silent" }), classifier, gate, api: false });
-    cfg = writeStorescuConfig(tmp.dir);
+  const fx = serviceFixture({
+    tmpPrefix: "cxr-gate-e2e-",
+    aeTitle: AET,
+    acceptedSopClasses: [SOP_CLASS.CR, SOP_CLASS.DX_PRESENTATION, SOP_CLASS.SECONDARY_CAPTURE],
+    gate: () => ImageGate.load(),
   });
-  afterAll(async () => {
-    await service?.close();
-    await classifier?.close();
-    await gate?.close();
-    await orthanc?.stop();
-    tmp.cleanup();
-  });
+  const { tmp } = fx;
+  const cfg = writeStorescuConfig(tmp.dir);
 
   it("a DERIVED\\PRIMARY chest CR is triaged and exported with its SR; faulty images are 'not analysed' with the reason, nothing sent", async () => {
     const derived = rewritten("rsna_cr_jpeg_baseline.dcm", join(tmp.dir, "derived.dcm"), {
@@ -91,21 +62,21 @@ describe.runIf(requireSharedData())("image-content gate and Image Type selection
     // near-constant (a constant one is already refused by the decoder): 127..129
     const blank = withPixels("test3.dcm", join(tmp.dir, "blank.dcm"), (px) => px.map((_, i) => 127 + (i % 3)));
     const files = [derived, mono1, hip, rotated, blank];
-    const r = await storescu({ port, aec: AET, cfg, files });
+    const r = await storescu({ port: fx.port, aec: AET, cfg, files });
     expect(r.code, r.log).toBe(0);
     const [sDerived, ...faulty] = files.map(studyOf);
-    await waitFor("all studies settled", async () => (await Promise.all([sDerived!, ...faulty].map((s) => service.store.get(s)))).every((r) => ["exported", "failed", "rejected"].includes(r?.state ?? "")), 120_000);
+    await waitFor("all studies settled", async () => (await Promise.all([sDerived!, ...faulty].map((s) => fx.service.store.get(s)))).every((r) => ["exported", "failed", "rejected"].includes(r?.state ?? "")), 120_000);
 
-    const rec = (await service.store.get(sDerived!))!;
+    const rec = (await fx.service.store.get(sDerived!))!;
     expect(rec.state, rec.reason).toBe("exported");
-    const inOrthanc = await orthancStudyInstances(orthanc, sDerived!);
+    const inOrthanc = await orthancStudyInstances(fx.orthanc, sDerived!);
     const sr = inOrthanc.find((i) => i.sopInstanceUid === rec.outputs!.sr)!;
     expect(sr).toBeDefined();
     const path = join(tmp.dir, "derived-sr.dcm");
-    writeFileSync(path, await orthanc.bytes(`/instances/${sr.id}/file`));
+    writeFileSync(path, await fx.orthanc.bytes(`/instances/${sr.id}/file`));
     expect(await dciodvfyErrors(path)).toEqual([]);
 
-    const reasons = (await Promise.all(faulty.map((s) => service.store.get(s)))).map((r) => r!);
+    const reasons = (await Promise.all(faulty.map((s) => fx.service.store.get(s)))).map((r) => r!);
     expect(reasons.map((x) => `${x.state}: ${x.reason}`)).toEqual(reasons.map((x) => `rejected: ${x.reason}`));
     expect(reasons[0]!.reason).toMatch(/^not analysed: inverted polarity \(score /);
     expect(reasons[1]!.reason).toMatch(/^not analysed: not a chest radiograph/);
@@ -114,13 +85,13 @@ describe.runIf(requireSharedData())("image-content gate and Image Type selection
     expect(reasons[3]!.reason).toMatch(/^not analysed: (too few grey levels \(3 < 32\)|blank or near-constant image)/);
     for (const x of reasons) {
       expect(x.findings ?? []).toEqual([]);
-      expect(await orthancStudyInstances(orthanc, x.studyInstanceUid)).toEqual([]);
-      const p = prioritize(x, service.config.priority);
+      expect(await orthancStudyInstances(fx.orthanc, x.studyInstanceUid)).toEqual([]);
+      const p = prioritize(x, fx.service.config.priority);
       expect(p.priority).toBe("review");
       expect(p.reason).toContain(x.reason);
     }
-    expect(prioritize(reasons[0]!, service.config.priority)).toMatchObject({ priority: "review", reason: expect.stringMatching(/^not analysed: inverted polarity .* — read without AI$/) });
-    const metrics = await service.metrics.registry.metrics();
+    expect(prioritize(reasons[0]!, fx.service.config.priority)).toMatchObject({ priority: "review", reason: expect.stringMatching(/^not analysed: inverted polarity .* — read without AI$/) });
+    const metrics = await fx.service.metrics.registry.metrics();
     expect(metrics).toMatch(/^cxr_gate_failures_total\{check="inverted"\} 1$/m);
     expect(metrics).toMatch(/^cxr_gate_failures_total\{check="not a chest radiograph"\} 1$/m);
   }, 180_000);

@@ -1,19 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { execFileSync } from "node:child_process";
 import { copyFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { pino } from "pino";
-import { resolveConfig, SOP_CLASS } from "../../src/config/service.ts";
 import { readDicom } from "../../src/dicom/read.ts";
-import { Classifier } from "../../src/inference/classifier.ts";
-import { initModelDir } from "../../src/model/model-dir.ts";
-import { startOrthanc, type OrthancHandle } from "../../src/peers/orthanc.ts";
-import { freePort } from "../../src/peers/ports.ts";
 import { readAiResultsSr } from "../../src/results/sr/read.ts";
-import { startService, type RunningService } from "../../src/service.ts";
 import type { ApiStudy, ApiStudyDetail } from "../../src/worklist/server.ts";
 import { requireSharedData, SHARED_DICOM } from "../helpers/shared-data.ts";
-import { tempDir } from "../helpers/tmp.ts";
+import { serviceFixture } from "./service-fixture.ts";
 import { dciodvfy, unexplainedWarnings } from "../results/dicom3tools.ts";
 import { orthancStudyInstances, waitFor } from "./helpers.ts";
 import { asNewStudy } from "./inputs.ts";
@@ -26,33 +19,8 @@ const SR_CLASS = "1.2.840.10008.5.1.4.1.1.88.34";
 // #13 item 5: an instance re-sent with new pixels is processed again; the PACS then holds two SRs for
 // one image, and the new one must say which it replaces (and the worklist that the result changed).
 describe.runIf(requireSharedData())("an image re-sent with new pixels: storescu → cxr → Orthanc", () => {
-  const tmp = tempDir("cxr-pred-");
-  let orthanc: OrthancHandle;
-  let service: RunningService;
-  let classifier: Classifier;
-  let port: number;
-
-  beforeAll(async () => {
-    initModelDir({ inputSize: 64, seed: 1, out: join(tmp.dir, "model") });
-    classifier = await Classifier.load(join(tmp.dir, "model"));
-    port = await freePort();
-    orthanc = await startOrthanc({ dir: join(tmp.dir, "orthanc"), modalities: { cxr: [AET, "127.0.0.1", port] } });
-    const config = resolveConfig({
-      dataDir: join(tmp.dir, "data"),
-      model: { dir: join(tmp.dir, "model") },
-      dicom: { aeTitle: AET, port, acceptedSopClasses: [SOP_CLASS.CR, SOP_CLASS.DX_PRESENTATION, SOP_CLASS.DX_PROCESSING, SOP_CLASS.SECONDARY_CAPTURE] },
-      intake: { stableAgeSeconds: 1 },
-      export: { destinations: [{ aeTitle: orthanc.aet, host: "127.0.0.1", port: orthanc.dicomPort }], retryInitialSeconds: 0.5 },
-      api: { httpPort: 0, tokens: [TOKEN] },
-    });
-    service = await startService(config, { logger: pino({ level: "silent" }), classifier });
-  });
-  afterAll(async () => {
-    await service?.close();
-    await classifier?.close();
-    await orthanc?.stop();
-    tmp.cleanup();
-  });
+  const fx = serviceFixture({ tmpPrefix: "cxr-pred-", aeTitle: AET, orthancRoutesToPlugin: true, apiTokens: [TOKEN] });
+  const { tmp } = fx;
 
   it("the new SR names the SR it replaces (Predecessor Documents Sequence), passes dciodvfy, and the worklist shows the replacement", async () => {
     const cfg = writeStorescuConfig(tmp.dir);
@@ -65,16 +33,16 @@ describe.runIf(requireSharedData())("an image re-sent with new pixels: storescu 
     const same = { "0010,0020": ids.PatientID, "0020,000d": study, "0020,000e": ids.SeriesInstanceUID, "0008,0018": ids.SOPInstanceUID };
     execFileSync("dcmodify", ["-nb", ...Object.entries(same).flatMap(([tag, v]) => ["-m", `(${tag})=${String(v ?? "")}`]), second]);
 
-    expect((await storescu({ port, aec: AET, cfg, files: [first] })).code).toBe(0);
-    const before = await waitFor("the first results exported", async () => { const rec = await service.store.get(study); return rec?.state === "exported" ? rec : undefined; }, 120_000);
+    expect((await storescu({ port: fx.port, aec: AET, cfg, files: [first] })).code).toBe(0);
+    const before = await waitFor("the first results exported", async () => { const rec = await fx.service.store.get(study); return rec?.state === "exported" ? rec : undefined; }, 120_000);
     const firstSr = before.outputs!.sr!;
     expect(before.outputs!.supersedes).toBeUndefined();
 
-    expect((await storescu({ port, aec: AET, cfg, files: [second] })).code).toBe(0);
+    expect((await storescu({ port: fx.port, aec: AET, cfg, files: [second] })).code).toBe(0);
     const after = await waitFor(
       "the new results exported",
       async () => {
-        const rec = await service.store.get(study);
+        const rec = await fx.service.store.get(study);
         return rec?.state === "exported" && rec.outputs?.sr !== firstSr ? rec : undefined;
       },
       120_000,
@@ -83,12 +51,12 @@ describe.runIf(requireSharedData())("an image re-sent with new pixels: storescu 
     expect(after.outputs!.supersedes).toBe(firstSr);
 
     // Both SRs are in the PACS; the new one references the old by Study, Series and SOP Instance.
-    const srs = (await orthancStudyInstances(orthanc, study)).filter((i) => i.sopClassUid === SR_CLASS);
+    const srs = (await orthancStudyInstances(fx.orthanc, study)).filter((i) => i.sopClassUid === SR_CLASS);
     expect(srs.map((i) => i.sopInstanceUid).sort()).toEqual([firstSr, secondSr].sort());
     const files = new Map<string, string>();
     for (const i of srs) {
       const path = join(tmp.dir, `${i.sopInstanceUid}.dcm`);
-      writeFileSync(path, await orthanc.bytes(`/instances/${i.id}/file`));
+      writeFileSync(path, await fx.orthanc.bytes(`/instances/${i.id}/file`));
       files.set(i.sopInstanceUid, path);
     }
     const oldDs = readDicom(files.get(firstSr)!, { withPixelData: false }).dataset;
@@ -107,28 +75,28 @@ describe.runIf(requireSharedData())("an image re-sent with new pixels: storescu 
 
     // The worklist says the result was replaced, in the list and the study's detail.
     const auth = { Authorization: `Bearer ${TOKEN}` };
-    const list = (await (await fetch(`${service.api!.url}/api/studies`, { headers: auth })).json()) as ApiStudy[];
+    const list = (await (await fetch(`${fx.service.api!.url}/api/studies`, { headers: auth })).json()) as ApiStudy[];
     expect(list.find((s) => s.studyInstanceUid === study)?.supersedes).toBe(firstSr);
-    const detail = (await (await fetch(`${service.api!.url}/api/studies/${study}`, { headers: auth })).json()) as ApiStudyDetail;
+    const detail = (await (await fetch(`${fx.service.api!.url}/api/studies/${study}`, { headers: auth })).json()) as ApiStudyDetail;
     expect(detail.outputs).toMatchObject({ sr: secondSr, supersedes: firstSr });
     expect(detail.history.filter((h) => h.state === "done")).toHaveLength(2);
 
     // The first pixels once more (A → B → A): a third SR, not the first one again (which the PACS already
     // holds without a predecessor), and it names the second.
-    expect((await storescu({ port, aec: AET, cfg, files: [first] })).code).toBe(0);
+    expect((await storescu({ port: fx.port, aec: AET, cfg, files: [first] })).code).toBe(0);
     const third = await waitFor(
       "the third results exported",
       async () => {
-        const rec = await service.store.get(study);
+        const rec = await fx.service.store.get(study);
         return rec?.state === "exported" && rec.outputs?.sr !== secondSr ? rec : undefined;
       },
       120_000,
     );
     expect(third.outputs!.sr).not.toBe(firstSr);
     expect(third.outputs!.supersedes).toBe(secondSr);
-    const thirdSr = (await orthancStudyInstances(orthanc, study)).find((i) => i.sopInstanceUid === third.outputs!.sr)!;
+    const thirdSr = (await orthancStudyInstances(fx.orthanc, study)).find((i) => i.sopInstanceUid === third.outputs!.sr)!;
     const thirdPath = join(tmp.dir, "third.dcm");
-    writeFileSync(thirdPath, await orthanc.bytes(`/instances/${thirdSr.id}/file`));
+    writeFileSync(thirdPath, await fx.orthanc.bytes(`/instances/${thirdSr.id}/file`));
     expect(readAiResultsSr(thirdPath).predecessors).toEqual([secondSr]);
   });
 });
