@@ -71,10 +71,11 @@ export function serve(configPath: string, logPath: string, extraArgs: string[] =
     child.stdout!.on("data", (d: Buffer) => {
       log.write(d);
       keep(d);
-      buf += d.toString();
-      const line = buf.split("\n").find((l) => l.includes('"msg":"listener ready"'));
+      // Whole lines only: a chunk may end inside the ready line.
+      const lines = (buf + d.toString()).split("\n");
+      buf = lines.pop()!;
+      const line = lines.find((l) => l.includes('"msg":"listener ready"'));
       if (line) {
-        buf = "";
         const ready = JSON.parse(line) as { port: number; http?: string };
         resolve({ child, dicomPort: ready.port, httpUrl: ready.http });
       }
